@@ -1,0 +1,135 @@
+"""Convolutional VAE (Kingma & Welling 2013) with a Bernoulli decoder.
+
+Encoder: image -> (z_mean, z_log_var). Reparameterization: z = mean + exp(log_var / 2) * eps.
+Decoder: z -> logits of independent Bernoulli pixels. Loss per image, in nats:
+  reconstruction = sum over pixels of binary cross-entropy(x, sigmoid(logits))
+  kl             = KL(q(z|x) || N(0, I)) in closed form
+  loss           = reconstruction + kl  (the negative ELBO)
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+from models import losses
+
+
+def build_encoder(image_shape: tuple[int, int, int], latent_dim: int, width: int = 32) -> keras.Model:
+    """image (batch, h, w, c) in [0, 1] -> (z_mean, z_log_var), each (batch, latent_dim)."""
+    image = keras.Input(image_shape, name="image")
+    x = layers.Conv2D(width, 3, strides=2, padding="same", activation="relu")(image)  # (b, h/2, w/2, width)
+    x = layers.Conv2D(width * 2, 3, strides=2, padding="same", activation="relu")(x)  # (b, h/4, w/4, 2w)
+    x = layers.Flatten()(x)
+    x = layers.Dense(256, activation="relu")(x)
+    z_mean = layers.Dense(latent_dim, name="z_mean")(x)
+    z_log_var = layers.Dense(latent_dim, name="z_log_var")(x)
+    return keras.Model(image, [z_mean, z_log_var], name="encoder")
+
+
+def build_decoder(latent_dim: int, image_shape: tuple[int, int, int], width: int = 32) -> keras.Model:
+    """z (batch, latent_dim) -> pixel logits (batch, h, w, c)."""
+    height, width_px, channels = image_shape
+    z = keras.Input((latent_dim,), name="z")
+    x = layers.Dense(256, activation="relu")(z)
+    x = layers.Dense((height // 4) * (width_px // 4) * width * 2, activation="relu")(x)
+    x = layers.Reshape((height // 4, width_px // 4, width * 2))(x)
+    x = layers.Conv2DTranspose(width * 2, 3, strides=2, padding="same", activation="relu")(x)  # h/2
+    x = layers.Conv2DTranspose(width, 3, strides=2, padding="same", activation="relu")(x)  # h
+    logits = layers.Conv2D(channels, 3, padding="same", name="logits")(x)
+    return keras.Model(z, logits, name="decoder")
+
+
+def mean_image_network(decoder: keras.Model) -> keras.Model:
+    """The generator a VAE hands out: z -> sigmoid(decoder logits), images in [0, 1].
+
+    Shares the decoder's layers (and so its weights).
+    """
+    images = layers.Activation("sigmoid", name="image")(decoder.output)
+    return keras.Model(decoder.input, images, name="generator")
+
+
+def kl_divergence(z_mean, z_log_var):
+    """KL(N(mean, exp(log_var)) || N(0, I)) per example, summed over latent dims (nats): (batch,)."""
+    return -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=-1)
+
+
+def bernoulli_nll(images, logits):
+    """-log p(x|z) of a Bernoulli decoder, summed over pixels (nats): (batch,)."""
+    per_pixel = ops.binary_crossentropy(images, logits, from_logits=True)
+    return ops.sum(ops.reshape(per_pixel, (ops.shape(per_pixel)[0], -1)), axis=-1)
+
+
+class VAE(keras.Model):
+    """Trains an encoder/decoder pair by maximizing the ELBO.
+
+    Trackers (nats per image): ``loss`` (negative ELBO), ``reconstruction_loss``, ``kl_loss``.
+    ``test_step`` computes the same numbers without touching any weight.
+
+    Args:
+        encoder: network image -> (z_mean, z_log_var).
+        decoder: network z -> pixel logits.
+        latent_dim: size of z.
+        seed: seeds the reparameterization noise.
+    """
+
+    value_range = "unit"
+
+    def __init__(self, encoder, decoder, latent_dim: int, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.generator = mean_image_network(decoder)
+        self.latent_dim = latent_dim
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
+        self.built = True  # the networks arrive built
+
+    def compile(self, optimizer, **kwargs):
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def build_optimizers(self) -> None:
+        """Create optimizer slots now (needed before loading a checkpoint into them)."""
+        self.optimizer.build(self.trainable_variables)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
+
+    def call(self, images, training=False):
+        """Reconstruct: images in [0, 1] -> decoded mean images in [0, 1] (using z = z_mean)."""
+        z_mean, _ = self.encoder(images, training=training)
+        return ops.sigmoid(self.decoder(z_mean, training=training))
+
+    def reparameterize(self, z_mean, z_log_var):
+        eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+        return z_mean + ops.exp(0.5 * z_log_var) * eps
+
+    def _per_example_losses(self, images, training):
+        """Per-example (reconstruction, kl), each (batch,), in nats."""
+        z_mean, z_log_var = self.encoder(images, training=training)
+        logits = self.decoder(self.reparameterize(z_mean, z_log_var), training=training)
+        return bernoulli_nll(images, logits), kl_divergence(z_mean, z_log_var)
+
+    def _track(self, reconstruction, kl):
+        self.loss_tracker.update_state(reconstruction + kl)
+        self.reconstruction_tracker.update_state(reconstruction)
+        self.kl_tracker.update_state(kl)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        images = data[0] if isinstance(data, (tuple, list)) else data
+        with tf.GradientTape() as tape:
+            reconstruction, kl = self._per_example_losses(images, training=True)
+            loss = losses.distributed_mean(reconstruction + kl, ops.shape(images)[0])
+        variables = self.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return self._track(reconstruction, kl)
+
+    def test_step(self, data):
+        images = data[0] if isinstance(data, (tuple, list)) else data
+        reconstruction, kl = self._per_example_losses(images, training=False)
+        return self._track(reconstruction, kl)

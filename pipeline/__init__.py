@@ -1,0 +1,1 @@
+"""latentforge pipeline: the stages (data, train, evaluate, export, promote) and the CLI."""

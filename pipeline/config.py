@@ -1,0 +1,165 @@
+"""The one typed config of a pipeline run.
+
+Built from MLproject parameters or CLI flags; every field is logged as an MLflow param.
+Unknown model names, wrong types and out-of-range numbers are rejected before any work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+
+from pipeline.errors import UserError
+
+MODELS = ("dcgan", "vae")  # model kinds a config may name; see models/__init__.py
+
+# Per-model defaults for fields whose config value 0 means "the model's default".
+MODEL_DEFAULTS = {
+    "dcgan": {"latent_dim": 100, "learning_rate": 2e-4},
+    "vae": {"latent_dim": 32, "learning_rate": 1e-3},
+}
+
+DEFAULT_IDX_DIR = "/usr/share/datasets/fashion-mnist"  # where Debian's dataset-fashion-mnist puts the files
+
+
+@dataclass
+class Config:
+    """Everything a run depends on. Field comments are the CLI's help."""
+
+    model: str = "dcgan"  # vae | dcgan
+    dataset: str = "fashion_mnist"  # a TFDS image dataset name
+    epochs: int = 2  # passes over the training data (or over steps_per_epoch batches)
+    steps_per_epoch: int = 0  # batches per epoch; 0 = one full pass over the data
+    batch_size: int = 128  # global batch size (split across replicas under tf.distribute)
+    latent_dim: int = 0  # 0 = the model's default (dcgan 100, vae 32)
+    learning_rate: float = 0.0  # 0 = the model's default (dcgan 2e-4, vae 1e-3)
+    seed: int = 0  # seeds shuffling, weights, latents and sampling
+    train_examples: int = 0  # use only the first N training examples; 0 = all
+    eval_samples: int = 10000  # generated samples scored by the evaluate stage
+    data_dir: str = DEFAULT_IDX_DIR  # local IDX files used when TFDS cannot download
+    tfds_dir: str = ""  # TFDS data dir; "" = TFDS's default (~/tensorflow_datasets)
+    promote_margin: float = 0.0  # a challenger must beat the champion by more than this
+    experiment: str = "latentforge"  # MLflow experiment name
+
+    def __post_init__(self) -> None:
+        self._check_types()
+        if self.model not in MODELS:
+            raise UserError(f"unknown model '{self.model}'; valid models: {', '.join(MODELS)}")
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size}
+        for name, value in positive.items():
+            if value <= 0:
+                raise UserError(f"{name} must be a positive integer, got {value}; pass {name}=1 or more")
+        non_negative = {
+            "steps_per_epoch": self.steps_per_epoch,
+            "latent_dim": self.latent_dim,
+            "learning_rate": self.learning_rate,
+            "train_examples": self.train_examples,
+            "promote_margin": self.promote_margin,
+        }
+        for name, value in non_negative.items():
+            if value < 0:
+                raise UserError(f"{name} must be >= 0, got {value}; pass 0 for the default")
+        if self.eval_samples < 2:
+            raise UserError(f"eval_samples must be at least 2, got {self.eval_samples}")
+        if not self.dataset or not self.dataset.replace("_", "").replace("/", "").replace(":", "").replace(".", "").isalnum():
+            raise UserError(f"dataset name '{self.dataset}' is not a TFDS name; e.g. fashion_mnist, mnist, cifar10")
+
+    def _check_types(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            expected = {"int": int, "float": float, "str": str}[str(f.type)]
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                setattr(self, f.name, float(value))
+                continue
+            if not isinstance(value, expected) or isinstance(value, bool):
+                raise UserError(f"{f.name} must be {f.type}, got {value!r}")
+
+    # ---- derived values -------------------------------------------------------------------
+    def resolved(self) -> Config:
+        """A copy with model defaults filled in (latent_dim, learning_rate)."""
+        defaults = MODEL_DEFAULTS[self.model]
+        return dataclasses.replace(
+            self,
+            latent_dim=self.latent_dim or defaults["latent_dim"],
+            learning_rate=self.learning_rate or defaults["learning_rate"],
+        )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def key(self, *names: str) -> str:
+        """A stable hash of the named fields (all fields when none are named)."""
+        data = self.to_dict()
+        chosen = {n: data[n] for n in (names or data)}
+        return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Config:
+        """Build from a dict of raw values (strings from MLflow params are converted)."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise UserError(f"unknown config field(s): {', '.join(unknown)}; valid: {', '.join(known)}")
+        converted = {}
+        for name, value in data.items():
+            converted[name] = _convert(name, str(known[name].type), value)
+        return cls(**converted)
+
+
+# Fields that decide what the train stage produces (and so which runs can be reused/resumed).
+TRAIN_FIELDS = (
+    "model", "dataset", "epochs", "steps_per_epoch", "batch_size", "latent_dim",
+    "learning_rate", "seed", "train_examples",
+)
+
+
+def _convert(name: str, type_name: str, value):
+    if not isinstance(value, str):
+        return value
+    try:
+        if type_name == "int":
+            return int(value)
+        if type_name == "float":
+            return float(value)
+    except ValueError:
+        raise UserError(f"{name} must be {type_name}, got '{value}'") from None
+    return value
+
+
+def add_arguments(parser, only: tuple[str, ...] | None = None) -> None:
+    """Add one --flag per config field to an argparse parser."""
+    source = _field_comments()
+    for f in fields(Config):
+        if only is not None and f.name not in only:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else field()
+        parser.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            type=str,
+            default=None,
+            help=f"{source.get(f.name, '')} (default: {default})",
+        )
+
+
+def from_args(args, only: tuple[str, ...] | None = None) -> Config:
+    given = {
+        f.name: getattr(args, f.name)
+        for f in fields(Config)
+        if (only is None or f.name in only) and getattr(args, f.name, None) is not None
+    }
+    return Config.from_dict(given)
+
+
+def _field_comments() -> dict[str, str]:
+    import inspect
+
+    comments = {}
+    for line in inspect.getsource(Config).splitlines():
+        line = line.strip()
+        if ":" in line and "#" in line and not line.startswith(("#", '"')):
+            name = line.split(":", 1)[0].strip()
+            comments[name] = line.split("#", 1)[1].strip()
+    return comments

@@ -1,0 +1,9 @@
+"""The one exception type a user sees: a problem with their input, and how to fix it."""
+
+
+class UserError(Exception):
+    """Bad input from the user (a name, a number, a path, a URI).
+
+    The CLI prints its message as one line and exits with status 2; no traceback.
+    The message names the problem and the fix.
+    """

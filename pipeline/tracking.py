@@ -1,0 +1,111 @@
+"""MLflow plumbing shared by the stages: the store, the experiment, nested stage runs."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from pathlib import Path
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+STAGE_TAG = "latentforge.stage"
+KEY_TAG = "latentforge.key"
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def setup(experiment: str) -> str:
+    """Point MLflow at MLFLOW_TRACKING_URI (default sqlite:///mlflow.db) and the experiment."""
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    mlflow.set_tracking_uri(uri)
+    if not os.environ.get("MLFLOW_EXPERIMENT_ID"):  # mlflow run sets this for us
+        mlflow.set_experiment(experiment)
+    return uri
+
+
+def code_version(*relative_paths: str) -> str:
+    """sha256 (16 hex) over the source files under the given paths: a stage's code version."""
+    digest = hashlib.sha256()
+    for rel in relative_paths:
+        root = SOURCE_ROOT / rel
+        files = sorted(root.rglob("*.py")) if root.is_dir() else [root]
+        for path in files:
+            digest.update(str(path.relative_to(SOURCE_ROOT)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, params: dict, *, run_id: str | None = None, tags: dict | None = None):
+    """Start (or continue, with run_id) the MLflow run of one stage.
+
+    Nested under the active run when there is one (the ``main`` parent); params are logged
+    on a new run only. Yields the active ``mlflow.ActiveRun``.
+    """
+    import mlflow
+
+    nested = mlflow.active_run() is not None
+    with mlflow.start_run(run_id=run_id, run_name=None if run_id else stage, nested=nested) as run:
+        if run_id is None:
+            mlflow.set_tags({STAGE_TAG: stage, **(tags or {})})
+            mlflow.log_params({k: str(v) for k, v in params.items()})
+        yield run
+
+
+def find_runs(stage: str, key: str):
+    """Runs of ``stage`` with tag KEY_TAG == key in the current experiment, newest first."""
+    import mlflow
+
+    experiment = _experiment_id()
+    return mlflow.search_runs(
+        experiment_ids=[experiment],
+        filter_string=f"tags.`{STAGE_TAG}` = '{stage}' and tags.`{KEY_TAG}` = '{key}'",
+        order_by=["attributes.start_time DESC"],
+        output_format="list",
+    )
+
+
+def _experiment_id() -> str:
+    import mlflow
+
+    active = mlflow.active_run()
+    if active is not None:
+        return active.info.experiment_id
+    env = os.environ.get("MLFLOW_EXPERIMENT_ID")
+    if env:
+        return env
+    from mlflow.tracking.fluent import _get_experiment_id
+
+    return _get_experiment_id()
+
+
+def get_run(run_id: str, stage: str):
+    """The run, checked to exist and to be a ``stage`` run (UserError otherwise)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from pipeline.errors import UserError
+
+    try:
+        run = mlflow.get_run(run_id)
+    except MlflowException:
+        raise UserError(
+            f"run '{run_id}' not found in {mlflow.get_tracking_uri()}; pass the id of a {stage} run "
+            "(see mlflow ui) or set MLFLOW_TRACKING_URI to the store that has it"
+        ) from None
+    if run.data.tags.get(STAGE_TAG) != stage:
+        raise UserError(
+            f"run '{run_id}' is a {run.data.tags.get(STAGE_TAG, 'non-latentforge')} run, "
+            f"not a {stage} run; pass the id of a {stage} run"
+        )
+    if run.info.status != "FINISHED":
+        raise UserError(f"{stage} run '{run_id}' has status {run.info.status}; rerun the {stage} stage")
+    return run
+
+
+def download(run_id: str, artifact_path: str, dst: str) -> Path:
+    import mlflow
+
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=dst))

@@ -1,0 +1,170 @@
+"""Train stage: fit one model family on the prepared dataset, tracked in MLflow.
+
+Reads: the data run (dataset name and TFDS dir) and the config.
+Writes (MLflow run ``train``): every config field as a param; per-epoch metrics; a sample
+grid per epoch from fixed latents (``samples/epoch_NNN.png`` via ``mlflow.log_image``);
+``checkpoints/`` after every epoch (weights + optimizer state + epoch); ``model/`` at the
+end (final weights and ``model.json`` with what is needed to rebuild the networks).
+
+A run with the same training fields and code version is reused when it finished, and
+resumed from its last checkpoint when it did not (killed, crashed).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import data, tracking
+from pipeline.config import TRAIN_FIELDS, Config
+
+CODE_PATHS = ("models", "pipeline/train.py", "pipeline/data.py")
+GRID_SAMPLES = 64
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    status: str  # "trained", "resumed" or "reused"
+    metrics: dict
+
+
+def train_key(config: Config) -> str:
+    return f"{config.key(*TRAIN_FIELDS)}-{tracking.code_version(*CODE_PATHS)}"
+
+
+def _callbacks(model, config: Config, value_range: str):
+    import keras
+    import mlflow
+
+    from serving import images
+
+    fixed_latents = images.latents(config.seed, GRID_SAMPLES, config.latent_dim)
+
+    class TrackEpoch(keras.callbacks.Callback):
+        """Per epoch: metrics, a sample grid from fixed latents, and a checkpoint."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            step = epoch + 1
+            mlflow.log_metrics({k: float(v) for k, v in (logs or {}).items()}, step=step)
+            generated = model.generator(fixed_latents, training=False)
+            picture = images.grid(images.to_uint8(np.asarray(generated), value_range), columns=8)
+            mlflow.log_image(picture, key="samples", step=step)
+            mlflow.log_image(picture, artifact_file=f"samples/epoch_{step:03d}.png")
+            with tempfile.TemporaryDirectory() as tmp:
+                model.save_weights(str(Path(tmp) / "last.weights.h5"))
+                (Path(tmp) / "state.json").write_text(json.dumps({"epoch": step}))
+                mlflow.log_artifacts(tmp, "checkpoints")
+
+    return [TrackEpoch()]
+
+
+def _restore(model, run_id: str) -> int:
+    """Load the last checkpoint of ``run_id`` into model; returns the epochs it had done (0 if none)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            folder = tracking.download(run_id, "checkpoints", tmp)
+        except Exception:  # no checkpoint was logged before the run died
+            return 0
+        state = json.loads((folder / "state.json").read_text())
+        model.build_optimizers()
+        model.load_weights(str(folder / "last.weights.h5"))
+        return int(state["epoch"])
+
+
+def run_train(config: Config, data_run_id: str | None = None) -> TrainResult:
+    """Train ``config.model`` (resolved config) on the dataset of ``data_run_id``."""
+    import mlflow
+
+    from models import registry
+
+    config = config.resolved()
+    spec = data.spec_from_run(data_run_id) if data_run_id else data.describe(config.dataset, config.tfds_dir)
+    key = train_key(config)
+    previous = tracking.find_runs("train", key)
+    finished = [r for r in previous if r.info.status == "FINISHED"]
+    if finished:
+        run = finished[0]
+        print(f"train: reusing finished run {run.info.run_id} (same config and code)")
+        return TrainResult(run.info.run_id, "reused", dict(run.data.metrics))
+    resume_id = previous[0].info.run_id if previous else None
+
+    family = registry.FAMILIES[config.model]
+    model = registry.build(
+        config.model,
+        image_shape=spec.image_shape,
+        latent_dim=config.latent_dim,
+        learning_rate=config.learning_rate,
+        seed=config.seed,
+    )
+    steps = config.steps_per_epoch or None
+    dataset = data.training_dataset(
+        spec,
+        batch_size=config.batch_size,
+        value_range=family.value_range,
+        seed=config.seed,
+        examples=config.train_examples,
+        repeat=steps is not None,
+    )
+    validation = None
+    if config.model == "vae":  # test-split ELBO each epoch (test_step changes no weight)
+        validation = data.eval_dataset(spec, "test", batch_size=500, value_range="unit")
+
+    params = {**config.to_dict(), "data_run_id": data_run_id or "", **spec.as_params()}
+    tags = {tracking.KEY_TAG: key, "code_version": tracking.code_version(*CODE_PATHS)}
+    with tracking.stage_run("train", params, run_id=resume_id, tags=tags) as run:
+        start_epoch = _restore(model, resume_id) if resume_id else 0
+        status = "resumed" if start_epoch else "trained"
+        if start_epoch:
+            print(f"train: resuming run {resume_id} after epoch {start_epoch}")
+        history = model.fit(
+            dataset,
+            epochs=config.epochs,
+            initial_epoch=start_epoch,
+            steps_per_epoch=steps,
+            validation_data=validation,
+            callbacks=_callbacks(model, config, family.value_range),
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            model.save_weights(str(Path(tmp) / "model.weights.h5"))
+            description = {
+                "model": config.model,
+                "latent_dim": config.latent_dim,
+                "image_shape": list(spec.image_shape),
+                "value_range": family.value_range,
+                "dataset": spec.name,
+                "dataset_version": spec.version,
+                "class_names": list(spec.class_names),
+                "learning_rate": config.learning_rate,
+                "seed": config.seed,
+            }
+            (Path(tmp) / "model.json").write_text(json.dumps(description, indent=2))
+            mlflow.log_artifacts(tmp, "model")
+        metrics = {k: float(v[-1]) for k, v in history.history.items()} if history.history else {}
+    return TrainResult(run.info.run_id, status, metrics)
+
+
+def load_trained(train_run_id: str):
+    """(training model with trained weights, model.json dict) of a finished train run."""
+    from models import registry
+
+    run = tracking.get_run(train_run_id, "train")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = tracking.download(run.info.run_id, "model", tmp)
+        description = json.loads((folder / "model.json").read_text())
+        model = registry.build(
+            description["model"],
+            image_shape=tuple(description["image_shape"]),
+            latent_dim=description["latent_dim"],
+            learning_rate=description["learning_rate"],
+            seed=description["seed"],
+        )
+        model.build_optimizers()
+        model.load_weights(str(folder / "model.weights.h5"))
+    return model, description

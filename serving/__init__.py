@@ -1,0 +1,1 @@
+"""Run exported generators with onnxruntime and numpy only. Nothing here imports TensorFlow."""

@@ -1,0 +1,50 @@
+"""Image helpers shared by training (sample grids) and serving: numpy and Pillow only."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+
+
+def to_uint8(images: np.ndarray, value_range: str) -> np.ndarray:
+    """float images in [-1, 1] ("tanh") or [0, 1] ("unit") -> uint8 in [0, 255]."""
+    images = np.asarray(images, dtype=np.float32)
+    if value_range == "tanh":
+        images = (images + 1.0) * 0.5
+    elif value_range != "unit":
+        raise ValueError(f"unknown value range {value_range!r}; expected 'tanh' or 'unit'")
+    return np.clip(np.rint(images * 255.0), 0, 255).astype(np.uint8)
+
+
+def grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:
+    """(n, h, w, c) uint8 -> one (H, W, c) uint8 picture, row-major, with a dark border."""
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"expected images of shape (n, h, w, c), got {images.shape}")
+    n, h, w, c = images.shape
+    columns = columns or max(1, math.ceil(math.sqrt(n)))
+    rows = math.ceil(n / columns)
+    out = np.zeros((rows * (h + padding) + padding, columns * (w + padding) + padding, c), np.uint8)
+    for i, image in enumerate(images):
+        r, col = divmod(i, columns)
+        top, left = padding + r * (h + padding), padding + col * (w + padding)
+        out[top : top + h, left : left + w] = image
+    return out
+
+
+def png_bytes(picture: np.ndarray) -> bytes:
+    """(H, W, 1|3) uint8 -> PNG bytes (deterministic for the same pixels)."""
+    from PIL import Image
+
+    picture = np.asarray(picture, dtype=np.uint8)
+    mode_image = Image.fromarray(picture[..., 0], mode="L") if picture.shape[-1] == 1 else Image.fromarray(picture)
+    buffer = io.BytesIO()
+    mode_image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def latents(seed: int, n: int, latent_dim: int) -> np.ndarray:
+    """The latents a seed stands for: (n, latent_dim) float32 from numpy default_rng(seed)."""
+    return np.random.default_rng(seed).standard_normal((n, latent_dim)).astype(np.float32)

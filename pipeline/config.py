@@ -38,6 +38,8 @@ class Config:
     seed: int = 0  # seeds shuffling, weights, latents and sampling
     train_examples: int = 0  # use only the first N training examples; 0 = all
     eval_samples: int = 10000  # generated samples scored by the evaluate stage
+    features_epochs: int = 3  # epochs of the feature classifier (trained once per dataset)
+    features_examples: int = 0  # training examples of the feature classifier; 0 = all
     data_dir: str = DEFAULT_IDX_DIR  # local IDX files used when TFDS cannot download
     tfds_dir: str = ""  # TFDS data dir; "" = TFDS's default (~/tensorflow_datasets)
     promote_margin: float = 0.0  # a challenger must beat the champion by more than this
@@ -47,7 +49,8 @@ class Config:
         self._check_types()
         if self.model not in MODELS:
             raise UserError(f"unknown model '{self.model}'; valid models: {', '.join(MODELS)}")
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size}
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size,
+                    "features_epochs": self.features_epochs}
         for name, value in positive.items():
             if value <= 0:
                 raise UserError(f"{name} must be a positive integer, got {value}; pass {name}=1 or more")
@@ -56,6 +59,7 @@ class Config:
             "latent_dim": self.latent_dim,
             "learning_rate": self.learning_rate,
             "train_examples": self.train_examples,
+            "features_examples": self.features_examples,
             "promote_margin": self.promote_margin,
         }
         for name, value in non_negative.items():
@@ -120,7 +124,10 @@ def _convert(name: str, type_name: str, value):
         return value
     try:
         if type_name == "int":
-            return int(value)
+            number = float(value)  # MLflow passes its "float" params as "2" or "2.0"
+            if not number.is_integer():
+                raise ValueError(value)
+            return int(number)
         if type_name == "float":
             return float(value)
     except ValueError:

@@ -1,0 +1,73 @@
+"""Write a network as a SavedModel (named signature) and as ONNX (tf2onnx, dynamic batch)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+ONNX_OPSET = 17  # pinned: supported by onnxruntime >= 1.14 and by tf2onnx 1.16+
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A network's exported interface: named float32 inputs and outputs, batch axis dynamic.
+
+    Args:
+        name: signature name in the SavedModel (e.g. "generate", "encode").
+        inputs: input name -> shape without the batch axis, e.g. {"z": (100,)}.
+        outputs: output names in the order the network returns them.
+    """
+
+    name: str
+    inputs: dict[str, tuple[int, ...]]
+    outputs: tuple[str, ...]
+
+    def input_signature(self):
+        import tensorflow as tf
+
+        return [tf.TensorSpec((None, *shape), tf.float32, name=n) for n, shape in self.inputs.items()]
+
+    def function(self, network):
+        """A Python function (named inputs -> dict of named outputs) running the network in inference mode."""
+
+        def serve(*tensors):
+            result = network(tensors[0] if len(tensors) == 1 else list(tensors), training=False)
+            result = result if isinstance(result, (list, tuple)) else [result]
+            return dict(zip(self.outputs, result))
+
+        return serve
+
+
+def write_savedmodel(network, endpoint: Endpoint, path: Path) -> Path:
+    """SavedModel with the signature ``endpoint.name`` (also ``serving_default``)."""
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.track(network)
+    archive.add_endpoint(name=endpoint.name, fn=endpoint.function(network), input_signature=endpoint.input_signature())
+    archive.write_out(str(path), verbose=False)
+    return path
+
+
+def write_onnx(network, endpoint: Endpoint, path: Path, opset: int = ONNX_OPSET) -> Path:
+    """ONNX through tf2onnx ``from_function`` (``from_keras`` fails on Keras 3 functional models)."""
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+
+    signature = endpoint.input_signature()
+    function = tf.function(endpoint.function(network), input_signature=signature)
+    model_proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset)
+    model_proto.producer_name = "latentforge"
+    onnx.checker.check_model(model_proto, full_check=True)
+    onnx.save_model(model_proto, str(path))
+    return path
+
+
+def sha256_files(root: Path) -> dict[str, str]:
+    """relative path -> sha256, for a file or every file under a directory."""
+    root = Path(root)
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    base = root.parent
+    return {str(p.relative_to(base)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}

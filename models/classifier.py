@@ -1,0 +1,41 @@
+"""A small CNN classifier whose penultimate layer is the feature space of the Fréchet distance.
+
+The usual FID uses ImageNet Inception weights, which are meaningless on 28x28 grayscale
+data (and cannot be downloaded here); a classifier trained on the dataset itself is the
+established substitute (TF-GAN's ``mnist_frechet_distance``).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+FEATURE_DIM = 128
+VERSION = "cnn128-v1"  # bump when the architecture or training recipe changes
+
+
+def build_classifier(image_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
+    """image (batch, h, w, c) in [0, 1] -> [features (batch, 128), logits (batch, classes)]."""
+    image = keras.Input(image_shape, name="image")
+    x = layers.Conv2D(32, 3, padding="same", activation="relu")(image)
+    x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D()(x)  # (batch, h/2, w/2, 32)
+    x = layers.Conv2D(64, 3, padding="same", activation="relu")(x)
+    x = layers.Conv2D(64, 3, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D()(x)  # (batch, h/4, w/4, 64)
+    x = layers.Flatten()(x)
+    x = layers.Dropout(0.3)(x)
+    features = layers.Dense(FEATURE_DIM, activation="relu", name="features")(x)
+    logits = layers.Dense(num_classes, name="logits")(layers.Dropout(0.3)(features))
+    return keras.Model(image, [features, logits], name="classifier")
+
+
+def build_trainable(network: keras.Model) -> keras.Model:
+    """The network with only the logits as output, compiled for training."""
+    model = keras.Model(network.input, network.outputs[1])
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model

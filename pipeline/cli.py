@@ -1,0 +1,139 @@
+"""The ``latentforge`` command: one subcommand per stage, ``main`` for the whole chain, and ``generate``.
+
+Errors in the user's input print one line (``latentforge: error: …``) and exit with status 2.
+``generate`` imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from pipeline import config as config_module
+from pipeline.errors import UserError
+
+STAGE_FIELDS = {
+    "main": None,  # every field
+    "data": ("dataset", "data_dir", "tfds_dir", "experiment"),
+    "train": config_module.TRAIN_FIELDS + ("tfds_dir", "experiment"),
+    "evaluate": ("eval_samples", "seed", "tfds_dir", "features_epochs", "features_examples", "experiment"),
+    "export": ("experiment",),
+    "promote": ("promote_margin", "experiment"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="latentforge", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    helps = {
+        "main": "run every stage: data -> train -> evaluate -> export -> promote",
+        "data": "prepare the TFDS dataset",
+        "train": "train a model (reuses a finished run, resumes a killed one)",
+        "evaluate": "score a trained generator (FID in classifier features; ELBO for the VAE)",
+        "export": "write SavedModel + ONNX, check parity, write the model card",
+        "promote": "register the ONNX generator and move the champion alias when it is better",
+    }
+    for name, fields in STAGE_FIELDS.items():
+        sub = commands.add_parser(name, help=helps[name])
+        config_module.add_arguments(sub, fields)
+        sub.add_argument("--dry-run", action="store_true", help="print the resolved config and stop")
+        if name == "train":
+            sub.add_argument("--data-run-id", default="", help="data run to read the dataset from")
+        if name in ("evaluate", "export"):
+            sub.add_argument("--train-run-id", required=True, help="the train run to read the model from")
+        if name == "export":
+            sub.add_argument("--eval-run-id", default="", help="evaluate run whose metrics go in the model card")
+        if name == "promote":
+            sub.add_argument("--export-run-id", required=True, help="the export run to register")
+    generate = commands.add_parser("generate", help="write a PNG grid of generated images (onnxruntime only)")
+    generate.add_argument("--model", required=True,
+                          help="models:/<name>@<alias>, models:/<name>/<version>, an export folder or a .onnx file")
+    generate.add_argument("-n", type=int, default=64, help="number of images (default 64)")
+    generate.add_argument("--seed", type=int, default=0, help="latent seed; the same seed gives the same bytes")
+    generate.add_argument("--columns", type=int, default=0, help="grid columns (default: square)")
+    generate.add_argument("--out", default="grid.png", help="output PNG path (default grid.png)")
+    return parser
+
+
+def _generate(args) -> None:
+    from pathlib import Path
+
+    from serving import images
+    from serving.runtime import GeneratorRuntime, ModelLoadError
+
+    if not 1 <= args.n <= 4096:
+        raise UserError(f"-n must be between 1 and 4096, got {args.n}")
+    if args.columns < 0:
+        raise UserError(f"--columns must be >= 0, got {args.columns}")
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise UserError(f"output folder {out.parent} does not exist; create it or pass another --out")
+    try:
+        runtime = GeneratorRuntime.load(args.model)
+    except ModelLoadError as error:
+        raise UserError(str(error)) from None
+    picture = images.grid(runtime.generate_uint8(args.n, args.seed), columns=args.columns or None)
+    tmp = out.with_name(out.name + ".partial")
+    tmp.write_bytes(images.png_bytes(picture))
+    tmp.replace(out)
+    print(f"wrote {out} ({args.n} images, seed {args.seed}, {runtime.card['model']} from {args.model})")
+
+
+def _run_stage(args) -> None:
+    only = STAGE_FIELDS[args.command]
+    config = config_module.from_args(args, only)
+    if args.dry_run:
+        import json
+
+        print(json.dumps(config.resolved().to_dict(), indent=2))
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from pipeline import tracking
+
+    tracking.setup(config.experiment)
+    if args.command == "main":
+        from pipeline.main import run_main
+
+        run_main(config)
+    elif args.command == "data":
+        from pipeline.data import run_data
+
+        run_data(config)
+    elif args.command == "train":
+        from pipeline.train import run_train
+
+        print(run_train(config, args.data_run_id or None))
+    elif args.command == "evaluate":
+        from pipeline.evaluate import run_evaluate
+
+        print(run_evaluate(config, args.train_run_id))
+    elif args.command == "export":
+        from pipeline.export_stage import run_export
+
+        print(run_export(config, args.train_run_id, args.eval_run_id or None).run_id)
+    elif args.command == "promote":
+        from pipeline.promote import run_promote
+
+        print(run_promote(config, args.export_run_id))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "generate":
+            _generate(args)
+        else:
+            _run_stage(args)
+    except UserError as error:
+        print(f"latentforge: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("latentforge: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

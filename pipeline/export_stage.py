@@ -1,0 +1,100 @@
+"""Export stage: trained networks -> SavedModel + ONNX, a parity report and a model card.
+
+Reads: a train run (``model/``) and, optionally, an evaluate run (its metrics go in the card).
+Writes (MLflow run ``export``), all under the artifact folder ``export/``, logged in one go
+only after every check passed:
+  generator_savedmodel/  SavedModel, signature ``generate``: z (batch, latent_dim) -> image
+  generator.onnx         the same function in ONNX (opset 17), dynamic batch axis
+  encoder_savedmodel/, encoder.onnx   (VAE only) signature ``encode``: image -> z_mean, z_log_var
+  parity.json            Keras vs SavedModel vs ONNX Runtime at batch sizes 1 and 16
+  model_card.json        kind, latent size, output shape and range, dataset, runs, metrics, sha256s
+Metrics: ``parity_max_abs_savedmodel``, ``parity_max_abs_onnx`` (and ``encoder_…`` for a VAE).
+The stage fails, logging nothing but the parity numbers, when a difference exceeds 1e-4.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from export import card as model_card
+from export import files, parity
+from pipeline import tracking
+from pipeline.config import Config
+from pipeline.errors import UserError
+from pipeline.train import load_trained
+
+
+class ParityError(UserError):
+    """An exported runtime disagrees with Keras beyond the tolerance."""
+
+
+@dataclass
+class ExportResult:
+    run_id: str
+    card: dict
+
+
+def _export_network(network, endpoint, folder: Path, stem: str) -> dict:
+    savedmodel = files.write_savedmodel(network, endpoint, folder / f"{stem}_savedmodel")
+    onnx_path = files.write_onnx(network, endpoint, folder / f"{stem}.onnx")
+    return parity.check(network, endpoint, savedmodel, onnx_path)
+
+
+def run_export(config: Config, train_run_id: str, eval_run_id: str | None = None) -> ExportResult:
+    import mlflow
+
+    model, description = load_trained(train_run_id)
+    eval_metrics = dict(tracking.get_run(eval_run_id, "evaluate").data.metrics) if eval_run_id else {}
+    latent_dim, image_shape = description["latent_dim"], tuple(description["image_shape"])
+    params = {"train_run_id": train_run_id, "eval_run_id": eval_run_id or "", "onnx_opset": files.ONNX_OPSET,
+              "parity_tolerance": parity.DEFAULT_TOLERANCE}
+    with tracking.stage_run("export", params) as run, tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "export"
+        folder.mkdir()
+        generator_endpoint = files.Endpoint("generate", {"z": (latent_dim,)}, ("image",))
+        reports = {"generator": _export_network(model.generator, generator_endpoint, folder, "generator")}
+        if description["model"] == "vae":
+            encoder_endpoint = files.Endpoint("encode", {"image": image_shape}, ("z_mean", "z_log_var"))
+            reports["encoder"] = _export_network(model.encoder, encoder_endpoint, folder, "encoder")
+        for name, report in reports.items():
+            prefix = "" if name == "generator" else f"{name}_"
+            mlflow.log_metrics({f"{prefix}parity_max_abs_{rt}": v for rt, v in report["max_abs_diff"].items()})
+        (folder / "parity.json").write_text(json.dumps(reports, indent=2))
+        failed = {n: r for n, r in reports.items() if not r["passed"]}
+        if failed:
+            mlflow.log_dict(reports, "parity_failed.json")
+            worst = {n: r["max_abs_diff"] for n, r in failed.items()}
+            raise ParityError(
+                f"parity check failed (tolerance {parity.DEFAULT_TOLERANCE}): {worst}; "
+                "nothing was exported; check the network for ops that differ between runtimes"
+            )
+        card = model_card.write_card(
+            folder,
+            model=description["model"],
+            latent_dim=latent_dim,
+            label_classes=description["class_names"],
+            inputs={"z": [None, latent_dim]},
+            outputs={"image": [None, *image_shape]},
+            output_shape=list(image_shape),
+            value_range=description["value_range"],
+            dataset=description["dataset"],
+            dataset_version=description["dataset_version"],
+            train_run_id=train_run_id,
+            eval_run_id=eval_run_id or "",
+            export_run_id=run.info.run_id,
+            metrics=eval_metrics,
+            parity={n: {"passed": r["passed"], "max_abs_diff": r["max_abs_diff"]} for n, r in reports.items()},
+            onnx_opset=files.ONNX_OPSET,
+            files={
+                **files.sha256_files(folder / "generator.onnx"),
+                **files.sha256_files(folder / "generator_savedmodel"),
+                **({**files.sha256_files(folder / "encoder.onnx"), **files.sha256_files(folder / "encoder_savedmodel")}
+                   if "encoder" in reports else {}),
+            },
+        )
+        mlflow.log_artifacts(str(folder), "export")
+    print(f"export: parity {json.dumps({n: r['max_abs_diff'] for n, r in reports.items()})}")
+    return ExportResult(run.info.run_id, card)

@@ -1,0 +1,129 @@
+"""Feature extractor for sample-quality metrics: a classifier trained on the dataset itself.
+
+Trained once per (dataset, extractor version), exported to ONNX and registered in the
+MLflow Model Registry as ``<dataset>-features``; every later evaluation finds it there and
+runs it with onnxruntime.
+
+Writes (MLflow run ``features``): test accuracy and loss, the ONNX extractor, the
+registered model version (tags: extractor_version, test_accuracy).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import data, tracking
+from pipeline.errors import UserError
+
+EPOCHS = 3
+BATCH_SIZE = 128
+
+
+class Extractor:
+    """onnxruntime session: images in [0, 1] -> (features (n, 128), logits (n, classes))."""
+
+    def __init__(self, onnx_path: str, version: str, test_accuracy: float):
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+        self.version = version
+        self.test_accuracy = test_accuracy
+
+    def __call__(self, images: np.ndarray, batch_size: int = 1000):
+        feats, logits = [], []
+        for start in range(0, len(images), batch_size):
+            chunk = np.ascontiguousarray(images[start : start + batch_size], dtype=np.float32)
+            f, lg = self.session.run(["features", "logits"], {"image": chunk})
+            feats.append(f)
+            logits.append(lg)
+        return np.concatenate(feats), np.concatenate(logits)
+
+
+def registered_name(dataset: str) -> str:
+    return f"{dataset}-features"
+
+
+def _find_registered(dataset: str, version: str):
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    try:
+        versions = client.search_model_versions(f"name = '{registered_name(dataset)}'")
+    except MlflowException:
+        return None
+    matching = [v for v in versions if v.tags.get("extractor_version") == version]
+    return max(matching, key=lambda v: int(v.version)) if matching else None
+
+
+def recipe_version(epochs: int = EPOCHS, examples: int = 0) -> str:
+    """The extractor's identity: architecture version, plus the recipe when it is not the standard one."""
+    from models import classifier
+
+    if epochs == EPOCHS and examples == 0:
+        return classifier.VERSION
+    return f"{classifier.VERSION}-e{epochs}-n{examples}"
+
+
+def get_extractor(spec: data.DatasetSpec, seed: int = 0, epochs: int = EPOCHS, examples: int = 0) -> Extractor:
+    """The registered extractor for ``spec``'s dataset, training and registering it if missing.
+
+    Args:
+        epochs, examples: the training recipe (tests use a short one on a small slice; such an
+            extractor is registered under its own version and never used for standard numbers).
+    """
+    import mlflow
+
+    version = recipe_version(epochs, examples)
+    found = _find_registered(spec.name, version)
+    if found is None:
+        found = run_features(spec, seed, epochs, examples)
+    folder = mlflow.artifacts.download_artifacts(f"models:/{found.name}/{found.version}", dst_path=tempfile.mkdtemp())
+    return Extractor(str(Path(folder) / "model.onnx"), version, float(found.tags["test_accuracy"]))
+
+
+def run_features(spec: data.DatasetSpec, seed: int = 0, epochs: int = EPOCHS, examples: int = 0):
+    """Train, export and register the classifier; returns the registered model version."""
+    import keras
+    import mlflow
+    import onnx
+    from mlflow import MlflowClient
+
+    from export import files
+    from models import classifier
+
+    if not spec.class_names:
+        raise UserError(f"dataset '{spec.name}' has no labels; the feature extractor needs a labelled dataset")
+    version = recipe_version(epochs, examples)
+    train_x, train_y = data.load_arrays(spec, "train", limit=examples)
+    test_x, test_y = data.load_arrays(spec, "test")
+    train_x, test_x = train_x.astype(np.float32) / 255.0, test_x.astype(np.float32) / 255.0
+    keras.utils.set_random_seed(seed)
+    network = classifier.build_classifier(spec.image_shape, len(spec.class_names))
+    params = {"dataset": spec.name, "extractor_version": version, "epochs": epochs,
+              "train_examples": examples, "batch_size": BATCH_SIZE, "seed": seed}
+    with tracking.stage_run("features", params, tags={"extractor_version": version}):
+        trainable = classifier.build_trainable(network)
+        trainable.fit(train_x, train_y, batch_size=BATCH_SIZE, epochs=epochs, verbose=2,
+                      validation_data=(test_x, test_y))
+        loss, accuracy = trainable.evaluate(test_x, test_y, batch_size=1000, verbose=0)
+        mlflow.log_metrics({"test_accuracy": float(accuracy), "test_loss": float(loss)})
+        endpoint = files.Endpoint("features", {"image": spec.image_shape}, ("features", "logits"))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = files.write_onnx(network, endpoint, Path(tmp) / "features.onnx")
+            info = mlflow.onnx.log_model(
+                onnx.load(str(path)),
+                name="extractor",
+                registered_model_name=registered_name(spec.name),
+                input_example={"image": test_x[:2]},
+                onnx_execution_providers=["CPUExecutionProvider"],
+            )
+    print(f"features: classifier test accuracy {accuracy:.4f}, registered {registered_name(spec.name)}")
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    client.set_model_version_tag(registered_name(spec.name), version, "extractor_version", version)
+    client.set_model_version_tag(registered_name(spec.name), version, "test_accuracy", f"{accuracy:.4f}")
+    return client.get_model_version(registered_name(spec.name), version)

@@ -1,0 +1,56 @@
+"""The ``main`` entry point: data -> train -> evaluate -> export -> promote in one parent run.
+
+Each stage is a nested MLflow run; stages hand each other run ids only (never local paths),
+so any stage can be rerun alone with ``latentforge <stage> --…-run-id``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from pipeline.config import Config
+
+
+def run_main(config: Config) -> dict:
+    import mlflow
+
+    from pipeline import tracking
+    from pipeline.data import run_data
+    from pipeline.evaluate import run_evaluate
+    from pipeline.export_stage import run_export
+    from pipeline.promote import run_promote
+    from pipeline.train import run_train
+
+    started = time.perf_counter()
+    resolved = config.resolved()
+    with mlflow.start_run(run_name=f"main-{resolved.model}") as parent:
+        mlflow.set_tag(tracking.STAGE_TAG, "main")
+        mlflow.log_params({k: str(v) for k, v in resolved.to_dict().items()})
+        mlflow.log_dict(resolved.to_dict(), "config.json")
+        data_run_id, _ = run_data(resolved)
+        trained = run_train(resolved, data_run_id)
+        evaluated = run_evaluate(resolved, trained.run_id)
+        exported = run_export(resolved, trained.run_id, evaluated.run_id)
+        promoted = run_promote(resolved, exported.run_id)
+        summary = {
+            "data_run_id": data_run_id,
+            "train_run_id": trained.run_id,
+            "train_status": trained.status,
+            "evaluate_run_id": evaluated.run_id,
+            "export_run_id": exported.run_id,
+            "promote_run_id": promoted.run_id,
+            "registered_model": promoted.name,
+            "version": promoted.version,
+            "promoted": promoted.promoted,
+            "reason": promoted.reason,
+        }
+        mlflow.set_tags({f"result.{k}": str(v) for k, v in summary.items()})
+        mlflow.log_metrics({k: v for k, v in evaluated.metrics.items()})
+        mlflow.log_metric("wall_seconds", time.perf_counter() - started)
+    alias = "champion" if promoted.promoted else "challenger"
+    print(
+        f"main: {promoted.name} v{promoted.version} is {alias}; "
+        f"try: latentforge generate --model models:/{promoted.name}@{alias} -n 64 --seed 0 --out grid.png"
+        f" (parent run {parent.info.run_id}, {time.perf_counter() - started:.0f} s)"
+    )
+    return summary

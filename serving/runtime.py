@@ -1,0 +1,116 @@
+"""Load an exported generator and run it with onnxruntime: numpy only, no TensorFlow.
+
+A model is named by
+  - a folder holding ``generator.onnx`` and ``model_card.json`` (the export stage's output),
+  - an ``.onnx`` file with ``model_card.json`` beside it, or
+  - an MLflow URI, ``models:/<name>@<alias>``, ``models:/<name>/<version>`` or ``runs:/…``
+    (resolved through MLflow once, at load time; the card comes from the MLmodel metadata).
+Every file is checked against the sha256 the card records before a session is created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from serving import images
+
+
+class ModelLoadError(Exception):
+    """The model named by the user cannot be found or cannot be trusted (one-line message)."""
+
+
+@dataclass
+class GeneratorRuntime:
+    """An onnxruntime session over a generator, with its model card."""
+
+    session: object
+    card: dict
+    source: str
+
+    @classmethod
+    def load(cls, uri: str, threads: int = 0) -> GeneratorRuntime:
+        onnx_path, card = _resolve(uri)
+        expected = card.get("files", {}).get("generator.onnx")
+        actual = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+        if expected is None:
+            raise ModelLoadError(f"model card of '{uri}' records no sha256 for generator.onnx; re-export the model")
+        if actual != expected:
+            raise ModelLoadError(
+                f"'{uri}': generator.onnx sha256 {actual[:12]}… does not match the model card "
+                f"({expected[:12]}…); the file was changed or corrupted, re-export or re-download it"
+            )
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        session = ort.InferenceSession(str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"])
+        return cls(session, card, uri)
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.card["latent_dim"])
+
+    def generate(self, n: int, seed: int) -> np.ndarray:
+        """(n, h, w, c) float32 images in the card's value range, from the latents of ``seed``."""
+        z = images.latents(seed, n, self.latent_dim)
+        return self.run(z)
+
+    def run(self, z: np.ndarray) -> np.ndarray:
+        return self.session.run(["image"], {"z": np.ascontiguousarray(z, dtype=np.float32)})[0]
+
+    def generate_uint8(self, n: int, seed: int) -> np.ndarray:
+        return images.to_uint8(self.generate(n, seed), self.card["value_range"])
+
+
+def _resolve(uri: str) -> tuple[Path, dict]:
+    """(path of the ONNX generator, model card) for any supported URI."""
+    if uri.startswith(("models:/", "runs:/")):
+        return _resolve_mlflow(uri)
+    path = Path(uri)
+    if path.is_dir():
+        onnx_path = path / "generator.onnx"
+        card_path = path / "model_card.json"
+    elif path.is_file():
+        onnx_path, card_path = path, path.parent / "model_card.json"
+    else:
+        raise ModelLoadError(
+            f"model '{uri}' not found: pass an export folder, a generator .onnx file or models:/<name>@<alias>"
+        )
+    if not onnx_path.is_file() or not card_path.is_file():
+        raise ModelLoadError(f"'{uri}' needs generator.onnx and model_card.json side by side; pass an export folder")
+    return onnx_path, json.loads(card_path.read_text())
+
+
+def _resolve_mlflow(uri: str) -> tuple[Path, dict]:
+    import mlflow
+    import yaml
+    from mlflow.exceptions import MlflowException
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tempfile.mkdtemp()))
+    except MlflowException as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ModelLoadError(
+            f"model '{uri}' not found in {tracking_uri} ({first[:200]}); "
+            "run the pipeline (mlflow run .) or check the name and alias in mlflow ui"
+        ) from None
+    mlmodel = folder / "MLmodel"
+    if not mlmodel.is_file():
+        raise ModelLoadError(f"'{uri}' is not an MLflow model (no MLmodel file); pass a models:/ URI")
+    metadata = yaml.safe_load(mlmodel.read_text()).get("metadata") or {}
+    card = metadata.get("model_card")
+    if card is None:
+        raise ModelLoadError(f"'{uri}' has no latentforge model card in its metadata; promote it with latentforge")
+    # model.onnx is the registered copy of the exported generator.onnx the card describes.
+    return folder / "model.onnx", card

@@ -120,6 +120,7 @@ def run_features(spec: data.DatasetSpec, seed: int = 0, epochs: int = EPOCHS, ex
                 registered_model_name=registered_name(spec.name),
                 input_example={"image": test_x[:2]},
                 onnx_execution_providers=["CPUExecutionProvider"],
+                save_as_external_data=False,
             )
     print(f"features: classifier test accuracy {accuracy:.4f}, registered {registered_name(spec.name)}")
     version = str(info.registered_model_version)

@@ -97,6 +97,7 @@ def run_promote(config: Config, export_run_id: str) -> PromoteResult:
             registered_model_name=name,
             metadata={"model_card": card},
             onnx_execution_providers=["CPUExecutionProvider"],
+            save_as_external_data=False,  # one self-contained file: its sha256 is the card's
         )
         version = str(info.registered_model_version)
         client.set_registered_model_alias(name, CHALLENGER, version)

@@ -24,8 +24,15 @@ def fixed_inputs(endpoint: Endpoint, batch: int, seed: int) -> dict[str, np.ndar
     return inputs
 
 
-def check(network, endpoint: Endpoint, savedmodel: Path, onnx_path: Path, *, seed: int = 1234,
-          tolerance: float = DEFAULT_TOLERANCE) -> dict:
+def check(
+    network,
+    endpoint: Endpoint,
+    savedmodel: Path,
+    onnx_path: Path,
+    *,
+    seed: int = 1234,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> dict:
     """Run all three runtimes on the same inputs at every size in BATCH_SIZES.
 
     Returns:

@@ -32,9 +32,7 @@ def build_generator(latent_dim: int, image_shape: tuple[int, int, int], width: i
     return keras.Model(z, x, name="generator")
 
 
-def build_discriminator(
-    image_shape: tuple[int, int, int], width: int = 64, dropout_rate: float = 0.3
-) -> keras.Model:
+def build_discriminator(image_shape: tuple[int, int, int], width: int = 64, dropout_rate: float = 0.3) -> keras.Model:
     """image (batch, h, w, c) in [-1, 1] -> logit (batch, 1)."""
     image = keras.Input(image_shape, name="image")
     x = layers.Conv2D(width, 4, strides=2, padding="same")(image)

@@ -47,8 +47,11 @@ def _parser() -> argparse.ArgumentParser:
         if name == "promote":
             sub.add_argument("--export-run-id", required=True, help="the export run to register")
     generate = commands.add_parser("generate", help="write a PNG grid of generated images (onnxruntime only)")
-    generate.add_argument("--model", required=True,
-                          help="models:/<name>@<alias>, models:/<name>/<version>, an export folder or a .onnx file")
+    generate.add_argument(
+        "--model",
+        required=True,
+        help="models:/<name>@<alias>, models:/<name>/<version>, an export folder or a .onnx file",
+    )
     generate.add_argument("-n", type=int, default=64, help="number of images (default 64)")
     generate.add_argument("--seed", type=int, default=0, help="latent seed; the same seed gives the same bytes")
     generate.add_argument("--columns", type=int, default=0, help="grid columns (default: square)")

@@ -49,8 +49,7 @@ class Config:
         self._check_types()
         if self.model not in MODELS:
             raise UserError(f"unknown model '{self.model}'; valid models: {', '.join(MODELS)}")
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size,
-                    "features_epochs": self.features_epochs}
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "features_epochs": self.features_epochs}
         for name, value in positive.items():
             if value <= 0:
                 raise UserError(f"{name} must be a positive integer, got {value}; pass {name}=1 or more")
@@ -67,7 +66,10 @@ class Config:
                 raise UserError(f"{name} must be >= 0, got {value}; pass 0 for the default")
         if self.eval_samples < 2:
             raise UserError(f"eval_samples must be at least 2, got {self.eval_samples}")
-        if not self.dataset or not self.dataset.replace("_", "").replace("/", "").replace(":", "").replace(".", "").isalnum():
+        if (
+            not self.dataset
+            or not self.dataset.replace("_", "").replace("/", "").replace(":", "").replace(".", "").isalnum()
+        ):
             raise UserError(f"dataset name '{self.dataset}' is not a TFDS name; e.g. fashion_mnist, mnist, cifar10")
 
     def _check_types(self) -> None:
@@ -114,8 +116,15 @@ class Config:
 
 # Fields that decide what the train stage produces (and so which runs can be reused/resumed).
 TRAIN_FIELDS = (
-    "model", "dataset", "epochs", "steps_per_epoch", "batch_size", "latent_dim",
-    "learning_rate", "seed", "train_examples",
+    "model",
+    "dataset",
+    "epochs",
+    "steps_per_epoch",
+    "batch_size",
+    "latent_dim",
+    "learning_rate",
+    "seed",
+    "train_examples",
 )
 
 

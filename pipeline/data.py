@@ -192,9 +192,7 @@ def prepare(dataset: str, tfds_dir: str = "", idx_dir: str = "") -> DatasetSpec:
         if local:
             builder = _local_fashion_mnist_builder(idx_dir, data_dir)
         try:
-            builder.download_and_prepare(
-                download_config=tfds.download.DownloadConfig(try_download_gcs=False)
-            )
+            builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
         except UserError:
             raise
         except Exception as error:  # TFDS raises many types for "no network"
@@ -207,8 +205,7 @@ def prepare(dataset: str, tfds_dir: str = "", idx_dir: str = "") -> DatasetSpec:
             )
             reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
             raise UserError(
-                f"dataset '{dataset}' is not in {data_dir} and could not be downloaded "
-                f"({reason}); {hint}"
+                f"dataset '{dataset}' is not in {data_dir} and could not be downloaded ({reason}); {hint}"
             ) from None
         verified = getattr(builder, "verification", "TFDS registered checksums (downloaded)")
         builder = _builder(dataset, data_dir)
@@ -224,11 +221,8 @@ def _spec(builder, data_dir: str, verified: str) -> DatasetSpec:
         )
     height, width, channels = features["image"].shape
     if height % 4 or width % 4:
-        raise UserError(
-            f"dataset '{builder.name}' has {height}x{width} images; the models need sides divisible by 4"
-        )
-    label = features["label"] if "label" in features else None
-    names = tuple(label.names) if label is not None else ()
+        raise UserError(f"dataset '{builder.name}' has {height}x{width} images; the models need sides divisible by 4")
+    names = tuple(features["label"].names) if "label" in features else ()
     return DatasetSpec(
         name=builder.name,
         version=str(builder.info.version),
@@ -292,9 +286,7 @@ def training_dataset(
     ds = ds.cache()
     count = examples or spec.splits["train"]
     if count < batch_size:
-        raise UserError(
-            f"batch_size {batch_size} is larger than the {count} training examples; lower batch_size"
-        )
+        raise UserError(f"batch_size {batch_size} is larger than the {count} training examples; lower batch_size")
     ds = ds.shuffle(min(count, 20000), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()

@@ -40,8 +40,7 @@ def generate(network, latent_dim: int, n: int, seed: int, value_range: str, batc
     from serving import images
 
     z = images.latents(seed, n, latent_dim)
-    out = np.concatenate([np.asarray(network(z[i : i + batch_size], training=False))
-                          for i in range(0, n, batch_size)])
+    out = np.concatenate([np.asarray(network(z[i : i + batch_size], training=False)) for i in range(0, n, batch_size)])
     return (out + 1.0) / 2.0 if value_range == "tanh" else out
 
 
@@ -77,12 +76,21 @@ def run_evaluate(config: Config, train_run_id: str) -> EvalResult:
         results.update({f"test_{k}": float(v) for k, v in scores.items()})
     results["eval_seconds"] = time.perf_counter() - started
 
-    params = {"train_run_id": train_run_id, "eval_samples": n, "seed": config.seed,
-              "extractor_version": extractor.version, "model": description["model"], "dataset": spec.name}
+    params = {
+        "train_run_id": train_run_id,
+        "eval_samples": n,
+        "seed": config.seed,
+        "extractor_version": extractor.version,
+        "model": description["model"],
+        "dataset": spec.name,
+    }
     with tracking.stage_run("evaluate", params) as run:
         mlflow.log_metrics(results)
-        report = {"metrics": results, "class_histogram": dict(zip(spec.class_names, coverage["histogram"])),
-                  "params": params}
+        report = {
+            "metrics": results,
+            "class_histogram": dict(zip(spec.class_names, coverage["histogram"])),
+            "params": params,
+        }
         mlflow.log_dict(report, "evaluation/report.json")
         picture = images.grid(images.to_uint8(samples[:64], "unit"), columns=8)
         mlflow.log_image(picture, artifact_file="evaluation/samples.png")

@@ -49,8 +49,12 @@ def run_export(config: Config, train_run_id: str, eval_run_id: str | None = None
     model, description = load_trained(train_run_id)
     eval_metrics = dict(tracking.get_run(eval_run_id, "evaluate").data.metrics) if eval_run_id else {}
     latent_dim, image_shape = description["latent_dim"], tuple(description["image_shape"])
-    params = {"train_run_id": train_run_id, "eval_run_id": eval_run_id or "", "onnx_opset": files.ONNX_OPSET,
-              "parity_tolerance": parity.DEFAULT_TOLERANCE}
+    params = {
+        "train_run_id": train_run_id,
+        "eval_run_id": eval_run_id or "",
+        "onnx_opset": files.ONNX_OPSET,
+        "parity_tolerance": parity.DEFAULT_TOLERANCE,
+    }
     with tracking.stage_run("export", params) as run, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "export"
         folder.mkdir()
@@ -91,8 +95,11 @@ def run_export(config: Config, train_run_id: str, eval_run_id: str | None = None
             files={
                 **files.sha256_files(folder / "generator.onnx"),
                 **files.sha256_files(folder / "generator_savedmodel"),
-                **({**files.sha256_files(folder / "encoder.onnx"), **files.sha256_files(folder / "encoder_savedmodel")}
-                   if "encoder" in reports else {}),
+                **(
+                    {**files.sha256_files(folder / "encoder.onnx"), **files.sha256_files(folder / "encoder_savedmodel")}
+                    if "encoder" in reports
+                    else {}
+                ),
             },
         )
         mlflow.log_artifacts(str(folder), "export")

@@ -103,12 +103,19 @@ def run_features(spec: data.DatasetSpec, seed: int = 0, epochs: int = EPOCHS, ex
     train_x, test_x = train_x.astype(np.float32) / 255.0, test_x.astype(np.float32) / 255.0
     keras.utils.set_random_seed(seed)
     network = classifier.build_classifier(spec.image_shape, len(spec.class_names))
-    params = {"dataset": spec.name, "extractor_version": version, "epochs": epochs,
-              "train_examples": examples, "batch_size": BATCH_SIZE, "seed": seed}
+    params = {
+        "dataset": spec.name,
+        "extractor_version": version,
+        "epochs": epochs,
+        "train_examples": examples,
+        "batch_size": BATCH_SIZE,
+        "seed": seed,
+    }
     with tracking.stage_run("features", params, tags={"extractor_version": version}):
         trainable = classifier.build_trainable(network)
-        trainable.fit(train_x, train_y, batch_size=BATCH_SIZE, epochs=epochs, verbose=2,
-                      validation_data=(test_x, test_y))
+        trainable.fit(
+            train_x, train_y, batch_size=BATCH_SIZE, epochs=epochs, verbose=2, validation_data=(test_x, test_y)
+        )
         loss, accuracy = trainable.evaluate(test_x, test_y, batch_size=1000, verbose=0)
         mlflow.log_metrics({"test_accuracy": float(accuracy), "test_loss": float(loss)})
         endpoint = files.Endpoint("features", {"image": spec.image_shape}, ("features", "logits"))

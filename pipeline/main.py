@@ -25,7 +25,9 @@ def run_main(config: Config) -> dict:
     resolved = config.resolved()
     with mlflow.start_run(run_name=f"main-{resolved.model}") as parent:
         mlflow.set_tag(tracking.STAGE_TAG, "main")
-        mlflow.log_params({k: str(v) for k, v in resolved.to_dict().items()})
+        # `mlflow run` already logged the raw entry-point parameters on this run; the resolved
+        # config goes under its own keys (MLflow forbids changing a logged param).
+        mlflow.log_params({f"config.{k}": str(v) for k, v in resolved.to_dict().items()})
         mlflow.log_dict(resolved.to_dict(), "config.json")
         data_run_id, _ = run_data(resolved)
         trained = run_train(resolved, data_run_id)

@@ -16,7 +16,6 @@ import json
 import math
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from pipeline import tracking
 from pipeline.config import Config
@@ -86,8 +85,12 @@ def run_promote(config: Config, export_run_id: str) -> PromoteResult:
         )
     value = float(card["metrics"][metric])
     client = MlflowClient()
-    params = {"export_run_id": export_run_id, "registered_model": name, "primary_metric": metric,
-              "promote_margin": config.promote_margin}
+    params = {
+        "export_run_id": export_run_id,
+        "registered_model": name,
+        "primary_metric": metric,
+        "promote_margin": config.promote_margin,
+    }
     with tracking.stage_run("promote", params) as run:
         info = mlflow.onnx.log_model(
             onnx_model,
@@ -111,7 +114,7 @@ def run_promote(config: Config, export_run_id: str) -> PromoteResult:
         tags = {
             "primary_metric": metric,
             "primary_value": repr(value),
-            "champion_version_before": champion.version if champion else "",
+            "champion_version_before": str(champion.version) if champion else "",
             "champion_value_before": repr(champion_value) if champion_value is not None else "",
             "margin": repr(config.promote_margin),
             "parity_passed": str(parity_passed).lower(),

@@ -77,8 +77,14 @@ def _restore(model, run_id: str) -> int:
         return int(state["epoch"])
 
 
-def run_train(config: Config, data_run_id: str | None = None) -> TrainResult:
-    """Train ``config.model`` (resolved config) on the dataset of ``data_run_id``."""
+def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> TrainResult:
+    """Train ``config.model`` (resolved config) on the dataset of ``data_run_id``.
+
+    Args:
+        config: the run's config (model defaults are filled in here).
+        data_run_id: the data run to read the dataset from; None = describe ``config.dataset``.
+        callbacks: extra Keras callbacks, run after the stage's own (which log and checkpoint).
+    """
     import mlflow
 
     from models import registry
@@ -128,7 +134,8 @@ def run_train(config: Config, data_run_id: str | None = None) -> TrainResult:
             initial_epoch=start_epoch,
             steps_per_epoch=steps,
             validation_data=validation,
-            callbacks=_callbacks(model, config, family.value_range),
+            shuffle=False,  # the tf.data pipeline shuffles, seeded
+            callbacks=[*_callbacks(model, config, family.value_range), *callbacks],
             verbose=1 if sys.stdout.isatty() else 2,
         )
         with tempfile.TemporaryDirectory() as tmp:

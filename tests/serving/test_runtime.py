@@ -1,0 +1,73 @@
+"""The serving runtime on an export folder: integrity check, determinism, PNG grids."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from serving import images
+from serving.runtime import GeneratorRuntime, ModelLoadError
+
+
+@pytest.fixture(scope="module")
+def export_folder(tmp_path_factory):
+    from export import card, files
+    from models import registry
+
+    folder = tmp_path_factory.mktemp("export")
+    model = registry.build("dcgan", image_shape=(28, 28, 1), latent_dim=10, learning_rate=1e-3, seed=0)
+    endpoint = files.Endpoint("generate", {"z": (10,)}, ("image",))
+    files.write_onnx(model.generator, endpoint, folder / "generator.onnx")
+    card.write_card(
+        folder,
+        model="dcgan",
+        latent_dim=10,
+        value_range="tanh",
+        output_shape=[28, 28, 1],
+        files=files.sha256_files(folder / "generator.onnx"),
+    )
+    return folder
+
+
+def test_generates_the_same_images_for_the_same_seed(export_folder):
+    runtime = GeneratorRuntime.load(str(export_folder))
+    a, b = runtime.generate_uint8(9, seed=3), runtime.generate_uint8(9, seed=3)
+    assert a.shape == (9, 28, 28, 1) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, runtime.generate_uint8(9, seed=4))
+
+
+def test_tampered_onnx_is_refused(export_folder, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(export_folder, copy)
+    data = bytearray((copy / "generator.onnx").read_bytes())
+    data[-10] ^= 0xFF
+    (copy / "generator.onnx").write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match="does not match the model card"):
+        GeneratorRuntime.load(str(copy))
+
+
+def test_card_without_checksum_is_refused(export_folder, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(export_folder, copy)
+    card = json.loads((copy / "model_card.json").read_text())
+    card["files"] = {}
+    (copy / "model_card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelLoadError, match="records no sha256"):
+        GeneratorRuntime.load(str(copy))
+
+
+def test_grid_layout_and_png():
+    tiles = np.stack([np.full((4, 4, 1), i * 20, np.uint8) for i in range(5)])
+    picture = images.grid(tiles, columns=3, padding=1)
+    assert picture.shape == (2 * 5 + 1, 3 * 5 + 1, 1)
+    assert picture[1, 1, 0] == 0 and picture[1, 6, 0] == 20 and picture[6, 1, 0] == 60
+    assert images.png_bytes(picture) == images.png_bytes(picture.copy())
+
+
+def test_value_ranges_map_to_uint8():
+    np.testing.assert_array_equal(images.to_uint8(np.array([-1.0, 0.0, 1.0]), "tanh"), [0, 128, 255])
+    np.testing.assert_array_equal(images.to_uint8(np.array([0.0, 0.5, 1.0]), "unit"), [0, 128, 255])
+    with pytest.raises(ValueError):
+        images.to_uint8(np.zeros(1), "other")

@@ -1,0 +1,144 @@
+"""End to end: `mlflow run . --env-manager local` with tiny parameters, then generate from
+the champion with onnxruntime in a process where TensorFlow cannot be imported."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, TINY
+
+
+@pytest.fixture(scope="module")
+def pipeline_store(tmp_path_factory, tfds_dir):
+    """Runs the MLflow project once (dcgan, tiny); returns (work dir, tracking URI, output)."""
+    work = tmp_path_factory.mktemp("e2e")
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    env.pop("MLFLOW_RUN_ID", None)
+    params = [arg for key, value in {**TINY, "tfds_dir": tfds_dir}.items() for arg in ("-P", f"{key}={value}")]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "run",
+            str(ROOT),
+            "--env-manager",
+            "local",
+            "--experiment-name",
+            "e2e",
+            *params,
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return work, uri, result.stdout + result.stderr
+
+
+def test_mlflow_run_registers_a_champion_with_nested_stage_runs(pipeline_store):
+    import mlflow
+    from mlflow import MlflowClient
+
+    _, uri, output = pipeline_store
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    champion = client.get_model_version_by_alias("fashion_mnist-dcgan", "champion")
+    assert champion.tags["latentforge.decision"] == "promoted"
+    parent = mlflow.search_runs(
+        experiment_names=["e2e"], filter_string="tags.`latentforge.stage` = 'main'", output_format="list"
+    )[0]
+    children = mlflow.search_runs(
+        experiment_names=["e2e"],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
+        output_format="list",
+    )
+    stages = {run.data.tags["latentforge.stage"] for run in children}
+    assert {"data", "train", "evaluate", "export", "promote"} <= stages
+    export_run = next(r for r in children if r.data.tags["latentforge.stage"] == "export")
+    assert export_run.data.metrics["parity_max_abs_onnx"] <= 1e-4
+    assert export_run.data.metrics["parity_max_abs_savedmodel"] <= 1e-4
+    artifacts = {a.path for a in client.list_artifacts(export_run.info.run_id, "export")}
+    assert {"export/generator.onnx", "export/generator_savedmodel", "export/model_card.json"} <= artifacts
+    evaluate_run = next(r for r in children if r.data.tags["latentforge.stage"] == "evaluate")
+    assert evaluate_run.data.metrics["fid"] > evaluate_run.data.metrics["fid_floor"] >= 0
+
+
+BLOCK_TENSORFLOW = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith(("tensorflow.", "keras", "tf2onnx")):
+            raise ImportError(f"{name} is blocked in this test")
+sys.meta_path.insert(0, Block())
+try:
+    import tensorflow  # noqa
+    raise SystemExit("tensorflow was importable")
+except ImportError:
+    pass
+from pipeline.cli import main
+code = main(sys.argv[1:])
+assert not any(m == "tensorflow" or m.startswith("tensorflow.") for m in sys.modules), "tensorflow got imported"
+raise SystemExit(code)
+"""
+
+
+def _generate_without_tensorflow(work, uri, out, seed=0):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BLOCK_TENSORFLOW,
+            "generate",
+            "--model",
+            "models:/fashion_mnist-dcgan@champion",
+            "-n",
+            "16",
+            "--seed",
+            str(seed),
+            "--out",
+            str(out),
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_generate_from_champion_without_tensorflow_is_byte_reproducible(pipeline_store):
+    work, uri, _ = pipeline_store
+    first = _generate_without_tensorflow(work, uri, work / "a.png")
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = _generate_without_tensorflow(work, uri, work / "b.png")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert (work / "a.png").read_bytes() == (work / "b.png").read_bytes()
+    assert (work / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    other = _generate_without_tensorflow(work, uri, work / "c.png", seed=1)
+    assert other.returncode == 0
+    assert (work / "c.png").read_bytes() != (work / "a.png").read_bytes()
+
+
+def test_vae_pipeline_in_process(store, tfds_dir):
+    """The VAE through every stage; its primary metric is the test negative ELBO in nats."""
+    from mlflow import MlflowClient
+
+    from pipeline.main import run_main
+    from tests.conftest import tiny_config
+
+    summary = run_main(tiny_config(tfds_dir, model="vae"))
+    assert summary["registered_model"] == "fashion_mnist-vae" and summary["promoted"]
+    version = MlflowClient().get_model_version_by_alias("fashion_mnist-vae", "champion")
+    assert version.tags["latentforge.primary_metric"] == "test_loss"
+    assert 100 < float(version.tags["latentforge.primary_value"]) < 800  # nats per image
+    artifacts = {a.path for a in MlflowClient().list_artifacts(summary["export_run_id"], "export")}
+    assert {"export/encoder.onnx", "export/encoder_savedmodel"} <= artifacts

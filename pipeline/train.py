@@ -34,6 +34,19 @@ class TrainResult:
     metrics: dict
 
 
+def distribution_strategy():
+    """MirroredStrategy over every GPU when there are several; the default (one device) otherwise.
+
+    The training steps scale per-replica losses by the global batch, so the same code is right
+    under either. (MultiWorkerMirroredStrategy works the same way once TF_CONFIG is set.)
+    """
+    import tensorflow as tf
+
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
 def train_key(config: Config) -> str:
     return f"{config.key(*TRAIN_FIELDS)}-{tracking.code_version(*CODE_PATHS)}"
 
@@ -101,13 +114,15 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
     resume_id = previous[0].info.run_id if previous else None
 
     family = registry.FAMILIES[config.model]
-    model = registry.build(
-        config.model,
-        image_shape=spec.image_shape,
-        latent_dim=config.latent_dim,
-        learning_rate=config.learning_rate,
-        seed=config.seed,
-    )
+    strategy = distribution_strategy()
+    with strategy.scope():
+        model = registry.build(
+            config.model,
+            image_shape=spec.image_shape,
+            latent_dim=config.latent_dim,
+            learning_rate=config.learning_rate,
+            seed=config.seed,
+        )
     steps = config.steps_per_epoch or None
     dataset = data.training_dataset(
         spec,
@@ -121,10 +136,16 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
     if config.model == "vae":  # test-split ELBO each epoch (test_step changes no weight)
         validation = data.eval_dataset(spec, "test", batch_size=500, value_range="unit")
 
-    params = {**config.to_dict(), "data_run_id": data_run_id or "", **spec.as_params()}
+    params = {
+        **config.to_dict(),
+        "data_run_id": data_run_id or "",
+        "replicas": strategy.num_replicas_in_sync,
+        **spec.as_params(),
+    }
     tags = {tracking.KEY_TAG: key, "code_version": tracking.code_version(*CODE_PATHS)}
     with tracking.stage_run("train", params, run_id=resume_id, tags=tags) as run:
-        start_epoch = _restore(model, resume_id) if resume_id else 0
+        with strategy.scope():
+            start_epoch = _restore(model, resume_id) if resume_id else 0
         status = "resumed" if start_epoch else "trained"
         if start_epoch:
             print(f"train: resuming run {resume_id} after epoch {start_epoch}")

@@ -1,0 +1,37 @@
+"""The training steps under tf.distribute: two replicas (two logical CPUs) in a subprocess,
+since logical devices must be configured before TensorFlow initializes."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+SCRIPT = """
+import sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from models import registry
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+assert strategy.num_replicas_in_sync == 2
+kind = sys.argv[1]
+with strategy.scope():
+    model = registry.build(kind, image_shape=(28, 28, 1), latent_dim=8, learning_rate=1e-3, seed=0)
+value_range = 0.0 if kind == "vae" else -1.0
+images = np.random.default_rng(0).uniform(value_range, 1.0, (64, 28, 28, 1)).astype("float32")
+history = model.fit(tf.data.Dataset.from_tensor_slices(images).batch(32, drop_remainder=True),
+                    epochs=2, verbose=0, shuffle=False)
+for name, values in history.history.items():
+    assert all(np.isfinite(values)), (name, values)
+print("ok", {k: round(float(v[-1]), 3) for k, v in history.history.items()})
+"""
+
+
+@pytest.mark.parametrize("kind", ["dcgan", "vae"])
+def test_training_runs_on_two_replicas(kind):
+    result = subprocess.run([sys.executable, "-c", SCRIPT, kind], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ok" in result.stdout

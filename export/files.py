@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+
+from serving.files import sha256_file
 
 ONNX_OPSET = 17  # pinned: supported by onnxruntime >= 1.14 and by tf2onnx 1.16+
 
@@ -65,9 +66,7 @@ def write_onnx(network, endpoint: Endpoint, path: Path, opset: int = ONNX_OPSET)
     return path
 
 
-def sha256_files(root: Path) -> dict[str, str]:
-    """relative path -> sha256, for a file or every file under a directory."""
+def sha256_tree(root: Path) -> dict[str, str]:
+    """path relative to ``root`` -> sha256, for every file under the folder ``root``."""
     root = Path(root)
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    base = root.parent
-    return {str(p.relative_to(base)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    return {str(p.relative_to(root)): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}

@@ -10,7 +10,7 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from models import losses
+from models import losses, sampling
 
 
 def build_generator(latent_dim: int, image_shape: tuple[int, int, int], width: int = 64) -> keras.Model:
@@ -94,7 +94,7 @@ class DCGAN(keras.Model):
         return self.generator(z, training=training)
 
     def _latents(self, batch):
-        return keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+        return sampling.normal_per_replica((batch, self.latent_dim), self.seed_generator)
 
     def _discriminator_step(self, real_images):
         """Phase 1: update D on real (1) and fake (0); G is not updated."""

@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from models import losses
+from models import losses, sampling
 
 
 def build_encoder(image_shape: tuple[int, int, int], latent_dim: int, width: int = 32) -> keras.Model:
@@ -105,7 +105,7 @@ class VAE(keras.Model):
         return ops.sigmoid(self.decoder(z_mean, training=training))
 
     def reparameterize(self, z_mean, z_log_var):
-        eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+        eps = sampling.normal_per_replica(ops.shape(z_mean), self.seed_generator)
         return z_mean + ops.exp(0.5 * z_log_var) * eps
 
     def _per_example_losses(self, images, training):

@@ -11,7 +11,7 @@ import os
 import sys
 
 from pipeline import config as config_module
-from pipeline.errors import UserError
+from pipeline.errors import StageError, UserError
 
 STAGE_FIELDS = {
     "main": None,  # every field
@@ -23,9 +23,16 @@ STAGE_FIELDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line like every other error (exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"latentforge: error: {message}; see '{self.prog} --help'\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="latentforge", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="latentforge", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     helps = {
         "main": "run every stage: data -> train -> evaluate -> export -> promote",
         "data": "prepare the TFDS dataset",
@@ -69,7 +76,11 @@ def _generate(args) -> None:
         raise UserError(f"-n must be between 1 and 4096, got {args.n}")
     if args.columns < 0:
         raise UserError(f"--columns must be >= 0, got {args.columns}")
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed must be between 0 and 2**32 - 1, got {args.seed}")
     out = Path(args.out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; pass a file name such as {out / 'grid.png'}")
     if not out.parent.is_dir():
         raise UserError(f"output folder {out.parent} does not exist; create it or pass another --out")
     try:
@@ -78,8 +89,12 @@ def _generate(args) -> None:
         raise UserError(str(error)) from None
     picture = images.grid(runtime.generate_uint8(args.n, args.seed), columns=args.columns or None)
     tmp = out.with_name(out.name + ".partial")
-    tmp.write_bytes(images.png_bytes(picture))
-    tmp.replace(out)
+    try:
+        tmp.write_bytes(images.png_bytes(picture))
+        tmp.replace(out)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {out}: {error.strerror}; pass another --out") from None
     print(f"wrote {out} ({args.n} images, seed {args.seed}, {runtime.card['model']} from {args.model})")
 
 
@@ -132,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"latentforge: error: {error}", file=sys.stderr)
         return 2
+    except StageError as error:
+        print(f"latentforge: {args.command} failed: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("latentforge: interrupted", file=sys.stderr)
         return 130

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, fields
 
 from pipeline.errors import UserError
@@ -64,8 +65,13 @@ class Config:
         for name, value in non_negative.items():
             if value < 0:
                 raise UserError(f"{name} must be >= 0, got {value}; pass 0 for the default")
-        if self.eval_samples < 2:
-            raise UserError(f"eval_samples must be at least 2, got {self.eval_samples}")
+        if not 2 <= self.eval_samples <= 100_000:
+            raise UserError(f"eval_samples must be between 2 and 100000, got {self.eval_samples}")
+        if not 0 <= self.seed < 2**32:
+            raise UserError(f"seed must be between 0 and 2**32 - 1, got {self.seed}")
+        for name in ("learning_rate", "promote_margin"):
+            if not math.isfinite(getattr(self, name)):
+                raise UserError(f"{name} must be a finite number, got {getattr(self, name)}")
         if (
             not self.dataset
             or not self.dataset.replace("_", "").replace("/", "").replace(":", "").replace(".", "").isalnum()

@@ -15,13 +15,13 @@ params/tags describe it (name, version, splits, image shape, classes, how it was
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import UserError
+from serving.files import sha256_file
 
 # sha256 of the decompressed Fashion-MNIST IDX files (the same bytes TFDS's downloads decompress to).
 FASHION_MNIST_IDX_SHA256 = {
@@ -89,17 +89,12 @@ def _builder(name: str, data_dir: str):
             f"unknown dataset '{name}'; valid: {', '.join(SUGGESTED_DATASETS)} "
             "or any TFDS image dataset (python -c 'import tensorflow_datasets as t; print(t.list_builders())')"
         ) from None
+    except Exception as error:  # a bad config or version in "name/config:version"
+        first = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise UserError(f"dataset '{name}' cannot be loaded by TFDS ({first}); check the name") from None
 
 
 # ---- Fashion-MNIST from local IDX files -------------------------------------------------------
-def _sha256(path: Path, opener=open) -> str:
-    digest = hashlib.sha256()
-    with opener(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_idx_files(idx_dir: str, out_dir: Path) -> tuple[dict[str, Path], str]:
     """Verify the four Fashion-MNIST files in ``idx_dir`` and decompress them into ``out_dir``.
 
@@ -119,11 +114,11 @@ def verify_idx_files(idx_dir: str, out_dir: Path) -> tuple[dict[str, Path], str]
         gz, raw = source / f"{name}.gz", source / name
         target = out_dir / name
         if gz.is_file():
-            if _sha256(gz) == FASHION_MNIST_GZ_SHA256[name]:
+            if sha256_file(gz) == FASHION_MNIST_GZ_SHA256[name]:
                 how.add("gzip sha256 = TFDS registered checksum")
             else:
                 how.add("decompressed sha256 = recorded content checksum (gzip bytes differ from TFDS's)")
-            if not (target.is_file() and _sha256(target) == content_sha):
+            if not (target.is_file() and sha256_file(target) == content_sha):
                 tmp = target.with_suffix(".partial")
                 with gzip.open(gz, "rb") as f_in, open(tmp, "wb") as f_out:
                     shutil.copyfileobj(f_in, f_out)
@@ -136,7 +131,7 @@ def verify_idx_files(idx_dir: str, out_dir: Path) -> tuple[dict[str, Path], str]
                 f"Fashion-MNIST file {name}.gz not found in {idx_dir}; install it with "
                 "'apt-get install dataset-fashion-mnist' or pass --data-dir with the IDX files"
             )
-        actual = _sha256(target)
+        actual = sha256_file(target)
         if actual != content_sha:
             target.unlink()
             raise UserError(
@@ -189,6 +184,8 @@ def prepare(dataset: str, tfds_dir: str = "", idx_dir: str = "") -> DatasetSpec:
     verified = "already prepared"
     if not builder.is_prepared():
         local = dataset == "fashion_mnist" and idx_dir and Path(idx_dir).is_dir()
+        if dataset == "fashion_mnist" and idx_dir and not local:
+            print(f"data: {idx_dir} does not exist; trying to download fashion_mnist")
         if local:
             builder = _local_fashion_mnist_builder(idx_dir, data_dir)
         try:
@@ -222,6 +219,9 @@ def _spec(builder, data_dir: str, verified: str) -> DatasetSpec:
     height, width, channels = features["image"].shape
     if height % 4 or width % 4:
         raise UserError(f"dataset '{builder.name}' has {height}x{width} images; the models need sides divisible by 4")
+    missing = [split for split in ("train", "test") if split not in builder.info.splits]
+    if missing:
+        raise UserError(f"dataset '{builder.name}' has no {' or '.join(missing)} split; pick one with train and test")
     names = tuple(features["label"].names) if "label" in features else ()
     return DatasetSpec(
         name=builder.name,
@@ -246,6 +246,12 @@ def describe(dataset: str, tfds_dir: str = "") -> DatasetSpec:
 
 
 # ---- tf.data -------------------------------------------------------------------------------
+def _load(spec: DatasetSpec, split: str, examples: int = 0, **kwargs):
+    """tfds.load of a split, or of its first ``examples`` examples."""
+    name = f"{split}[:{examples}]" if examples else split
+    return _tfds().load(spec.name, split=name, data_dir=spec.tfds_dir, try_gcs=False, **kwargs)
+
+
 def normalize(images, value_range: str):
     """uint8 images -> float32 in [0, 1] ("unit") or [-1, 1] ("tanh")."""
     import tensorflow as tf
@@ -280,8 +286,7 @@ def training_dataset(
     """
     import tensorflow as tf
 
-    split = f"train[:{examples}]" if examples else "train"
-    ds = _tfds().load(spec.name, split=split, data_dir=spec.tfds_dir, try_gcs=False)
+    ds = _load(spec, "train", examples)
     ds = ds.map(lambda ex: normalize(ex["image"], value_range), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.cache()
     count = examples or spec.splits["train"]
@@ -297,9 +302,7 @@ def load_arrays(spec: DatasetSpec, split: str, limit: int = 0):
     """(uint8 images (n, h, w, c), int labels (n,)) of a split, as numpy arrays."""
     import numpy as np
 
-    name = f"{split}[:{limit}]" if limit else split
-    ds = _tfds().load(spec.name, split=name, data_dir=spec.tfds_dir, try_gcs=False, batch_size=-1)
-    ds = _tfds().as_numpy(ds)
+    ds = _tfds().as_numpy(_load(spec, split, limit, batch_size=-1))
     labels = ds["label"] if "label" in ds else np.zeros(len(ds["image"]), dtype=np.int64)
     return ds["image"], labels
 
@@ -327,19 +330,19 @@ def run_data(config) -> tuple[str, DatasetSpec]:
     return run.info.run_id, spec
 
 
-def spec_from_run(data_run_id: str) -> DatasetSpec:
-    """The spec recorded by a data run (the data must still be prepared in its TFDS dir)."""
+def spec_from_run(data_run_id: str, tfds_dir: str = "") -> DatasetSpec:
+    """The dataset a data run prepared, read from ``tfds_dir`` when given (this machine's TFDS
+    dir), else from the dir the data run recorded."""
     from pipeline import tracking
 
     run = tracking.get_run(data_run_id, "data")
-    return describe(run.data.params["dataset.name"], run.data.params["dataset.tfds_dir"])
+    return describe(run.data.params["dataset.name"], tfds_dir or run.data.params["dataset.tfds_dir"])
 
 
 def eval_dataset(spec: DatasetSpec, split: str, *, batch_size: int, value_range: str, examples: int = 0):
     """Normalized, batched images of a split in file order (no shuffle): for evaluation."""
     import tensorflow as tf
 
-    name = f"{split}[:{examples}]" if examples else split
-    ds = _tfds().load(spec.name, split=name, data_dir=spec.tfds_dir, try_gcs=False)
+    ds = _load(spec, split, examples)
     ds = ds.map(lambda ex: normalize(ex["image"], value_range), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

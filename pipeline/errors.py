@@ -7,3 +7,10 @@ class UserError(Exception):
     The CLI prints its message as one line and exits with status 2; no traceback.
     The message names the problem and the fix.
     """
+
+
+class StageError(Exception):
+    """A stage found its own output unfit to ship (e.g. a failed parity check).
+
+    The CLI prints its message as one line and exits with status 1; nothing was logged as output.
+    """

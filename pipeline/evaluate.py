@@ -47,47 +47,52 @@ def generate(network, latent_dim: int, n: int, seed: int, value_range: str, batc
 def run_evaluate(config: Config, train_run_id: str) -> EvalResult:
     import mlflow
 
+    from models.registry import FAMILIES
     from serving import images
 
     started = time.perf_counter()
     model, description = load_trained(train_run_id)
     spec = data.describe(description["dataset"], config.tfds_dir)
-    extractor = features.get_extractor(spec, config.seed, config.features_epochs, config.features_examples)
     n = config.eval_samples
-
-    samples = generate(model.generator, description["latent_dim"], n, config.seed + 1, description["value_range"])
-    test_x, _ = data.load_arrays(spec, "test")
-    train_x, _ = data.load_arrays(spec, "train", limit=min(n, spec.splits["train"]))
-    test_f, _ = extractor(test_x.astype(np.float32) / 255.0)
-    train_f, _ = extractor(train_x.astype(np.float32) / 255.0)
-    sample_f, sample_logits = extractor(samples)
-    coverage = metrics.class_coverage(sample_logits, len(spec.class_names))
-    results = {
-        "fid": metrics.fid(sample_f, test_f),
-        "fid_floor": metrics.fid(train_f, test_f),
-        "class_entropy": coverage["class_entropy"] + 0.0,
-        "classes_hit": coverage["classes_hit"],
-        "classifier_score": metrics.classifier_score(sample_logits),
-        "extractor_test_accuracy": extractor.test_accuracy,
-    }
-    if description["model"] == "vae":
-        test = data.eval_dataset(spec, "test", batch_size=500, value_range="unit")
-        scores = model.evaluate(test, verbose=0, return_dict=True)
-        results.update({f"test_{k}": float(v) for k, v in scores.items()})
-    results["eval_seconds"] = time.perf_counter() - started
-
+    extractor_version = features.recipe_version(config.features_epochs, config.features_examples)
+    primary = FAMILIES[description["model"]].primary_metric
+    # How the primary metric was measured: promotion compares only numbers with equal protocols.
+    protocol = f"fid/{extractor_version}/n={n}" if primary == "fid" else f"{primary}/{spec.name}-test"
     params = {
         "train_run_id": train_run_id,
         "eval_samples": n,
         "seed": config.seed,
-        "extractor_version": extractor.version,
+        "extractor_version": extractor_version,
         "model": description["model"],
         "dataset": spec.name,
     }
-    with tracking.stage_run("evaluate", params) as run:
+    with tracking.stage_run("evaluate", params, tags={tracking.PROTOCOL_TAG: protocol}) as run:
+        # The extractor's own run (when it must be trained) nests under this one.
+        extractor = features.get_extractor(spec, config.seed, config.features_epochs, config.features_examples)
+        samples = generate(model.generator, description["latent_dim"], n, config.seed + 1, description["value_range"])
+        test_x, _ = data.load_arrays(spec, "test")
+        train_x, _ = data.load_arrays(spec, "train", limit=min(n, spec.splits["train"]))
+        test_f, _ = extractor(test_x.astype(np.float32) / 255.0)
+        train_f, _ = extractor(train_x.astype(np.float32) / 255.0)
+        sample_f, sample_logits = extractor(samples)
+        coverage = metrics.class_coverage(sample_logits, len(spec.class_names))
+        results = {
+            "fid": metrics.fid(sample_f, test_f),
+            "fid_floor": metrics.fid(train_f, test_f),
+            "class_entropy": coverage["class_entropy"] + 0.0,
+            "classes_hit": coverage["classes_hit"],
+            "classifier_score": metrics.classifier_score(sample_logits),
+            "extractor_test_accuracy": extractor.test_accuracy,
+        }
+        if description["model"] == "vae":
+            test = data.eval_dataset(spec, "test", batch_size=500, value_range="unit")
+            scores = model.evaluate(test, verbose=0, return_dict=True)
+            results.update({f"test_{k}": float(v) for k, v in scores.items()})
+        results["eval_seconds"] = time.perf_counter() - started
         mlflow.log_metrics(results)
         report = {
             "metrics": results,
+            "protocol": protocol,
             "class_histogram": dict(zip(spec.class_names, coverage["histogram"])),
             "params": params,
         }

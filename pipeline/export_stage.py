@@ -23,11 +23,11 @@ from export import card as model_card
 from export import files, parity
 from pipeline import tracking
 from pipeline.config import Config
-from pipeline.errors import UserError
+from pipeline.errors import StageError, UserError
 from pipeline.train import load_trained
 
 
-class ParityError(UserError):
+class ParityError(StageError):
     """An exported runtime disagrees with Keras beyond the tolerance."""
 
 
@@ -47,7 +47,16 @@ def run_export(config: Config, train_run_id: str, eval_run_id: str | None = None
     import mlflow
 
     model, description = load_trained(train_run_id)
-    eval_metrics = dict(tracking.get_run(eval_run_id, "evaluate").data.metrics) if eval_run_id else {}
+    eval_metrics, protocol = {}, ""
+    if eval_run_id:
+        evaluation = tracking.get_run(eval_run_id, "evaluate")
+        if evaluation.data.params.get("train_run_id") != train_run_id:
+            raise UserError(
+                f"evaluate run {eval_run_id} measured train run {evaluation.data.params.get('train_run_id')}, "
+                f"not {train_run_id}; pass the evaluate run of this train run"
+            )
+        eval_metrics = dict(evaluation.data.metrics)
+        protocol = evaluation.data.tags.get(tracking.PROTOCOL_TAG, "")
     latent_dim, image_shape = description["latent_dim"], tuple(description["image_shape"])
     params = {
         "train_run_id": train_run_id,
@@ -92,15 +101,8 @@ def run_export(config: Config, train_run_id: str, eval_run_id: str | None = None
             metrics=eval_metrics,
             parity={n: {"passed": r["passed"], "max_abs_diff": r["max_abs_diff"]} for n, r in reports.items()},
             onnx_opset=files.ONNX_OPSET,
-            files={
-                **files.sha256_files(folder / "generator.onnx"),
-                **files.sha256_files(folder / "generator_savedmodel"),
-                **(
-                    {**files.sha256_files(folder / "encoder.onnx"), **files.sha256_files(folder / "encoder_savedmodel")}
-                    if "encoder" in reports
-                    else {}
-                ),
-            },
+            metrics_protocol=protocol,
+            files=files.sha256_tree(folder),
         )
         mlflow.log_artifacts(str(folder), "export")
     print(f"export: parity {json.dumps({n: r['max_abs_diff'] for n, r in reports.items()})}")

@@ -121,17 +121,12 @@ def run_features(spec: data.DatasetSpec, seed: int = 0, epochs: int = EPOCHS, ex
         endpoint = files.Endpoint("features", {"image": spec.image_shape}, ("features", "logits"))
         with tempfile.TemporaryDirectory() as tmp:
             path = files.write_onnx(network, endpoint, Path(tmp) / "features.onnx")
-            info = mlflow.onnx.log_model(
+            registered = tracking.log_onnx_model(
                 onnx.load(str(path)),
                 name="extractor",
-                registered_model_name=registered_name(spec.name),
+                registered_name=registered_name(spec.name),
+                tags={"extractor_version": version, "test_accuracy": f"{accuracy:.4f}"},
                 input_example={"image": test_x[:2]},
-                onnx_execution_providers=["CPUExecutionProvider"],
-                save_as_external_data=False,
             )
-    print(f"features: classifier test accuracy {accuracy:.4f}, registered {registered_name(spec.name)}")
-    version = str(info.registered_model_version)
-    client = MlflowClient()
-    client.set_model_version_tag(registered_name(spec.name), version, "extractor_version", version)
-    client.set_model_version_tag(registered_name(spec.name), version, "test_accuracy", f"{accuracy:.4f}")
-    return client.get_model_version(registered_name(spec.name), version)
+    print(f"features: classifier test accuracy {accuracy:.4f}, registered {registered_name(spec.name)} v{registered}")
+    return MlflowClient().get_model_version(registered_name(spec.name), registered)

@@ -38,14 +38,30 @@ def registered_name(card: dict) -> str:
     return f"{card['dataset']}-{card['model']}"
 
 
-def decide(value: float, champion_value: float | None, margin: float, parity_passed: bool) -> tuple[bool, str]:
-    """The gate: (promote?, reason). Lower metric values are better."""
+def decide(
+    value: float,
+    champion_value: float | None,
+    margin: float,
+    parity_passed: bool,
+    protocol: str = "",
+    champion_protocol: str = "",
+) -> tuple[bool, str]:
+    """The gate: (promote?, reason). Lower metric values are better.
+
+    Numbers measured under different protocols (another feature extractor or sample count)
+    are not compared: the challenger is not promoted and the reason says why.
+    """
     if not parity_passed:
         return False, "parity check did not pass"
     if not math.isfinite(value):
         return False, f"primary metric is {value}"
     if champion_value is None:
         return True, "no champion yet"
+    if protocol != champion_protocol:
+        return False, (
+            f"measured as '{protocol}', the champion as '{champion_protocol}'; not comparable: "
+            "evaluate both the same way"
+        )
     if value < champion_value - margin:
         return True, f"{value:.4f} < champion {champion_value:.4f} - margin {margin}"
     return False, f"{value:.4f} does not beat champion {champion_value:.4f} by margin {margin}"
@@ -92,28 +108,35 @@ def run_promote(config: Config, export_run_id: str) -> PromoteResult:
         "promote_margin": config.promote_margin,
     }
     with tracking.stage_run("promote", params) as run:
-        info = mlflow.onnx.log_model(
+        version = tracking.log_onnx_model(
             onnx_model,
             name="generator",
+            registered_name=name,
+            tags={},
             signature=_signature(card),
             input_example={"z": images.latents(0, 2, card["latent_dim"])},
-            registered_model_name=name,
             metadata={"model_card": card},
-            onnx_execution_providers=["CPUExecutionProvider"],
-            save_as_external_data=False,  # one self-contained file: its sha256 is the card's
         )
-        version = str(info.registered_model_version)
         client.set_registered_model_alias(name, CHALLENGER, version)
         try:
             champion = client.get_model_version_by_alias(name, CHAMPION)
+        except MlflowException:
+            champion = None
+        champion_value = None
+        if champion is not None and TAG + "primary_value" in champion.tags:
             champion_value = float(champion.tags[TAG + "primary_value"])
-        except (MlflowException, KeyError):
-            champion, champion_value = None, None
+        protocol = card.get("metrics_protocol", "")
+        champion_protocol = champion.tags.get(TAG + "protocol", "") if champion is not None else ""
         parity_passed = all(p["passed"] for p in card["parity"].values())
-        promoted, reason = decide(value, champion_value, config.promote_margin, parity_passed)
+        promoted, reason = decide(
+            value, champion_value, config.promote_margin, parity_passed, protocol, champion_protocol
+        )
+        if promoted and champion is not None and champion_value is None:
+            reason = f"champion v{champion.version} has no recorded {metric}"
         tags = {
             "primary_metric": metric,
             "primary_value": repr(value),
+            "protocol": protocol,
             "champion_version_before": str(champion.version) if champion else "",
             "champion_value_before": repr(champion_value) if champion_value is not None else "",
             "margin": repr(config.promote_margin),

@@ -7,9 +7,11 @@ import hashlib
 import os
 from pathlib import Path
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+from serving.files import DEFAULT_TRACKING_URI
+
 STAGE_TAG = "latentforge.stage"
 KEY_TAG = "latentforge.key"
+PROTOCOL_TAG = "latentforge.protocol"  # how a primary metric was measured; only equal protocols compare
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -42,7 +44,9 @@ def stage_run(stage: str, params: dict, *, run_id: str | None = None, tags: dict
     """Start (or continue, with run_id) the MLflow run of one stage.
 
     Nested under the active run when there is one (the ``main`` parent); params are logged
-    on a new run only. Yields the active ``mlflow.ActiveRun``.
+    on a new run only. Under ``mlflow run -e <stage>`` the run already holds the entry point's
+    raw parameters; a resolved value that differs is logged as ``resolved.<name>`` (MLflow
+    forbids changing a param). Yields the active ``mlflow.ActiveRun``.
     """
     import mlflow
 
@@ -50,7 +54,15 @@ def stage_run(stage: str, params: dict, *, run_id: str | None = None, tags: dict
     with mlflow.start_run(run_id=run_id, run_name=None if run_id else stage, nested=nested) as run:
         if run_id is None:
             mlflow.set_tags({STAGE_TAG: stage, **(tags or {})})
-            mlflow.log_params({k: str(v) for k, v in params.items()})
+            logged = mlflow.get_run(run.info.run_id).data.params
+            fresh = {}
+            for key, value in params.items():
+                value = str(value)
+                if key not in logged:
+                    fresh[key] = value
+                elif logged[key] != value:
+                    fresh[f"resolved.{key}"] = value
+            mlflow.log_params(fresh)
         yield run
 
 
@@ -109,3 +121,27 @@ def download(run_id: str, artifact_path: str, dst: str) -> Path:
     import mlflow
 
     return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=dst))
+
+
+def log_onnx_model(onnx_model, *, name: str, registered_name: str, tags: dict, **kwargs) -> str:
+    """Log an ONNX model (one self-contained file, CPU provider), register it, tag the version.
+
+    Returns:
+        the new registered version (a string).
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    info = mlflow.onnx.log_model(
+        onnx_model,
+        name=name,
+        registered_model_name=registered_name,
+        onnx_execution_providers=["CPUExecutionProvider"],
+        save_as_external_data=False,  # one file, whose sha256 the model card records
+        **kwargs,
+    )
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(registered_name, version, key, str(value))
+    return version

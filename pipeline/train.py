@@ -22,6 +22,8 @@ import numpy as np
 
 from pipeline import data, tracking
 from pipeline.config import TRAIN_FIELDS, Config
+from pipeline.errors import UserError
+from serving.files import sha256_file
 
 CODE_PATHS = ("models", "pipeline/train.py", "pipeline/data.py")
 GRID_SAMPLES = 64
@@ -70,9 +72,13 @@ def _callbacks(model, config: Config, value_range: str):
             mlflow.log_image(picture, key="samples", step=step)
             mlflow.log_image(picture, artifact_file=f"samples/epoch_{step:03d}.png")
             with tempfile.TemporaryDirectory() as tmp:
-                model.save_weights(str(Path(tmp) / "last.weights.h5"))
-                (Path(tmp) / "state.json").write_text(json.dumps({"epoch": step}))
-                mlflow.log_artifacts(tmp, "checkpoints")
+                weights, state = Path(tmp) / "last.weights.h5", Path(tmp) / "state.json"
+                model.save_weights(str(weights))
+                state.write_text(json.dumps({"epoch": step, "weights_sha256": sha256_file(weights)}))
+                # Weights first, then the state naming them: a crash in between leaves a
+                # state whose checksum does not match, and resuming then starts over.
+                mlflow.log_artifact(str(weights), "checkpoints")
+                mlflow.log_artifact(str(state), "checkpoints")
 
     return [TrackEpoch()]
 
@@ -85,8 +91,12 @@ def _restore(model, run_id: str) -> int:
         except Exception:  # no checkpoint was logged before the run died
             return 0
         state = json.loads((folder / "state.json").read_text())
+        weights = folder / "last.weights.h5"
+        if not weights.is_file() or sha256_file(weights) != state.get("weights_sha256"):
+            print(f"train: the last checkpoint of run {run_id} is incomplete; training from the start")
+            return 0
         model.build_optimizers()
-        model.load_weights(str(folder / "last.weights.h5"))
+        model.load_weights(str(weights))
         return int(state["epoch"])
 
 
@@ -103,7 +113,16 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
     from models import registry
 
     config = config.resolved()
-    spec = data.spec_from_run(data_run_id) if data_run_id else data.describe(config.dataset, config.tfds_dir)
+    spec = (
+        data.spec_from_run(data_run_id, config.tfds_dir)
+        if data_run_id
+        else data.describe(config.dataset, config.tfds_dir)
+    )
+    if spec.name != config.dataset:
+        raise UserError(
+            f"data run {data_run_id} prepared '{spec.name}' but the config says dataset={config.dataset}; "
+            f"pass --dataset {spec.name} or the data run of {config.dataset}"
+        )
     key = train_key(config)
     previous = tracking.find_runs("train", key)
     finished = [r for r in previous if r.info.status == "FINISHED"]

@@ -10,7 +10,6 @@ Every file is checked against the sha256 the card records before a session is cr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -20,6 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from serving import images
+from serving.files import DEFAULT_TRACKING_URI, sha256_file
+
+CARD_FIELDS = ("model", "latent_dim", "value_range", "files")
 
 
 class ModelLoadError(Exception):
@@ -37,8 +39,11 @@ class GeneratorRuntime:
     @classmethod
     def load(cls, uri: str, threads: int = 0) -> GeneratorRuntime:
         onnx_path, card = _resolve(uri)
+        missing = [f for f in CARD_FIELDS if not isinstance(card, dict) or f not in card]
+        if missing:
+            raise ModelLoadError(f"model card of '{uri}' lacks {', '.join(missing)}; re-export the model")
         expected = card.get("files", {}).get("generator.onnx")
-        actual = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+        actual = sha256_file(onnx_path)
         if expected is None:
             raise ModelLoadError(f"model card of '{uri}' records no sha256 for generator.onnx; re-export the model")
         if actual != expected:
@@ -52,6 +57,9 @@ class GeneratorRuntime:
         if threads:
             options.intra_op_num_threads = threads
         session = ort.InferenceSession(str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"])
+        names = ({i.name for i in session.get_inputs()}, {o.name for o in session.get_outputs()})
+        if "z" not in names[0] or "image" not in names[1]:
+            raise ModelLoadError(f"'{uri}' is not a latentforge generator (inputs {names[0]}, outputs {names[1]})")
         return cls(session, card, uri)
 
     @property
@@ -86,7 +94,11 @@ def _resolve(uri: str) -> tuple[Path, dict]:
         )
     if not onnx_path.is_file() or not card_path.is_file():
         raise ModelLoadError(f"'{uri}' needs generator.onnx and model_card.json side by side; pass an export folder")
-    return onnx_path, json.loads(card_path.read_text())
+    try:
+        card = json.loads(card_path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise ModelLoadError(f"{card_path} is not valid JSON; re-export the model") from None
+    return onnx_path, card
 
 
 def _resolve_mlflow(uri: str) -> tuple[Path, dict]:
@@ -95,7 +107,7 @@ def _resolve_mlflow(uri: str) -> tuple[Path, dict]:
     from mlflow.exceptions import MlflowException
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
     mlflow.set_tracking_uri(tracking_uri)
     try:
         folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tempfile.mkdtemp()))

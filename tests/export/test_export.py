@@ -48,10 +48,10 @@ def test_parity_detects_a_different_network(tmp_path):
     assert report["max_abs_diff"]["onnx"] > 1e-3
 
 
-def test_sha256_files_covers_every_file(tmp_path):
+def test_sha256_tree_covers_every_file(tmp_path):
     (tmp_path / "d" / "sub").mkdir(parents=True)
     (tmp_path / "d" / "a").write_bytes(b"a")
     (tmp_path / "d" / "sub" / "b").write_bytes(b"b")
-    digests = files.sha256_files(tmp_path / "d")
-    assert set(digests) == {"d/a", "d/sub/b"}
-    assert digests["d/a"] == "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
+    digests = files.sha256_tree(tmp_path / "d")
+    assert set(digests) == {"a", "sub/b"}
+    assert digests["a"] == "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"

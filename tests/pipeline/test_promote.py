@@ -18,9 +18,10 @@ def test_gate_rules():
     assert not decide(float("nan"), None, 0.0, True)[0]
 
 
-def _evaluation(fid: float) -> str:
-    """An evaluate run holding a measured-looking FID (the gate reads only this number)."""
-    with tracking.stage_run("evaluate", {"note": "test"}) as run:
+def _evaluation(train_run_id: str, fid: float, protocol: str = "fid/test-extractor/n=200") -> str:
+    """An evaluate run of ``train_run_id`` holding a given FID (the gate reads only this number)."""
+    tags = {tracking.PROTOCOL_TAG: protocol}
+    with tracking.stage_run("evaluate", {"train_run_id": train_run_id}, tags=tags) as run:
         mlflow.log_metric("fid", fid)
     return run.info.run_id
 
@@ -32,8 +33,8 @@ def test_worse_challenger_is_not_promoted(store, tfds_dir):
     client = MlflowClient()
     name = "fashion_mnist-dcgan"
 
-    def release(fid):
-        exported = export_stage.run_export(config, trained.run_id, _evaluation(fid))
+    def release(fid, **kwargs):
+        exported = export_stage.run_export(config, trained.run_id, _evaluation(trained.run_id, fid, **kwargs))
         return promote.run_promote(config, exported.run_id)
 
     first = release(50.0)
@@ -46,6 +47,8 @@ def test_worse_challenger_is_not_promoted(store, tfds_dir):
     assert tags["latentforge.decision"] == "rejected"
     assert float(tags["latentforge.primary_value"]) == 80.0
     assert float(tags["latentforge.champion_value_before"]) == 50.0
+    other_protocol = release(10.0, protocol="fid/another-extractor/n=200")
+    assert not other_protocol.promoted and "not comparable" in other_protocol.reason
     better = release(30.0)
     assert better.promoted
     assert str(client.get_model_version_by_alias(name, "champion").version) == better.version
@@ -56,6 +59,15 @@ def test_worse_challenger_is_not_promoted(store, tfds_dir):
     out = model.predict({"z": np.zeros((2, 100), np.float32)})
     images = out["image"] if isinstance(out, dict) else np.asarray(out)
     assert images.shape == (2, 28, 28, 1)
+
+
+def test_export_refuses_the_evaluation_of_another_model(store, tfds_dir):
+    from pipeline.errors import UserError
+
+    config = tiny_config(tfds_dir)
+    trained = train.run_train(config, data.run_data(config)[0])
+    with pytest.raises(UserError, match="not " + trained.run_id):
+        export_stage.run_export(config, trained.run_id, _evaluation("some-other-train-run", 1.0))
 
 
 def test_promote_refuses_an_export_without_metrics(store, tfds_dir):

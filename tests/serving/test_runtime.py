@@ -25,7 +25,7 @@ def export_folder(tmp_path_factory):
         latent_dim=10,
         value_range="tanh",
         output_shape=[28, 28, 1],
-        files=files.sha256_files(folder / "generator.onnx"),
+        files=files.sha256_tree(folder),
     )
     return folder
 

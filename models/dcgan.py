@@ -82,9 +82,11 @@ class DCGAN(keras.Model):
         self.g_optimizer = g_optimizer
 
     def build_optimizers(self) -> None:
-        """Create optimizer slots now (needed before loading a checkpoint into them)."""
-        self.d_optimizer.build(self.discriminator.trainable_variables)
-        self.g_optimizer.build(self.generator.trainable_variables)
+        """Create optimizer slots now: before loading a checkpoint into them, and outside the
+        replicas' step under tf.distribute (variables cannot be created lazily there)."""
+        for optimizer, network in ((self.d_optimizer, self.discriminator), (self.g_optimizer, self.generator)):
+            if not optimizer.built:
+                optimizer.build(network.trainable_variables)
 
     @property
     def metrics(self):

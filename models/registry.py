@@ -36,6 +36,7 @@ def build(kind: str, *, image_shape, latent_dim: int, learning_rate: float, seed
             d_optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.5),
             g_optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.5),
         )
+        model.build_optimizers()
         return model
     if kind == "vae":
         from models import vae
@@ -47,5 +48,6 @@ def build(kind: str, *, image_shape, latent_dim: int, learning_rate: float, seed
             seed=seed,
         )
         model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+        model.build_optimizers()
         return model
     raise ValueError(f"unknown model kind {kind!r}; valid: {', '.join(FAMILIES)}")

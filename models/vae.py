@@ -92,8 +92,10 @@ class VAE(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
 
     def build_optimizers(self) -> None:
-        """Create optimizer slots now (needed before loading a checkpoint into them)."""
-        self.optimizer.build(self.trainable_variables)
+        """Create optimizer slots now: before loading a checkpoint into them, and outside the
+        replicas' step under tf.distribute (variables cannot be created lazily there)."""
+        if not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
 
     @property
     def metrics(self):

@@ -18,7 +18,8 @@ def pipeline_store(tmp_path_factory, tfds_dir):
     work = tmp_path_factory.mktemp("e2e")
     uri = f"sqlite:///{work / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
-    env.pop("MLFLOW_RUN_ID", None)
+    for leaked in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        env.pop(leaked, None)  # set in-process by mlflow.set_experiment in other tests
     params = [arg for key, value in {**TINY, "tfds_dir": tfds_dir}.items() for arg in ("-P", f"{key}={value}")]
     result = subprocess.run(
         [

@@ -17,7 +17,8 @@ STAGE_FIELDS = {
     "main": None,  # every field
     "data": ("dataset", "data_dir", "tfds_dir", "experiment"),
     "train": config_module.TRAIN_FIELDS + ("tfds_dir", "experiment"),
-    "evaluate": ("eval_samples", "seed", "tfds_dir", "features_epochs", "features_examples", "experiment"),
+    "features": ("dataset", "tfds_dir", "seed", "features_epochs", "features_examples", "experiment"),
+    "evaluate": ("eval_samples", "metrics", "seed", "tfds_dir", "features_epochs", "features_examples", "experiment"),
     "export": ("experiment",),
     "promote": ("promote_margin", "experiment"),
 }
@@ -37,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
         "main": "run every stage: data -> train -> evaluate -> export -> promote",
         "data": "prepare the TFDS dataset",
         "train": "train a model (reuses a finished run, resumes a killed one)",
+        "features": "train and register the dataset's feature classifier (once; found in the registry after)",
         "evaluate": "score a trained generator (FID in classifier features; ELBO for the VAE)",
         "export": "write SavedModel + ONNX, check parity, write the model card",
         "promote": "register the ONNX generator and move the champion alias when it is better",
@@ -122,6 +124,14 @@ def _run_stage(args) -> None:
         from pipeline.train import run_train
 
         print(run_train(config, args.data_run_id or None))
+    elif args.command == "features":
+        from pipeline.data import describe
+        from pipeline.features import get_extractor
+
+        extractor = get_extractor(
+            describe(config.dataset, config.tfds_dir), config.seed, config.features_epochs, config.features_examples
+        )
+        print(f"features: {extractor.version} ({extractor.identity}), test accuracy {extractor.test_accuracy:.4f}")
     elif args.command == "evaluate":
         from pipeline.evaluate import run_evaluate
 

@@ -39,6 +39,7 @@ class Config:
     seed: int = 0  # seeds shuffling, weights, latents and sampling
     train_examples: int = 0  # use only the first N training examples; 0 = all
     eval_samples: int = 10000  # generated samples scored by the evaluate stage
+    metrics: str = "fid,fid_floor,kid_metric,pr,dc,classes"  # evaluate's metrics, comma-separated
     features_epochs: int = 3  # epochs of the feature classifier (trained once per dataset)
     features_examples: int = 0  # training examples of the feature classifier; 0 = all
     data_dir: str = DEFAULT_IDX_DIR  # local IDX files used when TFDS cannot download
@@ -67,6 +68,11 @@ class Config:
                 raise UserError(f"{name} must be >= 0, got {value}; pass 0 for the default")
         if not 2 <= self.eval_samples <= 100_000:
             raise UserError(f"eval_samples must be between 2 and 100000, got {self.eval_samples}")
+        from pipeline.metrics import METRICS
+
+        unknown = [name for name in self.metric_names() if name not in METRICS]
+        if unknown or not self.metric_names():
+            raise UserError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; valid: {', '.join(METRICS)}")
         if not 0 <= self.seed < 2**32:
             raise UserError(f"seed must be between 0 and 2**32 - 1, got {self.seed}")
         for name in ("learning_rate", "promote_margin"):
@@ -89,6 +95,9 @@ class Config:
                 raise UserError(f"{f.name} must be {f.type}, got {value!r}")
 
     # ---- derived values -------------------------------------------------------------------
+    def metric_names(self) -> list[str]:
+        return [name.strip() for name in self.metrics.split(",") if name.strip()]
+
     def resolved(self) -> Config:
         """A copy with model defaults filled in (latent_dim, learning_rate)."""
         defaults = MODEL_DEFAULTS[self.model]

@@ -1,15 +1,18 @@
 """Evaluate stage: measure a trained generator.
 
 Reads: a train run (its ``model/`` artifacts) and the prepared dataset.
-Writes (MLflow run ``evaluate``): metrics, ``evaluation/report.json``, a sample grid and the
-class histogram of the samples.
+Writes (MLflow run ``evaluate``): metrics (and ``seconds_<metric>`` timings),
+``evaluation/report.json``, pictures: a sample grid, the class histogram of the samples, a
+nearest-neighbour grid (each sample above its closest training image in feature space) and
+a latent interpolation strip.
 
-Metrics:
-  - every family: ``fid`` — Fréchet distance between ``eval_samples`` generated images and the
-    test split, in the features of a classifier trained on the dataset (``pipeline/features.py``);
-    ``fid_floor`` — the same distance between as many training images and the test split
-    (what a perfect generator would score); ``class_entropy`` and ``classes_hit`` of the
-    classifier's predictions on the samples (mode coverage); ``classifier_score``.
+Metrics (``--metrics``, from the registry in ``pipeline/metrics.py``), in the features of a
+classifier trained on the dataset (``pipeline/features.py``), ``eval_samples`` generated
+images against the test split:
+  - ``fid`` and ``fid_floor`` (as many training images vs the test split: what a perfect
+    generator would score); ``kid`` ± ``kid_std``; ``precision``/``recall`` (k=3);
+    ``density``/``coverage`` (k=5); ``class_entropy``, ``classes_hit`` (mode coverage) and
+    ``classifier_score``.
   - VAE: ``test_loss`` (negative ELBO), ``test_reconstruction_loss``, ``test_kl_loss``, in nats
     per image on the test split.
 """
@@ -70,28 +73,30 @@ def run_evaluate(config: Config, train_run_id: str) -> EvalResult:
         # The extractor's own run (when it must be trained) nests under this one.
         extractor = features.get_extractor(spec, config.seed, config.features_epochs, config.features_examples)
         samples = generate(model.generator, description["latent_dim"], n, config.seed + 1, description["value_range"])
-        test_x, _ = data.load_arrays(spec, "test")
-        train_x, _ = data.load_arrays(spec, "train", limit=min(n, spec.splits["train"]))
-        test_f, _ = extractor(test_x.astype(np.float32) / 255.0)
-        train_f, _ = extractor(train_x.astype(np.float32) / 255.0)
+        train_limit = min(n, spec.splits["train"])
         sample_f, sample_logits = extractor(samples)
+        context = metrics.MetricContext(
+            real=extractor.real_features(spec, "test"),
+            fake=sample_f,
+            fake_logits=sample_logits,
+            num_classes=len(spec.class_names),
+            train=extractor.real_features(spec, "train", train_limit),
+            seed=config.seed,
+        )
+        computed = metrics.compute(config.metric_names(), context)
+        results = {k: v for result in computed for k, v in result.values.items()}
+        results["extractor_test_accuracy"] = extractor.test_accuracy
+        timings = {f"seconds_{result.name}": result.seconds for result in computed}
         coverage = metrics.class_coverage(sample_logits, len(spec.class_names))
-        results = {
-            "fid": metrics.fid(sample_f, test_f),
-            "fid_floor": metrics.fid(train_f, test_f),
-            "class_entropy": coverage["class_entropy"] + 0.0,
-            "classes_hit": coverage["classes_hit"],
-            "classifier_score": metrics.classifier_score(sample_logits),
-            "extractor_test_accuracy": extractor.test_accuracy,
-        }
         if description["model"] == "vae":
             test = data.eval_dataset(spec, "test", batch_size=500, value_range="unit")
             scores = model.evaluate(test, verbose=0, return_dict=True)
             results.update({f"test_{k}": float(v) for k, v in scores.items()})
         results["eval_seconds"] = time.perf_counter() - started
-        mlflow.log_metrics(results)
+        mlflow.log_metrics({**results, **timings})
         report = {
             "metrics": results,
+            "seconds": timings,
             "protocol": protocol,
             "class_histogram": dict(zip(spec.class_names, coverage["histogram"])),
             "params": params,
@@ -99,12 +104,56 @@ def run_evaluate(config: Config, train_run_id: str) -> EvalResult:
         mlflow.log_dict(report, "evaluation/report.json")
         picture = images.grid(images.to_uint8(samples[:64], "unit"), columns=8)
         mlflow.log_image(picture, artifact_file="evaluation/samples.png")
+        train_images, _ = data.load_arrays(spec, "train", limit=train_limit)
+        mlflow.log_image(
+            nearest_neighbour_grid(samples[:32], sample_f[:32], train_images, context.train),
+            artifact_file="evaluation/nearest_neighbours.png",
+        )
+        mlflow.log_image(
+            interpolation_strip(model.generator, description["latent_dim"], config.seed, description["value_range"]),
+            artifact_file="evaluation/interpolation.png",
+        )
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "class_histogram.png"
             path.write_bytes(images.png_bytes(_histogram_picture(coverage["histogram"])))
             mlflow.log_artifact(str(path), "evaluation")
     print("evaluate: " + json.dumps({k: round(v, 4) for k, v in results.items()}))
     return EvalResult(run.info.run_id, results)
+
+
+def nearest_neighbour_grid(samples, sample_features, train_images, train_features, columns: int = 8):
+    """Each generated sample (unit range) beside its nearest training image in feature space.
+
+    Rows alternate: samples, then their neighbours. Near-copies expose memorization.
+    """
+    from serving import images
+
+    distances = metrics.squared_distances(sample_features, train_features)
+    nearest = train_images[np.argmin(distances, axis=1)]
+    tiles = []
+    for start in range(0, len(samples), columns):
+        tiles.extend(images.to_uint8(samples[start : start + columns], "unit"))
+        tiles.extend(nearest[start : start + columns])
+    return images.grid(np.stack(tiles), columns=columns)
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Spherical interpolation between two latents (the path that stays at a typical norm)."""
+    cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if omega < 1e-6:
+        return (1 - t) * a + t * b
+    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+
+
+def interpolation_strip(network, latent_dim: int, seed: int, value_range: str, rows: int = 6, steps: int = 10):
+    """``rows`` spherical interpolations between pairs of seeded latents, ``steps`` images each."""
+    from serving import images
+
+    ends = images.latents(seed + 2, 2 * rows, latent_dim)
+    z = np.stack([slerp(ends[2 * r], ends[2 * r + 1], t) for r in range(rows) for t in np.linspace(0, 1, steps)])
+    out = np.asarray(network(z.astype(np.float32), training=False))
+    return images.grid(images.to_uint8(out, value_range), columns=steps)
 
 
 def _histogram_picture(counts, bar_width: int = 12, height: int = 100) -> np.ndarray:

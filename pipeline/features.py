@@ -10,6 +10,7 @@ registered model version (tags: extractor_version, test_accuracy).
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -17,20 +18,47 @@ import numpy as np
 
 from pipeline import data, tracking
 from pipeline.errors import UserError
+from serving.files import sha256_file
 
 EPOCHS = 3
 BATCH_SIZE = 128
 
 
-class Extractor:
-    """onnxruntime session: images in [0, 1] -> (features (n, 128), logits (n, classes))."""
+def cache_dir() -> Path:
+    """Where real-data features are cached ($LATENTFORGE_CACHE, default ~/.cache/latentforge)."""
+    return Path(os.environ.get("LATENTFORGE_CACHE") or Path.home() / ".cache" / "latentforge")
 
-    def __init__(self, onnx_path: str, version: str, test_accuracy: float):
+
+class Extractor:
+    """onnxruntime session: images in [0, 1] -> (features (n, 128), logits (n, classes)).
+
+    Args:
+        onnx_path: the registered extractor's ONNX file.
+        version: the recipe version (``recipe_version``).
+        test_accuracy: its accuracy on the test split.
+        identity: names this exact extractor (registered model and version, file sha256); keys the cache.
+    """
+
+    def __init__(self, onnx_path: str, version: str, test_accuracy: float, identity: str = ""):
         import onnxruntime as ort
 
         self.session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
         self.version = version
         self.test_accuracy = test_accuracy
+        self.identity = identity or sha256_file(onnx_path)[:16]
+
+    def real_features(self, spec: data.DatasetSpec, split: str, limit: int = 0) -> np.ndarray:
+        """Features of the first ``limit`` images of a split (0 = all), cached per (dataset, extractor)."""
+        path = cache_dir() / f"{spec.name}-{spec.version}" / self.identity / f"{split}-{limit or 'all'}.npy"
+        if path.is_file():
+            return np.load(path)
+        images, _ = data.load_arrays(spec, split, limit=limit)
+        feats, _ = self(images.astype(np.float32) / 255.0)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".partial.npy")
+        np.save(tmp, feats)
+        tmp.replace(path)
+        return feats
 
     def __call__(self, images: np.ndarray, batch_size: int = 1000):
         feats, logits = [], []
@@ -82,7 +110,9 @@ def get_extractor(spec: data.DatasetSpec, seed: int = 0, epochs: int = EPOCHS, e
     if found is None:
         found = run_features(spec, seed, epochs, examples)
     folder = mlflow.artifacts.download_artifacts(f"models:/{found.name}/{found.version}", dst_path=tempfile.mkdtemp())
-    return Extractor(str(Path(folder) / "model.onnx"), version, float(found.tags["test_accuracy"]))
+    onnx_path = Path(folder) / "model.onnx"
+    identity = f"v{found.version}-{sha256_file(onnx_path)[:12]}"
+    return Extractor(str(onnx_path), version, float(found.tags["test_accuracy"]), identity)
 
 
 def run_features(spec: data.DatasetSpec, seed: int = 0, epochs: int = EPOCHS, examples: int = 0):

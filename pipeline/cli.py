@@ -54,7 +54,13 @@ def _parser() -> argparse.ArgumentParser:
         if name == "export":
             sub.add_argument("--eval-run-id", default="", help="evaluate run whose metrics go in the model card")
         if name == "promote":
-            sub.add_argument("--export-run-id", required=True, help="the export run to register")
+            sub.add_argument("--export-run-id", default="", help="the export run to register")
+            sub.add_argument(
+                "--rollback",
+                metavar="NAME",
+                default="",
+                help="instead: move champion of registered model NAME back to the previous one",
+            )
     generate = commands.add_parser("generate", help="write a PNG grid of generated images (onnxruntime only)")
     generate.add_argument(
         "--model",
@@ -141,9 +147,14 @@ def _run_stage(args) -> None:
 
         print(run_export(config, args.train_run_id, args.eval_run_id or None).run_id)
     elif args.command == "promote":
-        from pipeline.promote import run_promote
+        from pipeline.promote import rollback, run_promote
 
-        print(run_promote(config, args.export_run_id))
+        if args.rollback:
+            rollback(args.rollback)
+        elif args.export_run_id:
+            print(run_promote(config, args.export_run_id))
+        else:
+            raise UserError("promote needs --export-run-id <id> (or --rollback <registered model name>)")
 
 
 def main(argv: list[str] | None = None) -> int:

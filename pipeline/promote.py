@@ -150,9 +150,63 @@ def run_promote(config: Config, export_run_id: str) -> PromoteResult:
         for key, tag_value in tags.items():
             client.set_model_version_tag(name, version, TAG + key, tag_value)
         if promoted:
-            client.set_registered_model_alias(name, CHAMPION, version)
+            move_champion(client, name, version, reason)
         mlflow.log_dict({"registered_model": name, "version": version, **tags}, "promotion/decision.json")
         mlflow.log_metric("promoted", float(promoted))
     verdict = f"is now {CHAMPION}" if promoted else f"stays {CHALLENGER}"
     print(f"promote: {name} version {version} {verdict} ({metric} {value:.4f}; {reason})")
     return PromoteResult(run.info.run_id, name, version, promoted, reason)
+
+
+HISTORY_TAG = TAG + "champion_history"  # on the registered model: "v<version>@<utc time>;..." newest last
+
+
+def move_champion(client, name: str, version: str, reason: str) -> None:
+    """Give ``version`` the champion alias and record the move (for audits and rollback)."""
+    import datetime
+
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    client.set_registered_model_alias(name, CHAMPION, version)
+    client.set_model_version_tag(name, version, TAG + "champion_since", now)
+    history = client.get_registered_model(name).tags.get(HISTORY_TAG, "")
+    entries = [e for e in history.split(";") if e] + [f"v{version}@{now}"]
+    client.set_registered_model_tag(name, HISTORY_TAG, ";".join(entries[-100:]))
+    client.set_registered_model_tag(name, TAG + "last_move", f"v{version}: {reason}"[:500])
+
+
+def champion_history(client, name: str) -> list[str]:
+    """Versions that held champion, oldest first (each as it took the alias)."""
+    history = client.get_registered_model(name).tags.get(HISTORY_TAG, "")
+    return [e.split("@", 1)[0].lstrip("v") for e in history.split(";") if e]
+
+
+def rollback(name: str) -> str:
+    """Move ``champion`` back to the version that held it before the current one.
+
+    Returns:
+        the version that is champion now.
+
+    Raises:
+        UserError: no such registered model, no champion, or no earlier champion.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    try:
+        current = str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        raise UserError(f"registered model '{name}' has no {CHAMPION}; nothing to roll back") from None
+    history = champion_history(client, name)
+    # Champions before the current one took the alias, skipping versions already rolled back.
+    before = history[: len(history) - 1 - history[::-1].index(current)] if current in history else history
+    earlier = [
+        v for v in before if v != current and client.get_model_version(name, v).tags.get(TAG + "rolled_back") != "true"
+    ]
+    if not earlier:
+        raise UserError(f"'{name}' v{current} is the first {CHAMPION}; there is no earlier one to roll back to")
+    previous = earlier[-1]
+    client.set_model_version_tag(name, current, TAG + "rolled_back", "true")
+    move_champion(client, name, previous, f"rollback from v{current}")
+    print(f"promote: {name} {CHAMPION} rolled back from v{current} to v{previous}")
+    return previous

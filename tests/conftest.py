@@ -12,6 +12,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+if "LATENTFORGE_CACHE" not in os.environ:  # keep the real-feature cache out of the user's home
+    import tempfile
+
+    os.environ["LATENTFORGE_CACHE"] = tempfile.mkdtemp(prefix="latentforge-cache-")
 sys.path.insert(0, str(ROOT))
 
 from pipeline.config import DEFAULT_IDX_DIR, Config  # noqa: E402

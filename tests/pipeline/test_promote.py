@@ -52,6 +52,15 @@ def test_worse_challenger_is_not_promoted(store, tfds_dir):
     better = release(30.0)
     assert better.promoted
     assert str(client.get_model_version_by_alias(name, "champion").version) == better.version
+    assert promote.champion_history(client, name) == [first.version, better.version]
+    # Roll back: champion returns to the version that held it before.
+    assert promote.rollback(name) == first.version
+    assert str(client.get_model_version_by_alias(name, "champion").version) == first.version
+    assert client.get_model_version(name, better.version).tags["latentforge.rolled_back"] == "true"
+    from pipeline.errors import UserError
+
+    with pytest.raises(UserError, match="first champion"):
+        promote.rollback(name)
     # The champion loads as an MLflow pyfunc and generates images.
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     import numpy as np

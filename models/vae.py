@@ -50,6 +50,9 @@ def mean_image_network(decoder: keras.Model) -> keras.Model:
     return keras.Model(decoder.input, images, name="generator")
 
 
+LOG_2PI = 1.8378770664093453  # log(2 pi)
+
+
 def kl_divergence(z_mean, z_log_var):
     """KL(N(mean, exp(log_var)) || N(0, I)) per example, summed over latent dims (nats): (batch,)."""
     return -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=-1)
@@ -109,6 +112,28 @@ class VAE(keras.Model):
     def reparameterize(self, z_mean, z_log_var):
         eps = sampling.normal_per_replica(ops.shape(z_mean), self.seed_generator)
         return z_mean + ops.exp(0.5 * z_log_var) * eps
+
+    def iwae_nll(self, images, k: int, chunk: int = 64):
+        """Importance-weighted bound on -log p(x) (Burda et al. 2015), nats per image: (batch,).
+
+        -log (1/k sum_i p(x|z_i) p(z_i) / q(z_i|x)), z_i ~ q(z|x). k = 1 is a one-sample ELBO;
+        the bound tightens (falls) as k grows and is at most the ELBO in expectation.
+        """
+        z_mean, z_log_var = self.encoder(images, training=False)
+        batch = ops.shape(images)[0]
+        log_weights = []
+        for start in range(0, k, chunk):
+            n = min(chunk, k - start)
+            eps = keras.random.normal((n, batch, self.latent_dim), seed=self.seed_generator)
+            z = z_mean[None] + ops.exp(0.5 * z_log_var)[None] * eps  # (n, batch, latent)
+            logits = self.decoder(ops.reshape(z, (n * batch, self.latent_dim)), training=False)
+            repeated = ops.reshape(ops.broadcast_to(images[None], (n, *ops.shape(images))), ops.shape(logits))
+            log_px_z = -ops.reshape(bernoulli_nll(repeated, logits), (n, batch))
+            log_pz = -0.5 * ops.sum(ops.square(z) + LOG_2PI, axis=-1)
+            log_qz = -0.5 * ops.sum(ops.square(eps) + z_log_var[None] + LOG_2PI, axis=-1)
+            log_weights.append(log_px_z + log_pz - log_qz)
+        log_weights = ops.concatenate(log_weights, axis=0)  # (k, batch)
+        return -(ops.logsumexp(log_weights, axis=0) - ops.log(ops.cast(k, log_weights.dtype)))
 
     def _per_example_losses(self, images, training):
         """Per-example (reconstruction, kl), each (batch,), in nats."""

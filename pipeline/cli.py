@@ -18,7 +18,17 @@ STAGE_FIELDS = {
     "data": ("dataset", "data_dir", "tfds_dir", "experiment"),
     "train": config_module.TRAIN_FIELDS + ("tfds_dir", "experiment"),
     "features": ("dataset", "tfds_dir", "seed", "features_epochs", "features_examples", "experiment"),
-    "evaluate": ("eval_samples", "metrics", "seed", "tfds_dir", "features_epochs", "features_examples", "experiment"),
+    "evaluate": (
+        "eval_samples",
+        "metrics",
+        "iwae_k",
+        "iwae_examples",
+        "seed",
+        "tfds_dir",
+        "features_epochs",
+        "features_examples",
+        "experiment",
+    ),
     "export": ("experiment",),
     "promote": ("promote_margin", "experiment"),
 }

@@ -40,6 +40,8 @@ class Config:
     train_examples: int = 0  # use only the first N training examples; 0 = all
     eval_samples: int = 10000  # generated samples scored by the evaluate stage
     metrics: str = "fid,fid_floor,kid_metric,pr,dc,classes"  # evaluate's metrics, comma-separated
+    iwae_k: int = 64  # importance samples of the VAE's likelihood bound (the literature's protocol: 5000)
+    iwae_examples: int = 0  # test images the IWAE bound averages over; 0 = all
     features_epochs: int = 3  # epochs of the feature classifier (trained once per dataset)
     features_examples: int = 0  # training examples of the feature classifier; 0 = all
     data_dir: str = DEFAULT_IDX_DIR  # local IDX files used when TFDS cannot download
@@ -51,7 +53,12 @@ class Config:
         self._check_types()
         if self.model not in MODELS:
             raise UserError(f"unknown model '{self.model}'; valid models: {', '.join(MODELS)}")
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "features_epochs": self.features_epochs}
+        positive = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "features_epochs": self.features_epochs,
+            "iwae_k": self.iwae_k,
+        }
         for name, value in positive.items():
             if value <= 0:
                 raise UserError(f"{name} must be a positive integer, got {value}; pass {name}=1 or more")
@@ -61,6 +68,7 @@ class Config:
             "learning_rate": self.learning_rate,
             "train_examples": self.train_examples,
             "features_examples": self.features_examples,
+            "iwae_examples": self.iwae_examples,
             "promote_margin": self.promote_margin,
         }
         for name, value in non_negative.items():

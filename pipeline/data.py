@@ -272,6 +272,7 @@ def training_dataset(
     seed: int,
     examples: int = 0,
     repeat: bool = False,
+    binarize: bool = False,
 ):
     """Normalized, cached, shuffled (seeded), batched and prefetched training images.
 
@@ -283,6 +284,8 @@ def training_dataset(
         seed: shuffle seed.
         examples: use only the first N training examples (0 = all).
         repeat: repeat forever (when the trainer counts steps per epoch).
+        binarize: dynamic binarization: each pixel becomes 1 with probability its grey level,
+            drawn afresh every epoch (the protocol of binarized-MNIST likelihood tables).
     """
     import tensorflow as tf
 
@@ -295,7 +298,22 @@ def training_dataset(
     ds = ds.shuffle(min(count, 20000), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    if binarize:
+        ds = ds.map(
+            lambda x: tf.cast(tf.random.uniform(tf.shape(x), seed=seed) < x, tf.float32),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def binarized_test_images(spec: DatasetSpec, seed: int = 0):
+    """The test split in [0, 1], binarized once with a fixed seed: float32 (n, h, w, c) of 0/1."""
+    import numpy as np
+
+    images, _ = load_arrays(spec, "test")
+    grey = images.astype(np.float32) / 255.0
+    return (np.random.default_rng(seed).random(grey.shape, dtype=np.float32) < grey).astype(np.float32)
 
 
 def load_arrays(spec: DatasetSpec, split: str, limit: int = 0):

@@ -150,10 +150,13 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
         seed=config.seed,
         examples=config.train_examples,
         repeat=steps is not None,
+        binarize=family.binarized,
     )
     validation = None
     if config.model == "vae":  # test-split ELBO each epoch (test_step changes no weight)
-        validation = data.eval_dataset(spec, "test", batch_size=500, value_range="unit")
+        import tensorflow as tf
+
+        validation = tf.data.Dataset.from_tensor_slices(data.binarized_test_images(spec)).batch(500)
 
     params = {
         **config.to_dict(),
@@ -185,6 +188,7 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
                 "latent_dim": config.latent_dim,
                 "image_shape": list(spec.image_shape),
                 "value_range": family.value_range,
+                "binarized": family.binarized,
                 "dataset": spec.name,
                 "dataset_version": spec.version,
                 "class_names": list(spec.class_names),

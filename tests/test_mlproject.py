@@ -139,7 +139,7 @@ def test_vae_pipeline_in_process(store, tfds_dir):
     summary = run_main(tiny_config(tfds_dir, model="vae"))
     assert summary["registered_model"] == "fashion_mnist-vae" and summary["promoted"]
     version = MlflowClient().get_model_version_by_alias("fashion_mnist-vae", "champion")
-    assert version.tags["latentforge.primary_metric"] == "test_loss"
+    assert version.tags["latentforge.primary_metric"] == "test_iwae_nll"
     assert 100 < float(version.tags["latentforge.primary_value"]) < 800  # nats per image
     artifacts = {a.path for a in MlflowClient().list_artifacts(summary["export_run_id"], "export")}
     assert {"export/encoder.onnx", "export/encoder_savedmodel"} <= artifacts

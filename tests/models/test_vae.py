@@ -56,3 +56,26 @@ def test_generator_outputs_unit_range(model):
     images = np.asarray(model.generator(np.zeros((3, 4), np.float32)))
     assert images.shape == (3, 28, 28, 1)
     assert images.min() >= 0 and images.max() <= 1
+
+
+def test_iwae_bound_is_below_the_elbo_in_nats_and_tightens_with_k(spec):
+    from pipeline import data
+
+    model = registry.build("vae", image_shape=spec.image_shape, latent_dim=8, learning_rate=1e-3, seed=0)
+    ds = data.training_dataset(spec, batch_size=64, value_range="unit", seed=0, examples=1024, binarize=True)
+    model.fit(ds, epochs=2, verbose=0, shuffle=False)
+    images = data.binarized_test_images(spec)[:128]
+    elbo = model.evaluate(images, batch_size=128, verbose=0, return_dict=True)["loss"]
+    bounds = {k: float(np.mean(np.asarray(model.iwae_nll(images, k)))) for k in (1, 10, 100)}
+    assert bounds[1] == pytest.approx(elbo, rel=0.02)  # k = 1 is a one-sample ELBO
+    assert bounds[100] < bounds[10] < bounds[1]  # tighter with more samples
+    assert bounds[100] < elbo  # log-likelihood bound >= ELBO, i.e. <= in nats
+
+
+def test_dynamic_binarization_draws_new_pixels_each_epoch(spec):
+    from pipeline import data
+
+    ds = data.training_dataset(spec, batch_size=8, value_range="unit", seed=0, examples=8, binarize=True)
+    first, second = (np.asarray(next(iter(ds))) for _ in range(2))
+    assert set(np.unique(first)) <= {0.0, 1.0}
+    assert not np.array_equal(first, second)

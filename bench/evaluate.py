@@ -4,7 +4,7 @@ Prints a table of median seconds over --repeats runs: sample generation, feature
 and every registered metric. Reads the extractor from the MLflow registry of
 $MLFLOW_TRACKING_URI (default sqlite:///mlflow.db), so run the pipeline (bin/run) first.
 
-    .venv/bin/python bench/evaluate.py --train-run-id <id> [--samples 10000] [--repeats 3]
+    .venv/bin/python bench/evaluate.py --model models:/fashion_mnist-dcgan@champion [--samples 10000] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -22,17 +22,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-run-id", required=True, help="a finished train run (its generator is sampled)")
+    parser.add_argument(
+        "--model", required=True, help="models:/<name>@<alias> or an export folder (run with onnxruntime)"
+    )
     parser.add_argument("--samples", type=int, default=10000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tfds-dir", default="")
     args = parser.parse_args()
 
     from pipeline import data, evaluate, features, metrics, tracking
-    from pipeline.train import load_trained
 
     tracking.setup("latentforge-bench")
-    model, description = load_trained(args.train_run_id)
+    runtime = evaluate.load_generator(model_uri=args.model)
+    description = runtime.card
     spec = data.describe(description["dataset"], args.tfds_dir)
     extractor = features.get_extractor(spec)
     real = extractor.real_features(spec, "test")
@@ -47,9 +49,9 @@ def main() -> None:
 
     for repeat in range(args.repeats):
         samples = timed(
-            "generate (Keras)",
+            "generate (onnxruntime)",
             lambda r=repeat: evaluate.generate(
-                model.generator, description["latent_dim"], args.samples, r, description["value_range"]
+                runtime.run, description["latent_dim"], args.samples, r, description["value_range"]
             ),
         )
         sample_f, logits = timed("features (onnxruntime)", lambda s=samples: extractor(s))

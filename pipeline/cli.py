@@ -45,11 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="latentforge", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     helps = {
-        "main": "run every stage: data -> train -> evaluate -> export -> promote",
+        "main": "run every stage: data -> train -> export -> evaluate -> promote",
         "data": "prepare the TFDS dataset",
         "train": "train a model (reuses a finished run, resumes a killed one)",
         "features": "train and register the dataset's feature classifier (once; found in the registry after)",
-        "evaluate": "score a trained generator (FID in classifier features; ELBO for the VAE)",
+        "evaluate": "score an exported generator with onnxruntime (FID, KID, P/R, D/C, modes; ELBO/IWAE for the VAE)",
         "export": "write SavedModel + ONNX, check parity, write the model card",
         "promote": "register the ONNX generator and move the champion alias when it is better",
     }
@@ -59,12 +59,14 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--dry-run", action="store_true", help="print the resolved config and stop")
         if name == "train":
             sub.add_argument("--data-run-id", default="", help="data run to read the dataset from")
-        if name in ("evaluate", "export"):
-            sub.add_argument("--train-run-id", required=True, help="the train run to read the model from")
         if name == "export":
-            sub.add_argument("--eval-run-id", default="", help="evaluate run whose metrics go in the model card")
+            sub.add_argument("--train-run-id", required=True, help="the train run to read the model from")
+        if name == "evaluate":
+            sub.add_argument("--export-run-id", default="", help="the export run whose ONNX generator is measured")
+            sub.add_argument("--model", default="", help="or a registered version: models:/<name>@<alias>")
         if name == "promote":
             sub.add_argument("--export-run-id", default="", help="the export run to register")
+            sub.add_argument("--eval-run-id", default="", help="the evaluate run that measured that export")
             sub.add_argument(
                 "--rollback",
                 metavar="NAME",
@@ -151,20 +153,22 @@ def _run_stage(args) -> None:
     elif args.command == "evaluate":
         from pipeline.evaluate import run_evaluate
 
-        print(run_evaluate(config, args.train_run_id))
+        print(run_evaluate(config, args.export_run_id or None, args.model or None))
     elif args.command == "export":
         from pipeline.export_stage import run_export
 
-        print(run_export(config, args.train_run_id, args.eval_run_id or None).run_id)
+        print(run_export(config, args.train_run_id).run_id)
     elif args.command == "promote":
         from pipeline.promote import rollback, run_promote
 
         if args.rollback:
             rollback(args.rollback)
-        elif args.export_run_id:
-            print(run_promote(config, args.export_run_id))
+        elif args.export_run_id and args.eval_run_id:
+            print(run_promote(config, args.export_run_id, args.eval_run_id))
         else:
-            raise UserError("promote needs --export-run-id <id> (or --rollback <registered model name>)")
+            raise UserError(
+                "promote needs --export-run-id <id> --eval-run-id <id> (or --rollback <registered model name>)"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 """Evaluate stage: measure a trained generator.
 
-Reads: a train run (its ``model/`` artifacts) and the prepared dataset.
+Reads: an export run's ONNX generator (or a registered ``models:/`` version), run with
+onnxruntime so that what is measured is what ships; the prepared dataset.
 Writes (MLflow run ``evaluate``): metrics (and ``seconds_<metric>`` timings),
 ``evaluation/report.json``, pictures: a sample grid, the class histogram of the samples, a
 nearest-neighbour grid (each sample above its closest training image in feature space) and
@@ -29,6 +30,7 @@ import numpy as np
 
 from pipeline import data, features, metrics, tracking
 from pipeline.config import Config
+from pipeline.errors import UserError
 from pipeline.train import load_trained
 
 
@@ -38,23 +40,47 @@ class EvalResult:
     metrics: dict
 
 
-def generate(network, latent_dim: int, n: int, seed: int, value_range: str, batch_size: int = 500):
-    """n images in [0, 1] from seeded latents."""
+def generate(run, latent_dim: int, n: int, seed: int, value_range: str, batch_size: int = 500):
+    """n images in [0, 1] from seeded latents; ``run`` maps a latent batch to images."""
     from serving import images
 
     z = images.latents(seed, n, latent_dim)
-    out = np.concatenate([np.asarray(network(z[i : i + batch_size], training=False)) for i in range(0, n, batch_size)])
+    out = np.concatenate([np.asarray(run(z[i : i + batch_size])) for i in range(0, n, batch_size)])
     return (out + 1.0) / 2.0 if value_range == "tanh" else out
 
 
-def run_evaluate(config: Config, train_run_id: str) -> EvalResult:
+def load_generator(export_run_id: str | None = None, model_uri: str | None = None):
+    """The shipped generator (onnxruntime) of an export run or a models:/ URI."""
+    import tempfile
+
+    from serving.runtime import GeneratorRuntime, ModelLoadError
+
+    if not (export_run_id or model_uri):
+        raise UserError("evaluate needs --export-run-id <id> or --model models:/<name>@<alias>")
+    try:
+        if model_uri:
+            return GeneratorRuntime.load(model_uri)
+        tracking.get_run(export_run_id, "export")
+        return GeneratorRuntime.load(str(tracking.download(export_run_id, "export", tempfile.mkdtemp())))
+    except ModelLoadError as error:
+        raise UserError(str(error)) from None
+
+
+def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: str | None = None) -> EvalResult:
+    """Measure the exported generator of ``export_run_id`` (or the registered ``model_uri``).
+
+    Samples come from the ONNX file through onnxruntime, so what is measured is what ships;
+    the VAE's likelihood bounds use its encoder and decoder from the train run the model card names.
+    """
     import mlflow
 
     from models.registry import FAMILIES
     from serving import images
 
     started = time.perf_counter()
-    model, description = load_trained(train_run_id)
+    runtime = load_generator(export_run_id, model_uri)
+    description = runtime.card
+    train_run_id = description.get("train_run_id", "")
     spec = data.describe(description["dataset"], config.tfds_dir)
     n = config.eval_samples
     extractor_version = features.recipe_version(config.features_epochs, config.features_examples)
@@ -65,6 +91,8 @@ def run_evaluate(config: Config, train_run_id: str) -> EvalResult:
     else:  # the VAE's IWAE bound on the test split, binarized once with seed 0
         protocol = f"{primary}/k={config.iwae_k}/{spec.name}-test[:{config.iwae_examples or 'all'}]-binarized-seed0"
     params = {
+        "export_run_id": export_run_id or description.get("export_run_id", ""),
+        "model_uri": model_uri or "",
         "train_run_id": train_run_id,
         "eval_samples": n,
         "seed": config.seed,
@@ -75,7 +103,7 @@ def run_evaluate(config: Config, train_run_id: str) -> EvalResult:
     with tracking.stage_run("evaluate", params, tags={tracking.PROTOCOL_TAG: protocol}) as run:
         # The extractor's own run (when it must be trained) nests under this one.
         extractor = features.get_extractor(spec, config.seed, config.features_epochs, config.features_examples)
-        samples = generate(model.generator, description["latent_dim"], n, config.seed + 1, description["value_range"])
+        samples = generate(runtime.run, description["latent_dim"], n, config.seed + 1, description["value_range"])
         train_limit = min(n, spec.splits["train"])
         sample_f, sample_logits = extractor(samples)
         context = metrics.MetricContext(
@@ -92,6 +120,7 @@ def run_evaluate(config: Config, train_run_id: str) -> EvalResult:
         timings = {f"seconds_{result.name}": result.seconds for result in computed}
         coverage = metrics.class_coverage(sample_logits, len(spec.class_names))
         if description["model"] == "vae":
+            model, _ = load_trained(train_run_id)
             results.update(likelihood_bounds(model, spec, config.iwae_k, config.iwae_examples))
         results["eval_seconds"] = time.perf_counter() - started
         mlflow.log_metrics({**results, **timings})
@@ -111,7 +140,7 @@ def run_evaluate(config: Config, train_run_id: str) -> EvalResult:
             artifact_file="evaluation/nearest_neighbours.png",
         )
         mlflow.log_image(
-            interpolation_strip(model.generator, description["latent_dim"], config.seed, description["value_range"]),
+            interpolation_strip(runtime.run, description["latent_dim"], config.seed, description["value_range"]),
             artifact_file="evaluation/interpolation.png",
         )
         with tempfile.TemporaryDirectory() as tmp:
@@ -160,13 +189,14 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
 
 
-def interpolation_strip(network, latent_dim: int, seed: int, value_range: str, rows: int = 6, steps: int = 10):
-    """``rows`` spherical interpolations between pairs of seeded latents, ``steps`` images each."""
+def interpolation_strip(run, latent_dim: int, seed: int, value_range: str, rows: int = 6, steps: int = 10):
+    """``rows`` spherical interpolations between pairs of seeded latents, ``steps`` images each;
+    ``run`` maps a latent batch to images."""
     from serving import images
 
     ends = images.latents(seed + 2, 2 * rows, latent_dim)
     z = np.stack([slerp(ends[2 * r], ends[2 * r + 1], t) for r in range(rows) for t in np.linspace(0, 1, steps)])
-    out = np.asarray(network(z.astype(np.float32), training=False))
+    out = np.asarray(run(z.astype(np.float32)))
     return images.grid(images.to_uint8(out, value_range), columns=steps)
 
 

@@ -1,6 +1,6 @@
 """Export stage: trained networks -> SavedModel + ONNX, a parity report and a model card.
 
-Reads: a train run (``model/``) and, optionally, an evaluate run (its metrics go in the card).
+Reads: a train run (``model/``). (The evaluate stage then measures what this stage wrote.)
 Writes (MLflow run ``export``), all under the artifact folder ``export/``, logged in one go
 only after every check passed:
   generator_savedmodel/  SavedModel, signature ``generate``: z (batch, latent_dim) -> image
@@ -23,7 +23,7 @@ from export import card as model_card
 from export import files, parity
 from pipeline import tracking
 from pipeline.config import Config
-from pipeline.errors import StageError, UserError
+from pipeline.errors import StageError
 from pipeline.train import load_trained
 
 
@@ -43,24 +43,13 @@ def _export_network(network, endpoint, folder: Path, stem: str) -> dict:
     return parity.check(network, endpoint, savedmodel, onnx_path)
 
 
-def run_export(config: Config, train_run_id: str, eval_run_id: str | None = None) -> ExportResult:
+def run_export(config: Config, train_run_id: str) -> ExportResult:
     import mlflow
 
     model, description = load_trained(train_run_id)
-    eval_metrics, protocol = {}, ""
-    if eval_run_id:
-        evaluation = tracking.get_run(eval_run_id, "evaluate")
-        if evaluation.data.params.get("train_run_id") != train_run_id:
-            raise UserError(
-                f"evaluate run {eval_run_id} measured train run {evaluation.data.params.get('train_run_id')}, "
-                f"not {train_run_id}; pass the evaluate run of this train run"
-            )
-        eval_metrics = dict(evaluation.data.metrics)
-        protocol = evaluation.data.tags.get(tracking.PROTOCOL_TAG, "")
     latent_dim, image_shape = description["latent_dim"], tuple(description["image_shape"])
     params = {
         "train_run_id": train_run_id,
-        "eval_run_id": eval_run_id or "",
         "onnx_opset": files.ONNX_OPSET,
         "parity_tolerance": parity.DEFAULT_TOLERANCE,
     }
@@ -96,12 +85,9 @@ def run_export(config: Config, train_run_id: str, eval_run_id: str | None = None
             dataset=description["dataset"],
             dataset_version=description["dataset_version"],
             train_run_id=train_run_id,
-            eval_run_id=eval_run_id or "",
             export_run_id=run.info.run_id,
-            metrics=eval_metrics,
             parity={n: {"passed": r["passed"], "max_abs_diff": r["max_abs_diff"]} for n, r in reports.items()},
             onnx_opset=files.ONNX_OPSET,
-            metrics_protocol=protocol,
             files=files.sha256_tree(folder),
         )
         mlflow.log_artifacts(str(folder), "export")

@@ -1,4 +1,6 @@
-"""The ``main`` entry point: data -> train -> evaluate -> export -> promote in one parent run.
+"""The ``main`` entry point: data -> train -> export -> evaluate -> promote in one parent run.
+
+The evaluate stage measures the exported ONNX generator: what is measured is what ships.
 
 Each stage is a nested MLflow run; stages hand each other run ids only (never local paths),
 so any stage can be rerun alone with ``latentforge <stage> --…-run-id``.
@@ -31,15 +33,15 @@ def run_main(config: Config) -> dict:
         mlflow.log_dict(resolved.to_dict(), "config.json")
         data_run_id, _ = run_data(resolved)
         trained = run_train(resolved, data_run_id)
-        evaluated = run_evaluate(resolved, trained.run_id)
-        exported = run_export(resolved, trained.run_id, evaluated.run_id)
-        promoted = run_promote(resolved, exported.run_id)
+        exported = run_export(resolved, trained.run_id)
+        evaluated = run_evaluate(resolved, exported.run_id)
+        promoted = run_promote(resolved, exported.run_id, evaluated.run_id)
         summary = {
             "data_run_id": data_run_id,
             "train_run_id": trained.run_id,
             "train_status": trained.status,
-            "evaluate_run_id": evaluated.run_id,
             "export_run_id": exported.run_id,
+            "evaluate_run_id": evaluated.run_id,
             "promote_run_id": promoted.run_id,
             "registered_model": promoted.name,
             "version": promoted.version,

@@ -1,6 +1,7 @@
 """Promote stage: register the exported ONNX generator and move ``champion`` when it is better.
 
-Reads: an export run (``export/generator.onnx`` and ``export/model_card.json``).
+Reads: an export run (``export/generator.onnx`` and ``export/model_card.json``) and the
+evaluate run that measured it (its metrics and protocol go into the registered card).
 Writes: an MLflow run ``promote`` holding the model logged with ``mlflow.onnx.log_model``
 (signature, input example, the model card as metadata), registered as
 ``<dataset>-<model>`` (e.g. ``fashion_mnist-dcgan``). The new version gets alias
@@ -78,7 +79,9 @@ def _signature(card: dict):
     )
 
 
-def run_promote(config: Config, export_run_id: str) -> PromoteResult:
+def run_promote(config: Config, export_run_id: str, eval_run_id: str) -> PromoteResult:
+    """Register the generator of ``export_run_id`` and gate ``champion`` on ``eval_run_id``'s
+    measurement of that same export."""
     import mlflow
     import onnx
     from mlflow import MlflowClient
@@ -88,21 +91,31 @@ def run_promote(config: Config, export_run_id: str) -> PromoteResult:
     from serving import images
 
     tracking.get_run(export_run_id, "export")
+    evaluation = tracking.get_run(eval_run_id, "evaluate")
+    if evaluation.data.params.get("export_run_id") != export_run_id:
+        raise UserError(
+            f"evaluate run {eval_run_id} measured export run {evaluation.data.params.get('export_run_id')}, "
+            f"not {export_run_id}; pass the evaluate run of this export"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         folder = tracking.download(export_run_id, "export", tmp)
         card = json.loads((folder / "model_card.json").read_text())
         onnx_model = onnx.load(str(folder / "generator.onnx"))
+    card = {
+        **card,
+        "metrics": dict(evaluation.data.metrics),
+        "metrics_protocol": evaluation.data.tags.get(tracking.PROTOCOL_TAG, ""),
+        "eval_run_id": eval_run_id,
+    }
     name = registered_name(card)
     metric = FAMILIES[card["model"]].primary_metric
     if metric not in card["metrics"]:
-        raise UserError(
-            f"export run {export_run_id} has no '{metric}' metric in its model card; "
-            "export with --eval-run-id of an evaluate run"
-        )
+        raise UserError(f"evaluate run {eval_run_id} has no '{metric}' metric; evaluate with it listed in --metrics")
     value = float(card["metrics"][metric])
     client = MlflowClient()
     params = {
         "export_run_id": export_run_id,
+        "eval_run_id": eval_run_id,
         "registered_model": name,
         "primary_metric": metric,
         "promote_margin": config.promote_margin,
@@ -144,6 +157,7 @@ def run_promote(config: Config, export_run_id: str) -> PromoteResult:
             "decision": "promoted" if promoted else "rejected",
             "reason": reason,
             "export_run_id": export_run_id,
+            "eval_run_id": eval_run_id,
             "train_run_id": card["train_run_id"],
             "savedmodel_uri": f"runs:/{export_run_id}/export/generator_savedmodel",
         }

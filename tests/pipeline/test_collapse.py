@@ -41,9 +41,9 @@ def test_collapsed_generator_scores_worse_and_is_not_promoted(store, tfds_dir):
     collapsed_run = _collapsed_copy(trained.run_id)
 
     def release(train_run_id):
-        scored = evaluate.run_evaluate(config, train_run_id)
-        exported = export_stage.run_export(config, train_run_id, scored.run_id)
-        return scored.metrics, promote.run_promote(config, exported.run_id)
+        exported = export_stage.run_export(config, train_run_id)
+        scored = evaluate.run_evaluate(config, exported.run_id)
+        return scored.metrics, promote.run_promote(config, exported.run_id, scored.run_id)
 
     good, good_release = release(trained.run_id)
     bad, bad_release = release(collapsed_run)

@@ -18,11 +18,12 @@ def test_gate_rules():
     assert not decide(float("nan"), None, 0.0, True)[0]
 
 
-def _evaluation(train_run_id: str, fid: float, protocol: str = "fid/test-extractor/n=200") -> str:
-    """An evaluate run of ``train_run_id`` holding a given FID (the gate reads only this number)."""
+def _evaluation(export_run_id: str, fid: float | None, protocol: str = "fid/test-extractor/n=200") -> str:
+    """An evaluate run of ``export_run_id`` holding a given FID (the gate reads only this number)."""
     tags = {tracking.PROTOCOL_TAG: protocol}
-    with tracking.stage_run("evaluate", {"train_run_id": train_run_id}, tags=tags) as run:
-        mlflow.log_metric("fid", fid)
+    with tracking.stage_run("evaluate", {"export_run_id": export_run_id}, tags=tags) as run:
+        if fid is not None:
+            mlflow.log_metric("fid", fid)
     return run.info.run_id
 
 
@@ -34,8 +35,8 @@ def test_worse_challenger_is_not_promoted(store, tfds_dir):
     name = "fashion_mnist-dcgan"
 
     def release(fid, **kwargs):
-        exported = export_stage.run_export(config, trained.run_id, _evaluation(trained.run_id, fid, **kwargs))
-        return promote.run_promote(config, exported.run_id)
+        exported = export_stage.run_export(config, trained.run_id)
+        return promote.run_promote(config, exported.run_id, _evaluation(exported.run_id, fid, **kwargs))
 
     first = release(50.0)
     assert first.promoted and first.reason == "no champion yet"
@@ -70,20 +71,13 @@ def test_worse_challenger_is_not_promoted(store, tfds_dir):
     assert images.shape == (2, 28, 28, 1)
 
 
-def test_export_refuses_the_evaluation_of_another_model(store, tfds_dir):
-    from pipeline.errors import UserError
-
-    config = tiny_config(tfds_dir)
-    trained = train.run_train(config, data.run_data(config)[0])
-    with pytest.raises(UserError, match="not " + trained.run_id):
-        export_stage.run_export(config, trained.run_id, _evaluation("some-other-train-run", 1.0))
-
-
-def test_promote_refuses_an_export_without_metrics(store, tfds_dir):
+def test_promote_refuses_the_evaluation_of_another_export_or_one_without_the_metric(store, tfds_dir):
     from pipeline.errors import UserError
 
     config = tiny_config(tfds_dir)
     trained = train.run_train(config, data.run_data(config)[0])
     exported = export_stage.run_export(config, trained.run_id)
+    with pytest.raises(UserError, match="not " + exported.run_id):
+        promote.run_promote(config, exported.run_id, _evaluation("some-other-export", 1.0))
     with pytest.raises(UserError, match="no 'fid' metric"):
-        promote.run_promote(config, exported.run_id)
+        promote.run_promote(config, exported.run_id, _evaluation(exported.run_id, None))

@@ -11,7 +11,7 @@ import keras
 from keras import layers
 
 FEATURE_DIM = 128
-VERSION = "cnn128-v1"  # bump when the architecture or training recipe changes
+VERSION = "cnn128-v2"  # bump when the architecture or training recipe changes
 
 
 def build_classifier(image_shape: tuple[int, int, int], num_classes: int) -> keras.Model:

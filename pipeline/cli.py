@@ -30,7 +30,7 @@ STAGE_FIELDS = {
         "experiment",
     ),
     "export": ("experiment",),
-    "promote": ("promote_margin", "experiment"),
+    "promote": ("promote_margin", "primary_metric", "experiment"),
 }
 
 

@@ -42,11 +42,14 @@ class Config:
     metrics: str = "fid,fid_floor,kid_metric,pr,dc,classes"  # evaluate's metrics, comma-separated
     iwae_k: int = 64  # importance samples of the VAE's likelihood bound (the literature's protocol: 5000)
     iwae_examples: int = 0  # test images the IWAE bound averages over; 0 = all
-    features_epochs: int = 3  # epochs of the feature classifier (trained once per dataset)
+    features_epochs: int = 4  # epochs of the feature classifier (trained once per dataset)
     features_examples: int = 0  # training examples of the feature classifier; 0 = all
     data_dir: str = DEFAULT_IDX_DIR  # local IDX files used when TFDS cannot download
     tfds_dir: str = ""  # TFDS data dir; "" = TFDS's default (~/tensorflow_datasets)
     promote_margin: float = 0.0  # a challenger must beat the champion by more than this
+    primary_metric: str = (
+        ""  # the metric promotion compares; "" = the family's (fid for GANs, test_iwae_nll for the VAE)
+    )
     experiment: str = "latentforge"  # MLflow experiment name
 
     def __post_init__(self) -> None:

@@ -226,3 +226,6 @@ def classes(ctx: MetricContext) -> dict:
 
 
 DEFAULT_METRICS = ("fid", "fid_floor", "kid_metric", "pr", "dc", "classes")
+
+# Values where more is better; every other value (fid, kid, nats, ...) is better when lower.
+HIGHER_IS_BETTER = {"precision", "recall", "density", "coverage", "class_entropy", "classes_hit", "classifier_score"}

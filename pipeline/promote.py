@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pipeline import tracking
 from pipeline.config import Config
 from pipeline.errors import UserError
+from pipeline.metrics import HIGHER_IS_BETTER
 
 CHALLENGER, CHAMPION = "challenger", "champion"
 TAG = "latentforge."
@@ -46,8 +47,9 @@ def decide(
     parity_passed: bool,
     protocol: str = "",
     champion_protocol: str = "",
+    higher_is_better: bool = False,
 ) -> tuple[bool, str]:
-    """The gate: (promote?, reason). Lower metric values are better.
+    """The gate: (promote?, reason). Lower values are better unless ``higher_is_better``.
 
     Numbers measured under different protocols (another feature extractor or sample count)
     are not compared: the challenger is not promoted and the reason says why.
@@ -63,7 +65,9 @@ def decide(
             f"measured as '{protocol}', the champion as '{champion_protocol}'; not comparable: "
             "evaluate both the same way"
         )
-    if value < champion_value - margin:
+    if higher_is_better and value > champion_value + margin:
+        return True, f"{value:.4f} > champion {champion_value:.4f} + margin {margin}"
+    if not higher_is_better and value < champion_value - margin:
         return True, f"{value:.4f} < champion {champion_value:.4f} - margin {margin}"
     return False, f"{value:.4f} does not beat champion {champion_value:.4f} by margin {margin}"
 
@@ -108,7 +112,7 @@ def run_promote(config: Config, export_run_id: str, eval_run_id: str) -> Promote
         "eval_run_id": eval_run_id,
     }
     name = registered_name(card)
-    metric = FAMILIES[card["model"]].primary_metric
+    metric = config.primary_metric or FAMILIES[card["model"]].primary_metric
     if metric not in card["metrics"]:
         raise UserError(f"evaluate run {eval_run_id} has no '{metric}' metric; evaluate with it listed in --metrics")
     value = float(card["metrics"][metric])
@@ -140,9 +144,18 @@ def run_promote(config: Config, export_run_id: str, eval_run_id: str) -> Promote
             champion_value = float(champion.tags[TAG + "primary_value"])
         protocol = card.get("metrics_protocol", "")
         champion_protocol = champion.tags.get(TAG + "protocol", "") if champion is not None else ""
+        if champion is not None and champion.tags.get(TAG + "primary_metric", metric) != metric:
+            champion_protocol = f"{champion.tags[TAG + 'primary_metric']} ({champion_protocol})"
+            protocol = f"{metric} ({protocol})"
         parity_passed = all(p["passed"] for p in card["parity"].values())
         promoted, reason = decide(
-            value, champion_value, config.promote_margin, parity_passed, protocol, champion_protocol
+            value,
+            champion_value,
+            config.promote_margin,
+            parity_passed,
+            protocol,
+            champion_protocol,
+            higher_is_better=metric in HIGHER_IS_BETTER,
         )
         if promoted and champion is not None and champion_value is None:
             reason = f"champion v{champion.version} has no recorded {metric}"

@@ -16,6 +16,9 @@ def test_gate_rules():
     assert not decide(11.0, 10.0, 0.0, True)[0]
     assert not decide(1.0, 10.0, 0.0, False)[0]  # parity failed
     assert not decide(float("nan"), None, 0.0, True)[0]
+    assert decide(0.8, 0.7, 0.05, True, higher_is_better=True)[0]  # e.g. coverage: more is better
+    assert not decide(0.6, 0.7, 0.0, True, higher_is_better=True)[0]
+    assert not decide(1.0, 2.0, 0.0, True, "fid/a", "fid/b")[0]  # not comparable
 
 
 def _evaluation(export_run_id: str, fid: float | None, protocol: str = "fid/test-extractor/n=200") -> str:

@@ -143,18 +143,21 @@ def run_promote(config: Config, export_run_id: str, eval_run_id: str) -> Promote
         if champion is not None and TAG + "primary_value" in champion.tags:
             champion_value = float(champion.tags[TAG + "primary_value"])
         protocol = card.get("metrics_protocol", "")
-        champion_protocol = champion.tags.get(TAG + "protocol", "") if champion is not None else ""
-        if champion is not None and champion.tags.get(TAG + "primary_metric", metric) != metric:
-            champion_protocol = f"{champion.tags[TAG + 'primary_metric']} ({champion_protocol})"
-            protocol = f"{metric} ({protocol})"
+        # What is compared: the metric's name and how it was measured, on both sides.
+        measured = f"{metric} ({protocol})"
+        champion_measured = ""
+        if champion is not None:
+            champion_measured = (
+                f"{champion.tags.get(TAG + 'primary_metric', '')} ({champion.tags.get(TAG + 'protocol', '')})"
+            )
         parity_passed = all(p["passed"] for p in card["parity"].values())
         promoted, reason = decide(
             value,
             champion_value,
             config.promote_margin,
             parity_passed,
-            protocol,
-            champion_protocol,
+            measured,
+            champion_measured,
             higher_is_better=metric in HIGHER_IS_BETTER,
         )
         if promoted and champion is not None and champion_value is None:

@@ -355,12 +355,3 @@ def spec_from_run(data_run_id: str, tfds_dir: str = "") -> DatasetSpec:
 
     run = tracking.get_run(data_run_id, "data")
     return describe(run.data.params["dataset.name"], tfds_dir or run.data.params["dataset.tfds_dir"])
-
-
-def eval_dataset(spec: DatasetSpec, split: str, *, batch_size: int, value_range: str, examples: int = 0):
-    """Normalized, batched images of a split in file order (no shuffle): for evaluation."""
-    import tensorflow as tf
-
-    ds = _load(spec, split, examples)
-    ds = ds.map(lambda ex: normalize(ex["image"], value_range), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

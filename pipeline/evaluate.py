@@ -14,8 +14,11 @@ images against the test split:
     generator would score); ``kid`` ± ``kid_std``; ``precision``/``recall`` (k=3);
     ``density``/``coverage`` (k=5); ``class_entropy``, ``classes_hit`` (mode coverage) and
     ``classifier_score``.
-  - VAE: ``test_loss`` (negative ELBO), ``test_reconstruction_loss``, ``test_kl_loss``, in nats
-    per image on the test split.
+  - VAE: ``test_loss`` (negative ELBO), ``test_reconstruction_loss``, ``test_kl_loss`` and
+    ``test_iwae_nll`` (importance-weighted bound, ``iwae_k`` samples), in nats per image on the
+    test split binarized once with seed 0.
+The run's tag ``latentforge.protocol`` records how the numbers were measured; promotion only
+compares numbers with equal protocols.
 """
 
 from __future__ import annotations
@@ -74,7 +77,6 @@ def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: st
     """
     import mlflow
 
-    from models.registry import FAMILIES
     from serving import images
 
     started = time.perf_counter()
@@ -84,12 +86,10 @@ def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: st
     spec = data.describe(description["dataset"], config.tfds_dir)
     n = config.eval_samples
     extractor_version = features.recipe_version(config.features_epochs, config.features_examples)
-    primary = FAMILIES[description["model"]].primary_metric
-    # How the primary metric was measured: promotion compares only numbers with equal protocols.
-    if primary == "fid":
-        protocol = f"fid/{extractor_version}/n={n}"
-    else:  # the VAE's IWAE bound on the test split, binarized once with seed 0
-        protocol = f"{primary}/k={config.iwae_k}/{spec.name}-test[:{config.iwae_examples or 'all'}]-binarized-seed0"
+    # How the numbers are measured: promotion compares only numbers with equal protocols.
+    protocol = f"extractor={extractor_version};n={n}"
+    if description["model"] == "vae":  # likelihood bounds on the test split, binarized once with seed 0
+        protocol += f";iwae_k={config.iwae_k};test={config.iwae_examples or 'all'};binarized-seed0"
     params = {
         "export_run_id": export_run_id or description.get("export_run_id", ""),
         "model_uri": model_uri or "",

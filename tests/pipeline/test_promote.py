@@ -21,7 +21,7 @@ def test_gate_rules():
     assert not decide(1.0, 2.0, 0.0, True, "fid/a", "fid/b")[0]  # not comparable
 
 
-def _evaluation(export_run_id: str, fid: float | None, protocol: str = "fid/test-extractor/n=200") -> str:
+def _evaluation(export_run_id: str, fid: float | None, protocol: str = "extractor=test;n=200") -> str:
     """An evaluate run of ``export_run_id`` holding a given FID (the gate reads only this number)."""
     tags = {tracking.PROTOCOL_TAG: protocol}
     with tracking.stage_run("evaluate", {"export_run_id": export_run_id}, tags=tags) as run:
@@ -51,7 +51,7 @@ def test_worse_challenger_is_not_promoted(store, tfds_dir):
     assert tags["latentforge.decision"] == "rejected"
     assert float(tags["latentforge.primary_value"]) == 80.0
     assert float(tags["latentforge.champion_value_before"]) == 50.0
-    other_protocol = release(10.0, protocol="fid/another-extractor/n=200")
+    other_protocol = release(10.0, protocol="extractor=another;n=200")
     assert not other_protocol.promoted and "not comparable" in other_protocol.reason
     better = release(30.0)
     assert better.promoted

@@ -29,6 +29,8 @@ TINY = dict(
     eval_samples=200,
     features_epochs=1,
     features_examples=2000,
+    iwae_k=8,
+    iwae_examples=200,
 )
 
 

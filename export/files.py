@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from serving.files import sha256_file
@@ -12,22 +12,28 @@ ONNX_OPSET = 17  # pinned: supported by onnxruntime >= 1.14 and by tf2onnx 1.16+
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A network's exported interface: named float32 inputs and outputs, batch axis dynamic.
+    """A network's exported interface: named inputs and outputs, batch axis dynamic.
 
     Args:
         name: signature name in the SavedModel (e.g. "generate", "encode").
-        inputs: input name -> shape without the batch axis, e.g. {"z": (100,)}.
+        inputs: input name -> shape without the batch axis, e.g. {"z": (100,), "label": ()}.
         outputs: output names in the order the network returns them.
+        integer_inputs: int32 inputs -> their number of values (e.g. {"label": 10}); the
+            others are float32.
     """
 
     name: str
     inputs: dict[str, tuple[int, ...]]
     outputs: tuple[str, ...]
+    integer_inputs: dict[str, int] = field(default_factory=dict)
 
     def input_signature(self):
         import tensorflow as tf
 
-        return [tf.TensorSpec((None, *shape), tf.float32, name=n) for n, shape in self.inputs.items()]
+        return [
+            tf.TensorSpec((None, *shape), tf.int32 if n in self.integer_inputs else tf.float32, name=n)
+            for n, shape in self.inputs.items()
+        ]
 
     def function(self, network):
         """A Python function (named inputs -> dict of named outputs) running the network in inference mode."""

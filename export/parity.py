@@ -13,11 +13,14 @@ BATCH_SIZES = (1, 16)  # two sizes: proves the batch axis is dynamic in every ru
 
 
 def fixed_inputs(endpoint: Endpoint, batch: int, seed: int) -> dict[str, np.ndarray]:
-    """Seeded inputs: standard normal for latents, uniform [0, 1] for images."""
+    """Seeded inputs: standard normal for latents, uniform [0, 1] for images, uniform integers
+    for labels."""
     rng = np.random.default_rng(seed)
     inputs = {}
     for name, shape in endpoint.inputs.items():
-        if len(shape) == 1:
+        if name in endpoint.integer_inputs:
+            inputs[name] = rng.integers(0, endpoint.integer_inputs[name], (batch, *shape)).astype(np.int32)
+        elif len(shape) == 1:
             inputs[name] = rng.standard_normal((batch, *shape)).astype(np.float32)
         else:
             inputs[name] = rng.random((batch, *shape)).astype(np.float32)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 import keras
 
@@ -13,30 +13,100 @@ class Family:
     value_range: str  # "tanh" ([-1, 1]) or "unit" ([0, 1]) for images in and out
     primary_metric: str  # the metric promotion compares (lower is better)
     binarized: bool = False  # trains on dynamically binarized images (a Bernoulli likelihood's own data)
+    adversarial: bool = False  # a GAN: takes the GAN options (loss, replay, minibatch std, EMA, ...)
+    conditional: bool = False  # the generator takes [z, label]
+    encoder: bool = False  # has an encoder that is exported too (image -> latent)
+    about: str = ""
 
 
 FAMILIES = {
-    "dcgan": Family("dcgan", "tanh", "fid"),
-    "vae": Family("vae", "unit", "test_iwae_nll", binarized=True),
+    "dcgan": Family("dcgan", "tanh", "fid", adversarial=True, about="DCGAN (Radford et al. 2015)"),
+    "gan": Family("gan", "tanh", "fid", adversarial=True, about="fully connected GAN (Goodfellow et al. 2014)"),
+    "cdcgan": Family(
+        "cdcgan", "tanh", "fid", adversarial=True, conditional=True, about="conditional DCGAN (label in G and D)"
+    ),
+    "vae": Family("vae", "unit", "test_iwae_nll", binarized=True, encoder=True, about="VAE (Kingma & Welling 2013)"),
+    "ae": Family("ae", "unit", "fid", encoder=True, about="convolutional autoencoder (deterministic)"),
 }
 
 
-def build(kind: str, *, image_shape, latent_dim: int, learning_rate: float, seed: int) -> keras.Model:
-    """A compiled training model of the given family, with freshly initialized networks."""
-    keras.utils.set_random_seed(seed)  # weight initialization
-    if kind == "dcgan":
-        from models import dcgan
+@dataclass(frozen=True)
+class GanOptions:
+    """The GAN-training options of a config (see ``models.gan.GAN``)."""
 
-        model = dcgan.DCGAN(
-            dcgan.build_generator(latent_dim, image_shape),
-            dcgan.build_discriminator(image_shape),
+    loss: str = "ns"
+    critic_steps: int = 1
+    gp_weight: float = 10.0
+    label_smoothing: float = 0.0
+    replay: int = 0  # replay buffer size; 0 = off
+    replay_ratio: float = 0.5
+    minibatch_std: bool = False
+    ema: float = 0.0
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> GanOptions:
+        data = data or {}
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _gan_optimizers(learning_rate: float, loss: str):
+    # WGAN-GP's Adam settings (Gulrajani et al. use beta_1 0, beta_2 0.9; Keras's example 0.5, 0.9).
+    beta_2 = 0.9 if loss == "wgan-gp" else 0.999
+    return {
+        "d_optimizer": keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=beta_2),
+        "g_optimizer": keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=beta_2),
+    }
+
+
+def build(
+    kind: str,
+    *,
+    image_shape,
+    latent_dim: int,
+    learning_rate: float,
+    seed: int,
+    num_classes: int = 10,
+    gan: GanOptions | dict | None = None,
+) -> keras.Model:
+    """A compiled training model of the given family, with freshly initialized networks."""
+    if kind not in FAMILIES:
+        raise ValueError(f"unknown model kind {kind!r}; valid: {', '.join(FAMILIES)}")
+    keras.utils.set_random_seed(seed)  # weight initialization
+    image_shape = tuple(image_shape)
+    if FAMILIES[kind].adversarial:
+        from models import dcgan
+        from models import gan as gan_module
+        from models.layers import ReplayBuffer
+
+        options = gan if isinstance(gan, GanOptions) else GanOptions.from_dict(gan)
+        conditional = FAMILIES[kind].conditional
+        if kind == "gan":
+            generator = gan_module.build_mlp_generator(latent_dim, image_shape)
+            discriminator = gan_module.build_mlp_discriminator(image_shape, minibatch_std=options.minibatch_std)
+        else:
+            classes = num_classes if conditional else 0
+            generator = dcgan.build_generator(latent_dim, image_shape, num_classes=classes)
+            discriminator = dcgan.build_discriminator(
+                image_shape, minibatch_std=options.minibatch_std, num_classes=classes
+            )
+        replay = ReplayBuffer(options.replay, image_shape, options.replay_ratio, seed=seed) if options.replay else None
+        model = gan_module.GAN(
+            generator,
+            discriminator,
             latent_dim=latent_dim,
+            loss=options.loss,
+            critic_steps=options.critic_steps,
+            gp_weight=options.gp_weight,
+            label_smoothing=options.label_smoothing,
+            replay=replay,
+            ema_decay=options.ema,
+            num_classes=num_classes if conditional else 0,
             seed=seed,
         )
-        model.compile(
-            d_optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.5),
-            g_optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.5),
-        )
+        model.compile(**_gan_optimizers(learning_rate, options.loss))
         model.build_optimizers()
         return model
     if kind == "vae":
@@ -48,7 +118,12 @@ def build(kind: str, *, image_shape, latent_dim: int, learning_rate: float, seed
             latent_dim=latent_dim,
             seed=seed,
         )
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate))
-        model.build_optimizers()
-        return model
-    raise ValueError(f"unknown model kind {kind!r}; valid: {', '.join(FAMILIES)}")
+    else:  # ae
+        from models import ae
+
+        model = ae.AutoEncoder(
+            ae.build_encoder(image_shape, latent_dim), ae.build_decoder(latent_dim, image_shape), latent_dim
+        )
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    model.build_optimizers()
+    return model

@@ -20,3 +20,13 @@ def normal_per_replica(shape, seed_generator):
     replica = tf.distribute.get_replica_context().replica_id_in_sync_group
     everything = keras.random.normal((batch * replicas, *shape[1:]), seed=seed_generator)
     return everything[replica * batch : (replica + 1) * batch]
+
+
+def labels_per_replica(batch, num_classes: int, seed_generator):
+    """Uniform class labels (int32, shape (batch,)), distinct per replica like ``normal_per_replica``."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if replicas == 1:
+        return keras.random.randint((batch,), 0, num_classes, seed=seed_generator, dtype="int32")
+    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+    everything = keras.random.randint((batch * replicas,), 0, num_classes, seed=seed_generator, dtype="int32")
+    return everything[replica * batch : (replica + 1) * batch]

@@ -16,7 +16,7 @@ from pipeline.errors import StageError, UserError
 STAGE_FIELDS = {
     "main": None,  # every field
     "data": ("dataset", "data_dir", "tfds_dir", "experiment"),
-    "train": config_module.TRAIN_FIELDS + ("tfds_dir", "experiment"),
+    "train": ("preset",) + config_module.TRAIN_FIELDS + ("tfds_dir", "experiment"),
     "features": ("dataset", "tfds_dir", "seed", "features_epochs", "features_examples", "experiment"),
     "evaluate": (
         "eval_samples",
@@ -82,8 +82,57 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("-n", type=int, default=64, help="number of images (default 64)")
     generate.add_argument("--seed", type=int, default=0, help="latent seed; the same seed gives the same bytes")
     generate.add_argument("--columns", type=int, default=0, help="grid columns (default: square)")
+    generate.add_argument(
+        "--label", default=None, help="conditional models: a class name (e.g. Sneaker) or index; default every class"
+    )
     generate.add_argument("--out", default="grid.png", help="output PNG path (default grid.png)")
+    latent = commands.add_parser(
+        "latent", help="latent interpolation strips and vector arithmetic (PNG, logged to MLflow)"
+    )
+    latent.add_argument("kind", choices=("interpolate", "arithmetic"))
+    latent.add_argument("--model", required=True, help="models:/<name>@<alias>, an export folder or a .onnx file")
+    latent.add_argument("--out", default="latent.png", help="output PNG path (default latent.png)")
+    latent.add_argument("--seed", type=int, default=0, help="latent seed")
+    latent.add_argument("--method", default="slerp", help="interpolate: slerp (default) or lerp")
+    latent.add_argument("--rows", type=int, default=6, help="interpolate: number of strips")
+    latent.add_argument("--steps", type=int, default=10, help="interpolate: images per strip")
+    latent.add_argument("--label", default=None, help="interpolate, conditional models: class name or index")
+    latent.add_argument("--a", default="", help="arithmetic: class A (name or index) in A - B + C")
+    latent.add_argument("--b", default="", help="arithmetic: class B")
+    latent.add_argument("--c", default="", help="arithmetic: class C")
+    latent.add_argument("--samples", type=int, default=2000, help="arithmetic: samples the groups are picked from")
+    latent.add_argument("--exemplars", type=int, default=3, help="arithmetic: latents averaged per group")
+    config_module.add_arguments(latent, ("tfds_dir", "features_epochs", "features_examples", "experiment"))
     return parser
+
+
+def _latent(args) -> None:
+    from pipeline import tracking
+    from pipeline.latent import run_latent
+
+    config = config_module.from_args(args, ("tfds_dir", "features_epochs", "features_examples", "experiment"))
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed must be between 0 and 2**32 - 1, got {args.seed}")
+    tracking.setup(config.experiment)
+    if args.kind == "interpolate":
+        kwargs = dict(seed=args.seed, rows=args.rows, steps=args.steps, method=args.method, label=args.label)
+    else:
+        if not (args.a and args.b and args.c):
+            raise UserError(
+                "arithmetic needs --a, --b and --c (class names or indices), e.g. --a Sneaker --b Sandal --c Bag"
+            )
+        kwargs = dict(
+            a=args.a,
+            b=args.b,
+            c=args.c,
+            seed=args.seed,
+            samples=args.samples,
+            exemplars=args.exemplars,
+            tfds_dir=config.tfds_dir,
+            features_epochs=config.features_epochs,
+            features_examples=config.features_examples,
+        )
+    run_latent(args.kind, args.out, model=args.model, **kwargs)
 
 
 def _generate(args) -> None:
@@ -107,7 +156,15 @@ def _generate(args) -> None:
         runtime = GeneratorRuntime.load(args.model)
     except ModelLoadError as error:
         raise UserError(str(error)) from None
-    picture = images.grid(runtime.generate_uint8(args.n, args.seed), columns=args.columns or None)
+    label = None
+    if args.label is not None:
+        if not runtime.conditional:
+            raise UserError(f"--label needs a conditional model; {args.model} is a {runtime.card['model']}")
+        try:
+            label = runtime.label_index(args.label)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+    picture = images.grid(runtime.generate_uint8(args.n, args.seed, label), columns=args.columns or None)
     tmp = out.with_name(out.name + ".partial")
     try:
         tmp.write_bytes(images.png_bytes(picture))
@@ -177,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "generate":
             _generate(args)
+        elif args.command == "latent":
+            _latent(args)
         else:
             _run_stage(args)
     except UserError as error:

@@ -14,13 +14,19 @@ from dataclasses import dataclass, field, fields
 
 from pipeline.errors import UserError
 
-MODELS = ("dcgan", "vae")  # model kinds a config may name; see models/__init__.py
+MODELS = ("dcgan", "gan", "cdcgan", "vae", "ae")  # model kinds a config may name; see models/registry.py
+GAN_MODELS = ("dcgan", "gan", "cdcgan")
+GAN_LOSSES = ("minimax", "ns", "lsgan", "hinge", "wgan-gp")  # = models.losses.LOSSES (no TF import here)
 
 # Per-model defaults for fields whose config value 0 means "the model's default".
 MODEL_DEFAULTS = {
     "dcgan": {"latent_dim": 100, "learning_rate": 2e-4},
+    "gan": {"latent_dim": 100, "learning_rate": 2e-4},
+    "cdcgan": {"latent_dim": 100, "learning_rate": 2e-4},
     "vae": {"latent_dim": 32, "learning_rate": 1e-3},
+    "ae": {"latent_dim": 32, "learning_rate": 1e-3},
 }
+WGAN_GP_CRITIC_STEPS = 5  # critic updates per generator update (Gulrajani et al. 2017)
 
 DEFAULT_IDX_DIR = "/usr/share/datasets/fashion-mnist"  # where Debian's dataset-fashion-mnist puts the files
 
@@ -29,7 +35,8 @@ DEFAULT_IDX_DIR = "/usr/share/datasets/fashion-mnist"  # where Debian's dataset-
 class Config:
     """Everything a run depends on. Field comments are the CLI's help."""
 
-    model: str = "dcgan"  # vae | dcgan
+    preset: str = ""  # a named configuration (pipeline/presets.py); fields given too override it
+    model: str = "dcgan"  # dcgan | gan | cdcgan | vae | ae
     dataset: str = "fashion_mnist"  # a TFDS image dataset name
     epochs: int = 2  # passes over the training data (or over steps_per_epoch batches)
     steps_per_epoch: int = 0  # batches per epoch; 0 = one full pass over the data
@@ -37,6 +44,14 @@ class Config:
     latent_dim: int = 0  # 0 = the model's default (dcgan 100, vae 32)
     learning_rate: float = 0.0  # 0 = the model's default (dcgan 2e-4, vae 1e-3)
     seed: int = 0  # seeds shuffling, weights, latents and sampling
+    gan_loss: str = "ns"  # GANs: minimax | ns (non-saturating) | lsgan | hinge | wgan-gp
+    critic_steps: int = 0  # GANs: D updates per G update; 0 = 5 for wgan-gp, else 1
+    gp_weight: float = 10.0  # wgan-gp: gradient penalty weight (lambda)
+    label_smoothing: float = 0.0  # GANs: one-sided; the real target becomes 1 - s (minimax, ns, lsgan)
+    replay: int = 0  # GANs: experience replay buffer size (old fakes); 0 = off
+    replay_ratio: float = 0.5  # GANs: fraction of D's fake batch drawn from the replay buffer
+    minibatch_std: int = 0  # GANs: 1 = mini-batch standard deviation layer in D
+    ema: float = 0.0  # GANs: decay of the generator's weight EMA, exported instead of G; 0 = off
     train_examples: int = 0  # use only the first N training examples; 0 = all
     eval_samples: int = 10000  # generated samples scored by the evaluate stage
     metrics: str = "fid,fid_floor,kid_metric,pr,dc,classes"  # evaluate's metrics, comma-separated
@@ -56,6 +71,7 @@ class Config:
         self._check_types()
         if self.model not in MODELS:
             raise UserError(f"unknown model '{self.model}'; valid models: {', '.join(MODELS)}")
+        self._check_gan_options()
         positive = {
             "epochs": self.epochs,
             "batch_size": self.batch_size,
@@ -95,6 +111,34 @@ class Config:
         ):
             raise UserError(f"dataset name '{self.dataset}' is not a TFDS name; e.g. fashion_mnist, mnist, cifar10")
 
+    def _check_gan_options(self) -> None:
+        if self.gan_loss not in GAN_LOSSES:
+            raise UserError(f"unknown gan_loss '{self.gan_loss}'; valid: {', '.join(GAN_LOSSES)}")
+        given = [f.name for f in fields(self) if f.name in GAN_FIELDS and getattr(self, f.name) != f.default]
+        if self.model not in GAN_MODELS and given:
+            raise UserError(
+                f"{', '.join(given)} apply to GAN models ({', '.join(GAN_MODELS)}), not {self.model}; drop them"
+            )
+        if self.critic_steps < 0 or self.replay < 0:
+            raise UserError("critic_steps and replay must be >= 0; pass 0 for the default (off)")
+        if self.minibatch_std not in (0, 1):
+            raise UserError(f"minibatch_std must be 0 or 1, got {self.minibatch_std}")
+        for name in ("label_smoothing", "replay_ratio", "ema", "gp_weight"):
+            if not math.isfinite(getattr(self, name)):
+                raise UserError(f"{name} must be a finite number, got {getattr(self, name)}")
+        if not 0.0 <= self.label_smoothing < 1.0 or not 0.0 <= self.ema < 1.0:
+            raise UserError("label_smoothing and ema must be in [0, 1); e.g. label_smoothing=0.1, ema=0.999")
+        if not 0.0 <= self.replay_ratio <= 1.0:
+            raise UserError(f"replay_ratio must be in [0, 1], got {self.replay_ratio}")
+        if self.gp_weight < 0:
+            raise UserError(f"gp_weight must be >= 0, got {self.gp_weight}")
+        if self.label_smoothing and self.gan_loss not in ("minimax", "ns", "lsgan"):
+            raise UserError(
+                f"label_smoothing moves a real target; {self.gan_loss} has none; use gan_loss=ns, minimax or lsgan"
+            )
+        if self.replay and self.replay < self.batch_size:
+            raise UserError(f"replay buffer ({self.replay}) must hold at least one batch ({self.batch_size})")
+
     def _check_types(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
@@ -110,13 +154,28 @@ class Config:
         return [name.strip() for name in self.metrics.split(",") if name.strip()]
 
     def resolved(self) -> Config:
-        """A copy with model defaults filled in (latent_dim, learning_rate)."""
+        """A copy with model defaults filled in (latent_dim, learning_rate, critic_steps)."""
         defaults = MODEL_DEFAULTS[self.model]
+        critic_steps = self.critic_steps or (WGAN_GP_CRITIC_STEPS if self.gan_loss == "wgan-gp" else 1)
         return dataclasses.replace(
             self,
             latent_dim=self.latent_dim or defaults["latent_dim"],
             learning_rate=self.learning_rate or defaults["learning_rate"],
+            critic_steps=critic_steps if self.model in GAN_MODELS else 0,
         )
+
+    def gan_options(self) -> dict:
+        """The GAN options in the form ``models.registry.GanOptions`` takes (resolved config)."""
+        return {
+            "loss": self.gan_loss,
+            "critic_steps": self.critic_steps,
+            "gp_weight": self.gp_weight,
+            "label_smoothing": self.label_smoothing,
+            "replay": self.replay,
+            "replay_ratio": self.replay_ratio,
+            "minibatch_std": bool(self.minibatch_std),
+            "ema": self.ema,
+        }
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -129,8 +188,14 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict) -> Config:
-        """Build from a dict of raw values (strings from MLflow params are converted)."""
+        """Build from a dict of raw values (strings from MLflow params are converted).
+
+        An empty string means "not given" (MLproject's defaults), so a preset's value or the
+        field's default applies."""
+        from pipeline import presets
+
         known = {f.name: f for f in fields(cls)}
+        data = presets.apply({k: v for k, v in data.items() if v != ""})
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise UserError(f"unknown config field(s): {', '.join(unknown)}; valid: {', '.join(known)}")
@@ -139,6 +204,17 @@ class Config:
             converted[name] = _convert(name, str(known[name].type), value)
         return cls(**converted)
 
+
+GAN_FIELDS = (
+    "gan_loss",
+    "critic_steps",
+    "gp_weight",
+    "label_smoothing",
+    "replay",
+    "replay_ratio",
+    "minibatch_std",
+    "ema",
+)
 
 # Fields that decide what the train stage produces (and so which runs can be reused/resumed).
 TRAIN_FIELDS = (
@@ -151,6 +227,7 @@ TRAIN_FIELDS = (
     "learning_rate",
     "seed",
     "train_examples",
+    *GAN_FIELDS,
 )
 
 

@@ -273,8 +273,10 @@ def training_dataset(
     examples: int = 0,
     repeat: bool = False,
     binarize: bool = False,
+    labels: bool = False,
 ):
-    """Normalized, cached, shuffled (seeded), batched and prefetched training images.
+    """Normalized, cached, shuffled (seeded), batched and prefetched training images
+    (``(images, labels)`` pairs with ``labels=True``).
 
     Args:
         spec: the prepared dataset.
@@ -286,11 +288,20 @@ def training_dataset(
         repeat: repeat forever (when the trainer counts steps per epoch).
         binarize: dynamic binarization: each pixel becomes 1 with probability its grey level,
             drawn afresh every epoch (the protocol of binarized-MNIST likelihood tables).
+        labels: also yield the class labels (int32), for conditional models.
     """
     import tensorflow as tf
 
+    if labels and not spec.class_names:
+        raise UserError(f"dataset {spec.name} has no labels; conditional models need a labelled dataset")
     ds = _load(spec, "train", examples)
-    ds = ds.map(lambda ex: normalize(ex["image"], value_range), num_parallel_calls=tf.data.AUTOTUNE)
+    if labels:
+        ds = ds.map(
+            lambda ex: (normalize(ex["image"], value_range), tf.cast(ex["label"], tf.int32)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    else:
+        ds = ds.map(lambda ex: normalize(ex["image"], value_range), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.cache()
     count = examples or spec.splits["train"]
     if count < batch_size:

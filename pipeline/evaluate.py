@@ -16,7 +16,9 @@ images against the test split:
     ``classifier_score``.
   - VAE: ``test_loss`` (negative ELBO), ``test_reconstruction_loss``, ``test_kl_loss`` and
     ``test_iwae_nll`` (importance-weighted bound, ``iwae_k`` samples), in nats per image on the
-    test split binarized once with seed 0.
+    test split binarized once with seed 0. AE: ``test_reconstruction_loss`` (nats per image, grey levels).
+  - Conditional generators: samples cycle through the classes; ``label_accuracy`` (and per
+    class ``label_accuracy_<i>``) is how often the classifier agrees with the requested label.
 The run's tag ``latentforge.protocol`` records how the numbers were measured; promotion only
 compares numbers with equal protocols.
 """
@@ -43,13 +45,30 @@ class EvalResult:
     metrics: dict
 
 
-def generate(run, latent_dim: int, n: int, seed: int, value_range: str, batch_size: int = 500):
-    """n images in [0, 1] from seeded latents; ``run`` maps a latent batch to images."""
+def generate(run, latent_dim: int, n: int, seed: int, value_range: str, batch_size: int = 500, labels=None):
+    """n images in [0, 1] from seeded latents; ``run`` maps a latent batch (and, for a
+    conditional generator, its ``labels``) to images."""
     from serving import images
 
     z = images.latents(seed, n, latent_dim)
-    out = np.concatenate([np.asarray(run(z[i : i + batch_size])) for i in range(0, n, batch_size)])
+    chunks = []
+    for i in range(0, n, batch_size):
+        extra = () if labels is None else (labels[i : i + batch_size],)
+        chunks.append(np.asarray(run(z[i : i + batch_size], *extra)))
+    out = np.concatenate(chunks)
     return (out + 1.0) / 2.0 if value_range == "tanh" else out
+
+
+def conditional_accuracy(logits: np.ndarray, labels: np.ndarray, class_names) -> dict:
+    """How often the feature classifier agrees with the label a conditional sample was drawn for:
+    overall (``label_accuracy``; chance is 1 / classes) and per class (``label_accuracy_<i>``)."""
+    predicted = np.argmax(logits, axis=1)
+    result = {"label_accuracy": float(np.mean(predicted == labels))}
+    for i in range(len(class_names)):
+        mask = labels == i
+        if mask.any():
+            result[f"label_accuracy_{i}"] = float(np.mean(predicted[mask] == i))
+    return result
 
 
 def load_generator(export_run_id: str | None = None, model_uri: str | None = None):
@@ -103,7 +122,10 @@ def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: st
     with tracking.stage_run("evaluate", params, tags={tracking.PROTOCOL_TAG: protocol}) as run:
         # The extractor's own run (when it must be trained) nests under this one.
         extractor = features.get_extractor(spec, config.seed, config.features_epochs, config.features_examples)
-        samples = generate(runtime.run, description["latent_dim"], n, config.seed + 1, description["value_range"])
+        labels = runtime.balanced_labels(n) if runtime.conditional else None
+        samples = generate(
+            runtime.run, description["latent_dim"], n, config.seed + 1, description["value_range"], labels=labels
+        )
         train_limit = min(n, spec.splits["train"])
         sample_f, sample_logits = extractor(samples)
         context = metrics.MetricContext(
@@ -119,9 +141,16 @@ def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: st
         results["extractor_test_accuracy"] = extractor.test_accuracy
         timings = {f"seconds_{result.name}": result.seconds for result in computed}
         coverage = metrics.class_coverage(sample_logits, len(spec.class_names))
+        if labels is not None:
+            results.update(conditional_accuracy(sample_logits, labels, spec.class_names))
         if description["model"] == "vae":
             model, _ = load_trained(train_run_id)
             results.update(likelihood_bounds(model, spec, config.iwae_k, config.iwae_examples))
+        elif description["model"] == "ae":
+            model, _ = load_trained(train_run_id)
+            test_images, _ = data.load_arrays(spec, "test")
+            scores = model.evaluate(test_images.astype(np.float32) / 255.0, batch_size=500, verbose=0, return_dict=True)
+            results["test_reconstruction_loss"] = float(scores["loss"])
         results["eval_seconds"] = time.perf_counter() - started
         mlflow.log_metrics({**results, **timings})
         report = {
@@ -140,7 +169,12 @@ def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: st
             artifact_file="evaluation/nearest_neighbours.png",
         )
         mlflow.log_image(
-            interpolation_strip(runtime.run, description["latent_dim"], config.seed, description["value_range"]),
+            interpolation_strip(
+                _row_labelled(runtime) if runtime.conditional else runtime.run,
+                description["latent_dim"],
+                config.seed,
+                description["value_range"],
+            ),
             artifact_file="evaluation/interpolation.png",
         )
         with tempfile.TemporaryDirectory() as tmp:
@@ -180,24 +214,24 @@ def nearest_neighbour_grid(samples, sample_features, train_images, train_feature
     return images.grid(np.stack(tiles), columns=columns)
 
 
-def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
-    """Spherical interpolation between two latents (the path that stays at a typical norm)."""
-    cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
-    omega = np.arccos(np.clip(cos, -1.0, 1.0))
-    if omega < 1e-6:
-        return (1 - t) * a + t * b
-    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
-
-
 def interpolation_strip(run, latent_dim: int, seed: int, value_range: str, rows: int = 6, steps: int = 10):
     """``rows`` spherical interpolations between pairs of seeded latents, ``steps`` images each;
     ``run`` maps a latent batch to images."""
     from serving import images
 
     ends = images.latents(seed + 2, 2 * rows, latent_dim)
-    z = np.stack([slerp(ends[2 * r], ends[2 * r + 1], t) for r in range(rows) for t in np.linspace(0, 1, steps)])
-    out = np.asarray(run(z.astype(np.float32)))
+    z = np.concatenate([images.interpolate(ends[2 * r], ends[2 * r + 1], steps) for r in range(rows)])
+    out = np.asarray(run(z))
     return images.grid(images.to_uint8(out, value_range), columns=steps)
+
+
+def _row_labelled(runtime, steps: int = 10):
+    """For a conditional generator's strips: each row of ``steps`` images gets one class."""
+
+    def run(z):
+        return runtime.run(z, (np.arange(len(z)) // steps % len(runtime.class_names)).astype(np.int32))
+
+    return run
 
 
 def _histogram_picture(counts, bar_width: int = 12, height: int = 100) -> np.ndarray:

@@ -3,9 +3,10 @@
 Reads: a train run (``model/``). (The evaluate stage then measures what this stage wrote.)
 Writes (MLflow run ``export``), all under the artifact folder ``export/``, logged in one go
 only after every check passed:
-  generator_savedmodel/  SavedModel, signature ``generate``: z (batch, latent_dim) -> image
+  generator_savedmodel/  SavedModel, signature ``generate``: z (batch, latent_dim) [, label (batch,) int32] -> image
+                         (the EMA generator when the GAN trained one)
   generator.onnx         the same function in ONNX (opset 17), dynamic batch axis
-  encoder_savedmodel/, encoder.onnx   (VAE only) signature ``encode``: image -> z_mean, z_log_var
+  encoder_savedmodel/, encoder.onnx   (VAE, AE) signature ``encode``: image -> z_mean, z_log_var (VAE) or z (AE)
   parity.json            Keras vs SavedModel vs ONNX Runtime at batch sizes 1 and 16
   model_card.json        kind, latent size, output shape and range, dataset, runs, metrics, sha256s
 Metrics: ``parity_max_abs_savedmodel``, ``parity_max_abs_onnx`` (and ``encoder_…`` for a VAE).
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from export import card as model_card
 from export import files, parity
+from models.registry import FAMILIES
 from pipeline import tracking
 from pipeline.config import Config
 from pipeline.errors import StageError
@@ -56,10 +58,17 @@ def run_export(config: Config, train_run_id: str) -> ExportResult:
     with tracking.stage_run("export", params) as run, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "export"
         folder.mkdir()
-        generator_endpoint = files.Endpoint("generate", {"z": (latent_dim,)}, ("image",))
-        reports = {"generator": _export_network(model.generator, generator_endpoint, folder, "generator")}
-        if description["model"] == "vae":
-            encoder_endpoint = files.Endpoint("encode", {"image": image_shape}, ("z_mean", "z_log_var"))
+        family = FAMILIES[description["model"]]
+        num_classes = len(description["class_names"])
+        inputs = {"z": (latent_dim,), **({"label": ()} if family.conditional else {})}
+        generator_endpoint = files.Endpoint(
+            "generate", inputs, ("image",), {"label": num_classes} if family.conditional else {}
+        )
+        network = getattr(model, "exported_generator", model.generator)  # the EMA generator when on
+        reports = {"generator": _export_network(network, generator_endpoint, folder, "generator")}
+        if family.encoder:
+            outputs = ("z_mean", "z_log_var") if description["model"] == "vae" else ("z",)
+            encoder_endpoint = files.Endpoint("encode", {"image": image_shape}, outputs)
             reports["encoder"] = _export_network(model.encoder, encoder_endpoint, folder, "encoder")
         for name, report in reports.items():
             prefix = "" if name == "generator" else f"{name}_"
@@ -78,7 +87,9 @@ def run_export(config: Config, train_run_id: str) -> ExportResult:
             model=description["model"],
             latent_dim=latent_dim,
             label_classes=description["class_names"],
-            inputs={"z": [None, latent_dim]},
+            inputs={name: [None, *shape] for name, shape in inputs.items()},
+            conditional=family.conditional,
+            gan=description.get("gan") or {},
             outputs={"image": [None, *image_shape]},
             output_shape=list(image_shape),
             value_range=description["value_range"],

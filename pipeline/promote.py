@@ -77,10 +77,24 @@ def _signature(card: dict):
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 
+    inputs = [TensorSpec(np.dtype(np.float32), (-1, card["latent_dim"]), "z")]
+    if card.get("conditional"):
+        inputs.append(TensorSpec(np.dtype(np.int32), (-1,), "label"))
     return ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, card["latent_dim"]), "z")]),
+        inputs=Schema(inputs),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *card["output_shape"]), "image")]),
     )
+
+
+def _input_example(card: dict) -> dict:
+    import numpy as np
+
+    from serving import images
+
+    example = {"z": images.latents(0, 2, card["latent_dim"])}
+    if card.get("conditional"):
+        example["label"] = np.arange(2, dtype=np.int32)
+    return example
 
 
 def run_promote(config: Config, export_run_id: str, eval_run_id: str) -> PromoteResult:
@@ -92,7 +106,6 @@ def run_promote(config: Config, export_run_id: str, eval_run_id: str) -> Promote
     from mlflow.exceptions import MlflowException
 
     from models.registry import FAMILIES
-    from serving import images
 
     tracking.get_run(export_run_id, "export")
     evaluation = tracking.get_run(eval_run_id, "evaluate")
@@ -131,7 +144,7 @@ def run_promote(config: Config, export_run_id: str, eval_run_id: str) -> Promote
             registered_name=name,
             tags={},
             signature=_signature(card),
-            input_example={"z": images.latents(0, 2, card["latent_dim"])},
+            input_example=_input_example(card),
             metadata={"model_card": card},
         )
         client.set_registered_model_alias(name, CHALLENGER, version)

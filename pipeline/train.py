@@ -60,6 +60,9 @@ def _callbacks(model, config: Config, value_range: str):
     from serving import images
 
     fixed_latents = images.latents(config.seed, GRID_SAMPLES, config.latent_dim)
+    network = getattr(model, "exported_generator", model.generator)  # the EMA generator when on
+    if getattr(model, "conditional", False):  # each row of the grid: one class
+        fixed_latents = [fixed_latents, (np.arange(GRID_SAMPLES) // 8 % model.num_classes).astype(np.int32)]
 
     class TrackEpoch(keras.callbacks.Callback):
         """Per epoch: metrics, a sample grid from fixed latents, and a checkpoint."""
@@ -67,7 +70,7 @@ def _callbacks(model, config: Config, value_range: str):
         def on_epoch_end(self, epoch, logs=None):
             step = epoch + 1
             mlflow.log_metrics({k: float(v) for k, v in (logs or {}).items()}, step=step)
-            generated = model.generator(fixed_latents, training=False)
+            generated = network(fixed_latents, training=False)
             picture = images.grid(images.to_uint8(np.asarray(generated), value_range), columns=8)
             mlflow.log_image(picture, key="samples", step=step)
             mlflow.log_image(picture, artifact_file=f"samples/epoch_{step:03d}.png")
@@ -134,6 +137,11 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
 
     family = registry.FAMILIES[config.model]
     strategy = distribution_strategy()
+    if strategy.num_replicas_in_sync > 1 and (config.replay or config.ema):
+        raise UserError("replay and ema are not supported on several GPUs yet; drop them or use one device")
+    if family.conditional and not spec.class_names:
+        raise UserError(f"{config.model} needs class labels and {spec.name} has none; pick a labelled dataset")
+    gan_options = config.gan_options() if family.adversarial else {}
     with strategy.scope():
         model = registry.build(
             config.model,
@@ -141,6 +149,8 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
             latent_dim=config.latent_dim,
             learning_rate=config.learning_rate,
             seed=config.seed,
+            num_classes=len(spec.class_names),
+            gan=gan_options,
         )
     steps = config.steps_per_epoch or None
     dataset = data.training_dataset(
@@ -151,12 +161,18 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
         examples=config.train_examples,
         repeat=steps is not None,
         binarize=family.binarized,
+        labels=family.conditional,
     )
     validation = None
     if config.model == "vae":  # test-split ELBO each epoch (test_step changes no weight)
         import tensorflow as tf
 
         validation = tf.data.Dataset.from_tensor_slices(data.binarized_test_images(spec)).batch(500)
+    elif config.model == "ae":  # test-split reconstruction loss each epoch
+        import tensorflow as tf
+
+        test_images, _ = data.load_arrays(spec, "test")
+        validation = tf.data.Dataset.from_tensor_slices(test_images.astype(np.float32) / 255.0).batch(500)
 
     params = {
         **config.to_dict(),
@@ -192,6 +208,8 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
                 "dataset": spec.name,
                 "dataset_version": spec.version,
                 "class_names": list(spec.class_names),
+                "conditional": family.conditional,
+                "gan": gan_options,
                 "learning_rate": config.learning_rate,
                 "seed": config.seed,
             }
@@ -215,6 +233,8 @@ def load_trained(train_run_id: str):
             latent_dim=description["latent_dim"],
             learning_rate=description["learning_rate"],
             seed=description["seed"],
+            num_classes=len(description["class_names"]),
+            gan=description.get("gan") or {},
         )
         model.build_optimizers()
         model.load_weights(str(folder / "model.weights.h5"))

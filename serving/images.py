@@ -48,3 +48,21 @@ def png_bytes(picture: np.ndarray) -> bytes:
 def latents(seed: int, n: int, latent_dim: int) -> np.ndarray:
     """The latents a seed stands for: (n, latent_dim) float32 from numpy default_rng(seed)."""
     return np.random.default_rng(seed).standard_normal((n, latent_dim)).astype(np.float32)
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Spherical interpolation between two latents (the path that stays at a typical norm)."""
+    cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if omega < 1e-6:
+        return (1 - t) * a + t * b
+    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+
+
+def interpolate(a: np.ndarray, b: np.ndarray, steps: int, method: str = "slerp") -> np.ndarray:
+    """(steps, latent_dim) float32 latents from a to b, ends included; method slerp or lerp."""
+    if method not in ("slerp", "lerp"):
+        raise ValueError(f"unknown interpolation '{method}'; use slerp or lerp")
+    ts = np.linspace(0.0, 1.0, steps)
+    path = [slerp(a, b, t) if method == "slerp" else (1 - t) * a + t * b for t in ts]
+    return np.stack(path).astype(np.float32)

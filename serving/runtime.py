@@ -66,16 +66,51 @@ class GeneratorRuntime:
     def latent_dim(self) -> int:
         return int(self.card["latent_dim"])
 
-    def generate(self, n: int, seed: int) -> np.ndarray:
-        """(n, h, w, c) float32 images in the card's value range, from the latents of ``seed``."""
+    @property
+    def conditional(self) -> bool:
+        return bool(self.card.get("conditional"))
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.card.get("label_classes") or [])
+
+    def label_index(self, label: str | int) -> int:
+        """A class index from an index or a class name (case-insensitive); ValueError otherwise."""
+        names = self.class_names
+        if isinstance(label, str) and not label.strip().lstrip("-").isdigit():
+            lowered = [n.lower() for n in names]
+            if label.strip().lower() not in lowered:
+                raise ValueError(f"unknown label '{label}'; valid: {', '.join(names)} or 0-{len(names) - 1}")
+            return lowered.index(label.strip().lower())
+        index = int(label)
+        if not 0 <= index < len(names):
+            raise ValueError(f"label {index} is out of range; valid: 0-{len(names) - 1} ({', '.join(names)})")
+        return index
+
+    def balanced_labels(self, n: int) -> np.ndarray:
+        """0, 1, ..., C-1, 0, 1, ...: n labels covering every class evenly."""
+        return (np.arange(n) % max(len(self.class_names), 1)).astype(np.int32)
+
+    def generate(self, n: int, seed: int, label: int | None = None) -> np.ndarray:
+        """(n, h, w, c) float32 images in the card's value range, from the latents of ``seed``.
+
+        A conditional generator draws class ``label`` (an index), or every class in turn when None."""
         z = images.latents(seed, n, self.latent_dim)
-        return self.run(z)
+        labels = None
+        if self.conditional:
+            labels = self.balanced_labels(n) if label is None else np.full(n, label, np.int32)
+        return self.run(z, labels)
 
-    def run(self, z: np.ndarray) -> np.ndarray:
-        return self.session.run(["image"], {"z": np.ascontiguousarray(z, dtype=np.float32)})[0]
+    def run(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        feed = {"z": np.ascontiguousarray(z, dtype=np.float32)}
+        if self.conditional:
+            if labels is None:
+                labels = self.balanced_labels(len(z))
+            feed["label"] = np.ascontiguousarray(labels, dtype=np.int32)
+        return self.session.run(["image"], feed)[0]
 
-    def generate_uint8(self, n: int, seed: int) -> np.ndarray:
-        return images.to_uint8(self.generate(n, seed), self.card["value_range"])
+    def generate_uint8(self, n: int, seed: int, label: int | None = None) -> np.ndarray:
+        return images.to_uint8(self.generate(n, seed, label), self.card["value_range"])
 
 
 def _resolve(uri: str) -> tuple[Path, dict]:

@@ -1,0 +1,76 @@
+"""Convolutional autoencoder: deterministic encoder and decoder, reconstruction loss only.
+
+Loss per image (nats): binary cross-entropy of the grey-level image against the decoder's
+pixel probabilities, summed over pixels. Nothing shapes the latent space, so decoding
+z ~ N(0, I) (what ``generator`` does) lands off the region the encoder uses: the autoencoder
+is a poor sampler, which the evaluate stage's FID shows next to the VAE's.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+from models import losses
+from models.vae import bernoulli_nll, build_decoder, mean_image_network
+
+
+def build_encoder(image_shape: tuple[int, int, int], latent_dim: int, width: int = 32) -> keras.Model:
+    """image (batch, h, w, c) in [0, 1] -> z (batch, latent_dim)."""
+    image = keras.Input(image_shape, name="image")
+    x = layers.Conv2D(width, 3, strides=2, padding="same", activation="relu")(image)
+    x = layers.Conv2D(width * 2, 3, strides=2, padding="same", activation="relu")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(256, activation="relu")(x)
+    return keras.Model(image, layers.Dense(latent_dim, name="z")(x), name="encoder")
+
+
+__all__ = ["AutoEncoder", "build_decoder", "build_encoder"]
+
+
+class AutoEncoder(keras.Model):
+    """Trains encoder and decoder on reconstruction. Tracker: ``loss`` (nats per image).
+
+    ``generator`` is the decoder followed by a sigmoid (z -> image in [0, 1]).
+    """
+
+    value_range = "unit"
+
+    def __init__(self, encoder, decoder, latent_dim: int, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.generator = mean_image_network(decoder)
+        self.latent_dim = latent_dim
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.built = True
+
+    def build_optimizers(self) -> None:
+        if not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    def call(self, images, training=False):
+        return ops.sigmoid(self.decoder(self.encoder(images, training=training), training=training))
+
+    def _per_example(self, images, training):
+        return bernoulli_nll(images, self.decoder(self.encoder(images, training=training), training=training))
+
+    def train_step(self, data):
+        images = data[0] if isinstance(data, (tuple, list)) else data
+        with tf.GradientTape() as tape:
+            per_example = self._per_example(images, training=True)
+            loss = losses.distributed_mean(per_example, ops.shape(images)[0])
+        variables = self.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.loss_tracker.update_state(per_example)
+        return {"loss": self.loss_tracker.result()}
+
+    def test_step(self, data):
+        images = data[0] if isinstance(data, (tuple, list)) else data
+        self.loss_tracker.update_state(self._per_example(images, training=False))
+        return {"loss": self.loss_tracker.result()}

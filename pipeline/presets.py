@@ -1,0 +1,26 @@
+"""Named, tested configurations: ``-P preset=<name>`` (or ``--preset``) picks one; any field
+given as well overrides the preset's value. ``--dry-run`` prints the resolved config."""
+
+from __future__ import annotations
+
+PRESETS: dict[str, dict] = {
+    "dcgan-fashion": {"model": "dcgan", "epochs": 2, "batch_size": 64},
+    "gan-fashion": {"model": "gan", "epochs": 4, "batch_size": 64},
+    "wgan-gp-fashion": {"model": "dcgan", "gan_loss": "wgan-gp", "epochs": 2, "batch_size": 64, "learning_rate": 2e-4},
+    "dcgan-fixes-fashion": {"model": "dcgan", "epochs": 2, "replay": 6400, "minibatch_std": 1, "ema": 0.999},
+    "cdcgan-fashion": {"model": "cdcgan", "epochs": 2, "batch_size": 64},
+    "vae-fashion": {"model": "vae", "epochs": 30, "latent_dim": 40, "batch_size": 64},
+    "ae-fashion": {"model": "ae", "epochs": 2, "batch_size": 64},
+}
+
+
+def apply(values: dict) -> dict:
+    """``values`` (raw, from the command line) on top of its preset's, when it names one."""
+    from pipeline.errors import UserError
+
+    name = values.get("preset") or ""
+    if not name:
+        return values
+    if name not in PRESETS:
+        raise UserError(f"unknown preset '{name}'; valid presets: {', '.join(PRESETS)}")
+    return {**PRESETS[name], **values}

@@ -3,7 +3,8 @@
 Generator: Dense -> reshape -> Conv2DTranspose + BatchNorm + ReLU -> ... -> tanh, no pooling.
 Discriminator: strided Conv2D + LeakyReLU (+ dropout), no pooling, one output.
 Conditional: the generator takes [z, label] (the label embedded and joined to z); the
-discriminator takes [image, label] (the label embedded as one extra image channel).
+discriminator takes [image, label] (the label embedded as one extra image channel, and a
+projection of the label's embedding onto the features added to the output, Miyato & Koyama 2018).
 Training is ``models.gan.GAN``'s two-phase step; ``DCGAN`` is that class.
 """
 
@@ -70,4 +71,7 @@ def build_discriminator(
         x = MinibatchStd()(x)
     x = layers.Flatten()(x)
     logit = layers.Dense(1, name="logit")(x)
+    if num_classes:  # projection (Miyato & Koyama 2018): + <embed(label), features>
+        projection = layers.Embedding(num_classes, x.shape[-1], name="label_projection")(label)
+        logit = layers.Add()([logit, layers.Dot(axes=1)([projection, x])])
     return keras.Model([image, label] if num_classes else image, logit, name="discriminator")

@@ -20,7 +20,9 @@ def pipeline_store(tmp_path_factory, tfds_dir):
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
     for leaked in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         env.pop(leaked, None)  # set in-process by mlflow.set_experiment in other tests
-    params = [arg for key, value in {**TINY, "tfds_dir": tfds_dir}.items() for arg in ("-P", f"{key}={value}")]
+    # The preset, overridden field by field by the tiny settings.
+    given = {"preset": "dcgan-fashion", **TINY, "tfds_dir": tfds_dir}
+    params = [arg for key, value in given.items() for arg in ("-P", f"{key}={value}")]
     result = subprocess.run(
         [
             sys.executable,
@@ -61,6 +63,8 @@ def test_mlflow_run_registers_a_champion_with_nested_stage_runs(pipeline_store):
         filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
         output_format="list",
     )
+    assert parent.data.params["config.preset"] == "dcgan-fashion"
+    assert parent.data.params["config.epochs"] == str(TINY["epochs"])  # -P overrides the preset's 2
     stages = {run.data.tags["latentforge.stage"] for run in children}
     assert {"data", "train", "evaluate", "export", "promote"} <= stages
     export_run = next(r for r in children if r.data.tags["latentforge.stage"] == "export")

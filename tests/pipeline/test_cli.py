@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from pipeline.presets import PRESETS
 from tests.conftest import ROOT
 
 
@@ -31,7 +32,14 @@ def assert_one_line_error(result, *fragments):
 @pytest.mark.parametrize(
     "args, fragments",
     [
-        (["main", "--model", "gan"], ["unknown model 'gan'", "valid models: dcgan, vae"]),
+        (["main", "--model", "stylegan9"], ["unknown model 'stylegan9'", "valid models: dcgan, gan, cdcgan, vae, ae"]),
+        (["main", "--preset", "nope"], ["unknown preset 'nope'", "dcgan-fashion"]),
+        (["main", "--model", "vae", "--gan-loss", "hinge"], ["gan_loss apply to GAN models", "not vae"]),
+        (["main", "--gan-loss", "wasserstein"], ["unknown gan_loss 'wasserstein'", "wgan-gp"]),
+        (["main", "--gan-loss", "wgan-gp", "--label-smoothing", "0.1"], ["label_smoothing moves a real target"]),
+        (["main", "--replay", "10"], ["replay buffer (10) must hold at least one batch (64)"]),
+        (["main", "--ema", "1.5"], ["label_smoothing and ema must be in [0, 1)"]),
+        (["main", "--minibatch-std", "2"], ["minibatch_std must be 0 or 1"]),
         (["main", "--epochs", "0"], ["epochs must be a positive integer, got 0"]),
         (["main", "--batch-size", "-5"], ["batch_size must be a positive integer, got -5"]),
         (["main", "--epochs", "two"], ["epochs must be int, got 'two'"]),
@@ -69,3 +77,30 @@ def test_dry_run_prints_the_resolved_config(tmp_path):
     result = latentforge("main", "--model", "vae", "--dry-run", cwd=tmp_path)
     assert result.returncode == 0
     assert '"latent_dim": 32' in result.stdout and '"model": "vae"' in result.stdout
+
+
+def test_preset_is_overridable_field_by_field(tmp_path):
+    import json
+
+    result = latentforge(
+        "main", "--preset", "wgan-gp-fashion", "--epochs", "7", "--seed", "", "--dry-run", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    assert config["gan_loss"] == "wgan-gp" and config["critic_steps"] == 5  # from the preset, resolved
+    assert config["epochs"] == 7  # given: overrides the preset
+    assert config["seed"] == 0  # "" (MLproject's default) means not given
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_is_a_valid_config(name):
+    from pipeline.config import Config
+
+    config = Config.from_dict({"preset": name}).resolved()
+    for field, value in PRESETS[name].items():
+        assert getattr(config, field) == value
+
+
+def test_latent_arithmetic_needs_three_classes(tmp_path):
+    result = latentforge("latent", "arithmetic", "--model", str(tmp_path / "none.onnx"), cwd=tmp_path)
+    assert_one_line_error(result, "arithmetic needs --a, --b and --c")

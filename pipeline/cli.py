@@ -86,6 +86,15 @@ def _parser() -> argparse.ArgumentParser:
         "--label", default=None, help="conditional models: a class name (e.g. Sneaker) or index; default every class"
     )
     generate.add_argument("--out", default="grid.png", help="output PNG path (default grid.png)")
+    serve = commands.add_parser("serve", help="HTTP API over a generator (onnxruntime; see serving/server.py)")
+    serve.add_argument("--model", required=True, help="models:/<name>@<alias>, an export folder or a .onnx file")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--max-batch-size", type=int, default=64, help="images per merged onnxruntime call")
+    serve.add_argument("--max-latency-ms", type=float, default=2.0, help="how long a request waits for company")
+    serve.add_argument("--max-images", type=int, default=256, help="images per request at most")
+    serve.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = its default)")
+    serve.add_argument("--poll-seconds", type=float, default=0.0, help="re-resolve --model this often (0 = never)")
     latent = commands.add_parser(
         "latent", help="latent interpolation strips and vector arithmetic (PNG, logged to MLflow)"
     )
@@ -133,6 +142,30 @@ def _latent(args) -> None:
             features_examples=config.features_examples,
         )
     run_latent(args.kind, args.out, model=args.model, **kwargs)
+
+
+def _serve(args) -> None:
+    from serving.runtime import GeneratorRuntime, ModelLoadError
+    from serving.server import ServeSettings, serve
+
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port must be 1-65535, got {args.port}")
+    if args.max_batch_size < 1 or args.max_images < 1 or args.max_latency_ms < 0 or args.poll_seconds < 0:
+        raise UserError("--max-batch-size and --max-images must be >= 1, --max-latency-ms and --poll-seconds >= 0")
+    try:  # fail here, with one line, rather than inside the server's startup
+        GeneratorRuntime.load(args.model)
+    except ModelLoadError as error:
+        raise UserError(str(error)) from None
+    settings = ServeSettings(
+        model=args.model,
+        max_batch_size=args.max_batch_size,
+        max_latency_ms=args.max_latency_ms,
+        max_images=args.max_images,
+        threads=args.threads,
+        poll_seconds=args.poll_seconds,
+    )
+    print(f"serve: {args.model} on http://{args.host}:{args.port} (OpenAPI at /docs)", flush=True)
+    serve(settings, args.host, args.port)
 
 
 def _generate(args) -> None:
@@ -236,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             _generate(args)
         elif args.command == "latent":
             _latent(args)
+        elif args.command == "serve":
+            _serve(args)
         else:
             _run_stage(args)
     except UserError as error:

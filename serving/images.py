@@ -66,3 +66,15 @@ def interpolate(a: np.ndarray, b: np.ndarray, steps: int, method: str = "slerp")
     ts = np.linspace(0.0, 1.0, steps)
     path = [slerp(a, b, t) if method == "slerp" else (1 - t) * a + t * b for t in ts]
     return np.stack(path).astype(np.float32)
+
+
+def truncate(z: np.ndarray, threshold: float, seed: int) -> np.ndarray:
+    """The truncation trick (Brock et al. 2019): entries of z beyond ``threshold`` in magnitude are
+    redrawn (seeded) until they fall inside, trading variety for typical-looking samples."""
+    z = np.array(z, dtype=np.float32)
+    rng = np.random.default_rng([seed, 1])
+    outside = np.abs(z) > threshold
+    while outside.any():
+        z[outside] = rng.standard_normal(int(outside.sum())).astype(np.float32)
+        outside = np.abs(z) > threshold
+    return z

@@ -35,32 +35,30 @@ class GeneratorRuntime:
     session: object
     card: dict
     source: str
+    encoder: object = None  # onnxruntime session over the encoder (VAE, AE) when loaded
 
     @classmethod
-    def load(cls, uri: str, threads: int = 0) -> GeneratorRuntime:
+    def load(cls, uri: str, threads: int = 0, with_encoder: bool = False) -> GeneratorRuntime:
+        """Load and verify a generator (and, with ``with_encoder``, its encoder when the family has one)."""
         onnx_path, card = _resolve(uri)
         missing = [f for f in CARD_FIELDS if not isinstance(card, dict) or f not in card]
         if missing:
             raise ModelLoadError(f"model card of '{uri}' lacks {', '.join(missing)}; re-export the model")
-        expected = card.get("files", {}).get("generator.onnx")
-        actual = sha256_file(onnx_path)
-        if expected is None:
-            raise ModelLoadError(f"model card of '{uri}' records no sha256 for generator.onnx; re-export the model")
-        if actual != expected:
-            raise ModelLoadError(
-                f"'{uri}': generator.onnx sha256 {actual[:12]}… does not match the model card "
-                f"({expected[:12]}…); the file was changed or corrupted, re-export or re-download it"
-            )
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        session = ort.InferenceSession(str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"])
+        session = _verified_session(uri, onnx_path, card, "generator.onnx", threads)
         names = ({i.name for i in session.get_inputs()}, {o.name for o in session.get_outputs()})
         if "z" not in names[0] or "image" not in names[1]:
             raise ModelLoadError(f"'{uri}' is not a latentforge generator (inputs {names[0]}, outputs {names[1]})")
-        return cls(session, card, uri)
+        encoder = None
+        if with_encoder and "encoder.onnx" in card.get("files", {}):
+            encoder_path = _encoder_path(uri, onnx_path, card)
+            encoder = _verified_session(uri, encoder_path, card, "encoder.onnx", threads)
+        return cls(session, card, uri, encoder)
+
+    def encode(self, images_unit: np.ndarray) -> np.ndarray:
+        """Images in [0, 1] (n, h, w, c) -> latents (the posterior mean for the VAE)."""
+        if self.encoder is None:
+            raise ValueError(f"{self.card['model']} has no encoder loaded")
+        return self.encoder.run(None, {"image": np.ascontiguousarray(images_unit, dtype=np.float32)})[0]
 
     @property
     def latent_dim(self) -> int:
@@ -111,6 +109,45 @@ class GeneratorRuntime:
 
     def generate_uint8(self, n: int, seed: int, label: int | None = None) -> np.ndarray:
         return images.to_uint8(self.generate(n, seed, label), self.card["value_range"])
+
+
+def _verified_session(uri: str, path: Path, card: dict, name: str, threads: int):
+    """An onnxruntime session over ``path`` once its sha256 matches the card's entry ``name``."""
+    expected = card.get("files", {}).get(name)
+    if expected is None:
+        raise ModelLoadError(f"model card of '{uri}' records no sha256 for {name}; re-export the model")
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ModelLoadError(
+            f"'{uri}': {name} sha256 {actual[:12]}… does not match the model card "
+            f"({expected[:12]}…); the file was changed or corrupted, re-export or re-download it"
+        )
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _encoder_path(uri: str, generator_path: Path, card: dict) -> Path:
+    """encoder.onnx beside the generator, or (registered models) from the export run the card names."""
+    beside = generator_path.parent / "encoder.onnx"
+    if beside.is_file():
+        return beside
+    import mlflow
+
+    try:
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"runs:/{card.get('export_run_id')}/export/encoder.onnx", dst_path=tempfile.mkdtemp()
+            )
+        )
+    except Exception as error:
+        first = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise ModelLoadError(
+            f"'{uri}': cannot fetch its encoder from export run {card.get('export_run_id')} ({first})"
+        ) from None
 
 
 def _resolve(uri: str) -> tuple[Path, dict]:

@@ -1,6 +1,7 @@
 """The training steps under tf.distribute: two replicas (two logical CPUs) in a subprocess,
 since logical devices must be configured before TensorFlow initializes."""
 
+import json
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import pytest
 from tests.conftest import ROOT
 
 SCRIPT = """
+import json
 import sys
 import numpy as np
 import tensorflow as tf
@@ -17,16 +19,17 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 from models import registry
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 assert strategy.num_replicas_in_sync == 2
-kind = sys.argv[1]
+kind, options = sys.argv[1], json.loads(sys.argv[2])
 with strategy.scope():
-    model = registry.build(kind, image_shape=(28, 28, 1), latent_dim=8, learning_rate=1e-3, seed=0)
-value_range = 0.0 if kind == "vae" else -1.0
+    model = registry.build(kind, image_shape=(28, 28, 1), latent_dim=8, learning_rate=1e-3, seed=0, gan=options)
+value_range = 0.0 if kind in ("vae", "ae") else -1.0
 images = np.random.default_rng(0).uniform(value_range, 1.0, (64, 28, 28, 1)).astype("float32")
-history = model.fit(tf.data.Dataset.from_tensor_slices(images).batch(32, drop_remainder=True),
+data = (images, np.arange(64, dtype="int32") % 10) if kind == "cdcgan" else images
+history = model.fit(tf.data.Dataset.from_tensor_slices(data).batch(32, drop_remainder=True),
                     epochs=2, verbose=0, shuffle=False)
 for name, values in history.history.items():
     assert all(np.isfinite(values)), (name, values)
-if kind == "dcgan":
+if kind != "vae":
     # each replica draws its own latents (one mirrored seed state would give both the same)
     per_replica = strategy.experimental_local_results(strategy.run(tf.function(lambda: model._latents(4))))
     assert not np.allclose(per_replica[0].numpy(), per_replica[1].numpy()), "replicas drew the same latents"
@@ -34,8 +37,13 @@ print("ok", {k: round(float(v[-1]), 3) for k, v in history.history.items()})
 """
 
 
-@pytest.mark.parametrize("kind", ["dcgan", "vae"])
-def test_training_runs_on_two_replicas(kind):
-    result = subprocess.run([sys.executable, "-c", SCRIPT, kind], cwd=ROOT, capture_output=True, text=True, timeout=300)
+@pytest.mark.parametrize(
+    "kind, options",
+    [("dcgan", {}), ("vae", {}), ("cdcgan", {"loss": "wgan-gp", "critic_steps": 2, "minibatch_std": True})],
+)
+def test_training_runs_on_two_replicas(kind, options):
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, kind, json.dumps(options)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ok" in result.stdout

@@ -19,6 +19,8 @@ images against the test split:
     test split binarized once with seed 0. AE: ``test_reconstruction_loss`` (nats per image, grey levels).
   - Conditional generators: samples cycle through the classes; ``label_accuracy`` (and per
     class ``label_accuracy_<i>``) is how often the classifier agrees with the requested label.
+  - ``int8_fid`` and ``int8_fid_change``: the FID of the export's INT8 generator on the same
+    latents, and its difference from the FP32 FID.
 The run's tag ``latentforge.protocol`` records how the numbers were measured; promotion only
 compares numbers with equal protocols.
 """
@@ -143,6 +145,13 @@ def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: st
         coverage = metrics.class_coverage(sample_logits, len(spec.class_names))
         if labels is not None:
             results.update(conditional_accuracy(sample_logits, labels, spec.class_names))
+        int8 = _int8_twin(runtime)
+        if int8 is not None and "fid" in results:  # what quantization costs in quality
+            int8_samples = generate(
+                int8.run, description["latent_dim"], n, config.seed + 1, description["value_range"], labels=labels
+            )
+            results["int8_fid"] = metrics.fid_between(context.real, extractor(int8_samples)[0])
+            results["int8_fid_change"] = results["int8_fid"] - results["fid"]
         if description["model"] == "vae":
             model, _ = load_trained(train_run_id)
             results.update(likelihood_bounds(model, spec, config.iwae_k, config.iwae_examples))
@@ -183,6 +192,18 @@ def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: st
             mlflow.log_artifact(str(path), "evaluation")
     print("evaluate: " + json.dumps({k: round(v, 4) for k, v in results.items()}))
     return EvalResult(run.info.run_id, results)
+
+
+def _int8_twin(runtime):
+    """The export's INT8 generator beside the FP32 one (export folders only; None otherwise)."""
+    from pathlib import Path
+
+    from serving.runtime import GeneratorRuntime
+
+    folder = Path(runtime.source)
+    if not (folder.is_dir() and (folder / "generator_int8.onnx").is_file()):
+        return None
+    return GeneratorRuntime.load(str(folder / "generator_int8.onnx"))
 
 
 def likelihood_bounds(model, spec, k: int, examples: int = 0, batch_size: int = 100) -> dict:

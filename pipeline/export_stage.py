@@ -7,6 +7,8 @@ only after every check passed:
                          (the EMA generator when the GAN trained one)
   generator.onnx         the same function in ONNX (opset 17), dynamic batch axis
   encoder_savedmodel/, encoder.onnx   (VAE, AE) signature ``encode``: image -> z_mean, z_log_var (VAE) or z (AE)
+  generator_int8.onnx    the generator statically quantized to INT8 (QDQ), for edge CPUs; its
+                         difference from FP32 and both latencies are in the card (``int8``)
   parity.json            Keras vs SavedModel vs ONNX Runtime at batch sizes 1 and 16
   model_card.json        kind, latent size, output shape and range, dataset, runs, metrics, sha256s
 Metrics: ``parity_max_abs_savedmodel``, ``parity_max_abs_onnx`` (and ``encoder_…`` for a VAE).
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from export import card as model_card
-from export import files, parity
+from export import files, parity, quantize
 from models.registry import FAMILIES
 from pipeline import tracking
 from pipeline.config import Config
@@ -82,6 +84,11 @@ def run_export(config: Config, train_run_id: str) -> ExportResult:
                 f"parity check failed (tolerance {parity.DEFAULT_TOLERANCE}): {worst}; "
                 "nothing was exported; check the network for ops that differ between runtimes"
             )
+        # The INT8 twin for edge CPUs (its FID change is measured by the evaluate stage).
+        classes = num_classes if family.conditional else 0
+        quantize.quantize_generator(folder / "generator.onnx", folder / "generator_int8.onnx", latent_dim, classes)
+        int8 = quantize.compare(folder / "generator.onnx", folder / "generator_int8.onnx", latent_dim, classes)
+        mlflow.log_metrics({f"int8_{k}": v for k, v in int8.items()})
         card = model_card.write_card(
             folder,
             model=description["model"],
@@ -99,6 +106,7 @@ def run_export(config: Config, train_run_id: str) -> ExportResult:
             export_run_id=run.info.run_id,
             parity={n: {"passed": r["passed"], "max_abs_diff": r["max_abs_diff"]} for n, r in reports.items()},
             onnx_opset=files.ONNX_OPSET,
+            int8=int8,
             files=files.sha256_tree(folder),
         )
         mlflow.log_artifacts(str(folder), "export")

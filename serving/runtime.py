@@ -44,7 +44,9 @@ class GeneratorRuntime:
         missing = [f for f in CARD_FIELDS if not isinstance(card, dict) or f not in card]
         if missing:
             raise ModelLoadError(f"model card of '{uri}' lacks {', '.join(missing)}; re-export the model")
-        session = _verified_session(uri, onnx_path, card, "generator.onnx", threads)
+        # generator.onnx, or another generator file of the export its card lists (generator_int8.onnx)
+        name = onnx_path.name if onnx_path.name in card.get("files", {}) else "generator.onnx"
+        session = _verified_session(uri, onnx_path, card, name, threads)
         names = ({i.name for i in session.get_inputs()}, {o.name for o in session.get_outputs()})
         if "z" not in names[0] or "image" not in names[1]:
             raise ModelLoadError(f"'{uri}' is not a latentforge generator (inputs {names[0]}, outputs {names[1]})")

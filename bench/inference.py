@@ -1,0 +1,86 @@
+"""Benchmark: generator inference latency per runtime, side by side in one run.
+
+For a registered generator (default the champion DCGAN) at batch 1 and 64: Keras ``predict``,
+Keras direct call, the SavedModel signature, ONNX FP32 and ONNX INT8 (onnxruntime, CPU).
+Prints the median latency over --repeats calls (after warm-up), images/s, and each runtime's
+ratio to ONNX FP32 (> 1 = slower than ONNX FP32). The runtimes take turns call by call, so
+machine noise hits them alike.
+
+    .venv/bin/python bench/inference.py [--model models:/fashion_mnist-dcgan@champion] [--repeats 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="models:/fashion_mnist-dcgan@champion")
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--batches", default="1,64")
+    args = parser.parse_args()
+
+    import numpy as np
+    import onnxruntime as ort
+    import tensorflow as tf
+
+    from pipeline import tracking
+    from pipeline.train import load_trained
+    from serving import images
+    from serving.runtime import GeneratorRuntime
+
+    tracking.setup("latentforge-bench")
+    card = GeneratorRuntime.load(args.model).card
+    model, _ = load_trained(card["train_run_id"])
+    network = getattr(model, "exported_generator", model.generator)
+    folder = tracking.download(card["export_run_id"], "export", tempfile.mkdtemp())
+    signature = tf.saved_model.load(str(folder / "generator_savedmodel")).signatures["generate"]
+    sessions = {
+        name: ort.InferenceSession(str(folder / f), providers=["CPUExecutionProvider"])
+        for name, f in (("onnx_fp32", "generator.onnx"), ("onnx_int8", "generator_int8.onnx"))
+        if (folder / f).is_file()
+    }
+    conditional = bool(card.get("conditional"))
+    print(f"{args.model}: {card['model']}, latent {card['latent_dim']}, {os.cpu_count()} CPUs, {args.repeats} calls each")
+    print()
+    print("| batch | runtime | median ms | images/s | × ONNX FP32 |")
+    print("|---|---|---|---|---|")
+    for batch in (int(b) for b in args.batches.split(",")):
+        z = images.latents(0, batch, card["latent_dim"])
+        labels = (np.arange(batch) % 10).astype(np.int32)
+        inputs = [z, labels] if conditional else z
+        feed = {"z": z, **({"label": labels} if conditional else {})}
+        tensors = {k: tf.constant(v) for k, v in feed.items()}
+        runtimes = {
+            "keras_predict": lambda inputs=inputs, b=batch: network.predict(inputs, batch_size=b, verbose=0),
+            "keras_call": lambda inputs=inputs: network(inputs, training=False).numpy(),
+            "savedmodel": lambda t=tensors: signature(**t)["image"].numpy(),
+            **{name: (lambda s=s, f=feed: s.run(["image"], f)[0]) for name, s in sessions.items()},
+        }
+        times = {name: [] for name in runtimes}
+        for fn in runtimes.values():  # warm-up (tracing, graph optimization)
+            for _ in range(3):
+                fn()
+        for _ in range(args.repeats):
+            for name, fn in runtimes.items():
+                started = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - started)
+        medians = {name: statistics.median(t) for name, t in times.items()}
+        for name, seconds in medians.items():
+            ratio = seconds / medians["onnx_fp32"] if "onnx_fp32" in medians else float("nan")
+            print(f"| {batch} | {name} | {seconds * 1000:.3f} | {batch / seconds:,.0f} | {ratio:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -74,7 +74,9 @@ def truncate(z: np.ndarray, threshold: float, seed: int) -> np.ndarray:
     z = np.array(z, dtype=np.float32)
     rng = np.random.default_rng([seed, 1])
     outside = np.abs(z) > threshold
-    while outside.any():
+    for _ in range(10_000):  # P(|N(0,1)| <= 0.05) is 4%: a few hundred rounds at worst
+        if not outside.any():
+            break
         z[outside] = rng.standard_normal(int(outside.sum())).astype(np.float32)
         outside = np.abs(z) > threshold
-    return z
+    return np.clip(z, -threshold, threshold)

@@ -66,7 +66,7 @@ class GenerateRequest(_Body):
     seed: StrictInt | None = Field(None, ge=0, lt=2**32, description="latent seed; the same seed gives the same bytes")
     label: StrictInt | StrictStr | None = Field(None, description="conditional models: class index or name")
     truncation: float | None = Field(
-        None, gt=0, le=10, allow_inf_nan=False, description="resample latent entries beyond this magnitude"
+        None, ge=0.05, le=10, allow_inf_nan=False, description="redraw latent entries beyond this magnitude (0.05-10)"
     )
     format: Literal["png", "npy", "json"] = "png"
 

@@ -107,6 +107,7 @@ BAD_JSON = [
     ({"seed": 2**40}, "seed"),
     ({"format": "gif"}, "format"),
     ({"truncation": 0}, "truncation"),
+    ({"truncation": 1e-300}, "truncation"),
     ({"truncation": "big"}, "truncation"),
     ({"label": 3}, "conditional"),
     ({"n": 1, "colour": "red"}, "colour"),

@@ -147,3 +147,54 @@ def test_vae_pipeline_in_process(store, tfds_dir):
     assert 100 < float(version.tags["latentforge.primary_value"]) < 800  # nats per image
     artifacts = {a.path for a in MlflowClient().list_artifacts(summary["export_run_id"], "export")}
     assert {"export/encoder.onnx", "export/encoder_savedmodel"} <= artifacts
+
+
+def test_mlflow_models_serve_answers_invocations_like_the_runtime(pipeline_store, monkeypatch):
+    """`mlflow models serve` on the registered champion: {"inputs": {"z": [[...]]}} in,
+    {"predictions": {"image": [...]}} out, equal to what latentforge's runtime generates."""
+    import time
+
+    import numpy as np
+    import requests
+
+    from serving import images
+    from serving.runtime import GeneratorRuntime
+    from tests.serving.conftest import free_port
+
+    work, uri, _ = pipeline_store
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    model = "models:/fashion_mnist-dcgan@champion"
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        model,
+        "--env-manager",
+        "local",
+        "-p",
+        str(port),
+    ]
+    server = subprocess.Popen(command, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            assert server.poll() is None, server.stderr.read()[-2000:]
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        z = images.latents(5, 3, 100)
+        answer = requests.post(f"http://127.0.0.1:{port}/invocations", json={"inputs": {"z": z.tolist()}}, timeout=60)
+        assert answer.status_code == 200, answer.text[:500]
+        served = np.asarray(answer.json()["predictions"]["image"], np.float32)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        expected = GeneratorRuntime.load(model).run(z)
+        np.testing.assert_allclose(served, expected, atol=1e-6)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import io
+import json
 import os
 import secrets
 import threading
@@ -220,27 +221,7 @@ def create_app(settings: ServeSettings):
     async def bad_request(request: Request, exc: BadRequest):
         return error(exc.status, str(exc))
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        started = time.perf_counter()
-        path = request.url.path
-        if token and path not in OPEN_PATHS:
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                response = error(401, "missing or wrong bearer token; send 'Authorization: Bearer <token>'")
-                metrics.observe(path, 401, time.perf_counter() - started)
-                return response
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
-            response = error(413, f"request body over {settings.max_body_bytes} bytes; send a smaller one")
-        else:
-            try:
-                response = await call_next(request)
-            except Exception as exc:  # never a traceback to the client
-                response = error(500, f"internal error: {type(exc).__name__}; the server keeps serving")
-        known = path if path in KNOWN_PATHS else "other"
-        metrics.observe(known, response.status_code, time.perf_counter() - started)
-        return response
+    app.add_middleware(Guard, token=token, max_body=settings.max_body_bytes, metrics=metrics)
 
     def runtime() -> GeneratorRuntime:
         if holder.runtime is None:
@@ -343,6 +324,69 @@ def create_app(settings: ServeSettings):
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     return app
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class Guard:
+    """Pure ASGI middleware (cheaper per request than Starlette's BaseHTTPMiddleware): the bearer
+    token, the body size limit (declared or streamed), a JSON 500 instead of a traceback, and
+    the request metrics."""
+
+    def __init__(self, app, token: str, max_body: int, metrics: Metrics):
+        self.app, self.token, self.max_body, self.metrics = app, token, max_body, metrics
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        path = scope["path"]
+        status = [0]
+
+        async def send_json(code: int, message: str):
+            body = json.dumps({"error": message}).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": code, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            status[0] = code
+
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if (
+            self.token
+            and path not in OPEN_PATHS
+            and not hmac.compare_digest(headers.get(b"authorization", b""), self.expected)
+        ):
+            await send_json(401, "missing or wrong bearer token; send 'Authorization: Bearer <token>'")
+        elif length is not None and (not length.isdigit() or int(length) > self.max_body):
+            await send_json(413, f"request body over {self.max_body} bytes; send a smaller one")
+        else:
+            received = [0]
+
+            async def counted_receive():
+                message = await receive()
+                received[0] += len(message.get("body", b""))
+                if received[0] > self.max_body:
+                    raise _BodyTooLarge
+                return message
+
+            async def tracked_send(message):
+                if message["type"] == "http.response.start":
+                    status[0] = message["status"]
+                await send(message)
+
+            try:
+                await self.app(scope, counted_receive, tracked_send)
+            except _BodyTooLarge:
+                if not status[0]:
+                    await send_json(413, f"request body over {self.max_body} bytes; send a smaller one")
+            except Exception as exc:  # never a traceback to the client
+                if not status[0]:
+                    await send_json(500, f"internal error: {type(exc).__name__}; the server keeps serving")
+        self.metrics.observe(path if path in KNOWN_PATHS else "other", status[0], time.perf_counter() - started)
 
 
 KNOWN_PATHS = (

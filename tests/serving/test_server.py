@@ -151,6 +151,8 @@ def test_unknown_label_bad_uploads_and_oversized_bodies(cdcgan, vae):
     assert empty.status_code == 400
     huge = requests.post(vae + "/v1/reconstruct", data=b"x" * 2_000_000)
     assert huge.status_code == 413 and "body over" in huge.json()["error"]
+    streamed = requests.post(vae + "/v1/reconstruct", data=(b"x" * 100_000 for _ in range(20)))  # chunked, no length
+    assert streamed.status_code == 413
     assert requests.post(vae + "/v1/generate", json={"n": 1}).status_code == 200
 
 

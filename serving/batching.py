@@ -1,6 +1,7 @@
 """Micro-batching: concurrent requests merged into one onnxruntime call.
 
-Requests wait at most ``max_latency_ms`` for company; a batch holds at most
+A request waits at most ``max_latency_ms`` for company, and only while other requests are in
+flight (a lone request runs at once); a batch holds at most
 ``max_batch_size`` images (a single larger request runs alone). The session runs in a worker
 thread, so the event loop keeps accepting requests meanwhile. numpy only.
 """
@@ -42,6 +43,7 @@ class MicroBatcher:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime")
         self.task: asyncio.Task | None = None
         self._carry: _Job | None = None
+        self.inflight = 0  # submitted, not yet answered (queued, in the batch being built, or running)
 
     async def start(self) -> None:
         self.queue = asyncio.Queue()
@@ -56,8 +58,12 @@ class MicroBatcher:
 
     async def submit(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         future = asyncio.get_running_loop().create_future()
-        await self.queue.put(_Job(z, labels, future))
-        return await future
+        self.inflight += 1
+        try:
+            await self.queue.put(_Job(z, labels, future))
+            return await future
+        finally:
+            self.inflight -= 1
 
     async def _next_batch(self) -> list[_Job]:
         loop = asyncio.get_running_loop()
@@ -70,7 +76,9 @@ class MicroBatcher:
                 job = self.queue.get_nowait()
             except asyncio.QueueEmpty:
                 remaining = deadline - loop.time()
-                if remaining <= 0:
+                # Wait for company only while other requests are in flight (their clients are
+                # likely to send again); a lone request runs at once.
+                if remaining <= 0 or self.inflight <= len(batch):
                     break
                 try:
                     job = await asyncio.wait_for(self.queue.get(), remaining)

@@ -38,22 +38,26 @@ class GeneratorRuntime:
     encoder: object = None  # onnxruntime session over the encoder (VAE, AE) when loaded
 
     @classmethod
-    def load(cls, uri: str, threads: int = 0, with_encoder: bool = False) -> GeneratorRuntime:
-        """Load and verify a generator (and, with ``with_encoder``, its encoder when the family has one)."""
+    def load(cls, uri: str, threads: int = 0, with_encoder: bool = False, spinning: bool = True) -> GeneratorRuntime:
+        """Load and verify a generator (and, with ``with_encoder``, its encoder when the family has one).
+
+        ``threads``: onnxruntime intra-op threads (0 = its default). ``spinning=False`` stops idle
+        worker threads from spin-waiting, which a server sharing few cores with its event loop needs.
+        """
         onnx_path, card = _resolve(uri)
         missing = [f for f in CARD_FIELDS if not isinstance(card, dict) or f not in card]
         if missing:
             raise ModelLoadError(f"model card of '{uri}' lacks {', '.join(missing)}; re-export the model")
         # generator.onnx, or another generator file of the export its card lists (generator_int8.onnx)
         name = onnx_path.name if onnx_path.name in card.get("files", {}) else "generator.onnx"
-        session = _verified_session(uri, onnx_path, card, name, threads)
+        session = _verified_session(uri, onnx_path, card, name, threads, spinning)
         names = ({i.name for i in session.get_inputs()}, {o.name for o in session.get_outputs()})
         if "z" not in names[0] or "image" not in names[1]:
             raise ModelLoadError(f"'{uri}' is not a latentforge generator (inputs {names[0]}, outputs {names[1]})")
         encoder = None
         if with_encoder and "encoder.onnx" in card.get("files", {}):
             encoder_path = _encoder_path(uri, onnx_path, card)
-            encoder = _verified_session(uri, encoder_path, card, "encoder.onnx", threads)
+            encoder = _verified_session(uri, encoder_path, card, "encoder.onnx", threads, spinning)
         return cls(session, card, uri, encoder)
 
     def encode(self, images_unit: np.ndarray) -> np.ndarray:
@@ -113,7 +117,7 @@ class GeneratorRuntime:
         return images.to_uint8(self.generate(n, seed, label), self.card["value_range"])
 
 
-def _verified_session(uri: str, path: Path, card: dict, name: str, threads: int):
+def _verified_session(uri: str, path: Path, card: dict, name: str, threads: int, spinning: bool = True):
     """An onnxruntime session over ``path`` once its sha256 matches the card's entry ``name``."""
     expected = card.get("files", {}).get(name)
     if expected is None:
@@ -129,6 +133,8 @@ def _verified_session(uri: str, path: Path, card: dict, name: str, threads: int)
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 

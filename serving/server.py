@@ -54,6 +54,7 @@ class ServeSettings(BaseModel):
     max_images: int = 256  # per request
     max_body_bytes: int = 1_000_000
     threads: int = 0  # onnxruntime intra-op threads; 0 = its default
+    spinning: bool = False  # let idle onnxruntime threads spin (steals CPU from the event loop on small boxes)
     poll_seconds: float = 0.0  # re-resolve the model URI this often (0 = only on /v1/admin/reload)
 
 
@@ -157,7 +158,9 @@ class ModelHolder:
         self.lock = asyncio.Lock()
 
     def load(self) -> GeneratorRuntime:
-        return GeneratorRuntime.load(self.settings.model, threads=self.settings.threads, with_encoder=True)
+        return GeneratorRuntime.load(
+            self.settings.model, threads=self.settings.threads, with_encoder=True, spinning=self.settings.spinning
+        )
 
     async def reload(self) -> tuple[bool, GeneratorRuntime]:
         """(changed?, runtime): loads in a thread; the old runtime serves until the swap."""

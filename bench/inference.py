@@ -51,7 +51,9 @@ def main() -> None:
         if (folder / f).is_file()
     }
     conditional = bool(card.get("conditional"))
-    print(f"{args.model}: {card['model']}, latent {card['latent_dim']}, {os.cpu_count()} CPUs, {args.repeats} calls each")
+    print(
+        f"{args.model}: {card['model']}, latent {card['latent_dim']}, {os.cpu_count()} CPUs, {args.repeats} calls each"
+    )
     print()
     print("| batch | runtime | median ms | images/s | × ONNX FP32 |")
     print("|---|---|---|---|---|")

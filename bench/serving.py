@@ -115,7 +115,10 @@ def main() -> None:
         "latentforge": ("/v1/generate", [json.dumps({"n": 1, "seed": i, "format": "npy"}).encode() for i in range(64)]),
         "mlflow": (
             "/invocations",
-            [json.dumps({"inputs": {"z": rng.standard_normal((1, latent)).round(5).tolist()}}).encode() for _ in range(64)],
+            [
+                json.dumps({"inputs": {"z": rng.standard_normal((1, latent)).round(5).tolist()}}).encode()
+                for _ in range(64)
+            ],
         ),
     }
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

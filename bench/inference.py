@@ -3,8 +3,8 @@
 For a registered generator (default the champion DCGAN) at batch 1 and 64: Keras ``predict``,
 Keras direct call, the SavedModel signature, ONNX FP32 and ONNX INT8 (onnxruntime, CPU).
 Prints the median latency over --repeats calls (after warm-up), images/s, and each runtime's
-ratio to ONNX FP32 (> 1 = slower than ONNX FP32). The runtimes take turns call by call, so
-machine noise hits them alike.
+ratio to ONNX FP32 (> 1 = slower than ONNX FP32). The runtimes take turns in 10 rounds of
+short blocks, so machine noise hits them alike.
 
     .venv/bin/python bench/inference.py [--model models:/fashion_mnist-dcgan@champion] [--repeats 200]
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROUNDS = 10
 
 
 def main() -> None:
@@ -73,11 +74,16 @@ def main() -> None:
         for fn in runtimes.values():  # warm-up (tracing, graph optimization)
             for _ in range(3):
                 fn()
-        for _ in range(args.repeats):
+        # Rounds of short blocks, runtimes in turn: machine noise hits them alike, and a
+        # runtime's worker threads (TensorFlow's spin after each call) do not land inside
+        # every single timing of the next one, as strict call-by-call alternation would.
+        block = max(1, args.repeats // ROUNDS)
+        for _ in range(ROUNDS):
             for name, fn in runtimes.items():
-                started = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - started)
+                for _ in range(block):
+                    started = time.perf_counter()
+                    fn()
+                    times[name].append(time.perf_counter() - started)
         medians = {name: statistics.median(t) for name, t in times.items()}
         for name, seconds in medians.items():
             ratio = seconds / medians["onnx_fp32"] if "onnx_fp32" in medians else float("nan")

@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000, help="per concurrency level, at most")
     parser.add_argument("--seconds", type=float, default=10.0, help="per concurrency level, at most")
     parser.add_argument("--servers", default="latentforge,mlflow")
+    parser.add_argument("--serve-args", default="", help="extra flags for latentforge serve, e.g. '--threads 1'")
     args = parser.parse_args()
 
     import numpy as np
@@ -127,6 +128,7 @@ def main() -> None:
         port = free_port()
         if server == "latentforge":
             command = [sys.executable, "-m", "pipeline.cli", "serve", "--model", args.model, "--port", str(port)]
+            command += args.serve_args.split()
             ready = "/readyz"
         else:
             command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", args.model, "--env-manager", "local"]

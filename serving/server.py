@@ -20,6 +20,7 @@ request gets a 4xx JSON ``{"error": "..."}`` that says what to change.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import io
 import json
@@ -195,6 +196,11 @@ def create_app(settings: ServeSettings):
     @asynccontextmanager
     async def lifespan(app):
         holder.runtime = await asyncio.get_running_loop().run_in_executor(None, holder.load)
+        # Everything imported so far (MLflow, pydantic, FastAPI: millions of objects) goes to the
+        # permanent generation: full collections then scan only what requests allocate, instead
+        # of pausing every in-flight request for ~200 ms (measured) now and then.
+        gc.collect()
+        gc.freeze()
         await batcher.start()
         poller = asyncio.create_task(poll()) if settings.poll_seconds > 0 else None
         yield

@@ -189,15 +189,11 @@ def _generate(args) -> None:
         runtime = GeneratorRuntime.load(args.model)
     except ModelLoadError as error:
         raise UserError(str(error)) from None
-    label = None
-    if args.label is not None:
-        if not runtime.conditional:
-            raise UserError(f"--label needs a conditional model; {args.model} is a {runtime.card['model']}")
-        try:
-            label = runtime.label_index(args.label)
-        except ValueError as error:
-            raise UserError(str(error)) from None
-    picture = images.grid(runtime.generate_uint8(args.n, args.seed, label), columns=args.columns or None)
+    try:
+        generated = runtime.generate_uint8(args.n, args.seed, args.label)
+    except ValueError as error:  # a label the model does not have, or a label for an unconditional model
+        raise UserError(f"--label: {error}") from None
+    picture = images.grid(generated, columns=args.columns or None)
     tmp = out.with_name(out.name + ".partial")
     try:
         tmp.write_bytes(images.png_bytes(picture))

@@ -43,14 +43,8 @@ def _runtime(model: str):
 
 
 def _labels(runtime, label, n: int):
-    if not runtime.conditional:
-        if label is not None:
-            raise UserError(f"--label needs a conditional model; this one is a {runtime.card['model']}")
-        return None
-    if label is None:
-        return runtime.balanced_labels(n)
     try:
-        return np.full(n, runtime.label_index(label), np.int32)
+        return runtime.labels(label, n)
     except ValueError as error:
         raise UserError(str(error)) from None
 

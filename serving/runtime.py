@@ -91,19 +91,28 @@ class GeneratorRuntime:
             raise ValueError(f"label {index} is out of range; valid: 0-{len(names) - 1} ({', '.join(names)})")
         return index
 
+    def labels(self, label: str | int | None, n: int) -> np.ndarray | None:
+        """The label input for n images: None for an unconditional generator, every class in turn
+        when ``label`` is None, else ``label`` (a name or index) n times. ValueError when
+        ``label`` is unknown or given to an unconditional generator."""
+        if not self.conditional:
+            if label is not None:
+                raise ValueError(f"a label needs a conditional model; this one is a {self.card['model']}")
+            return None
+        if label is None:
+            return self.balanced_labels(n)
+        return np.full(n, self.label_index(label), np.int32)
+
     def balanced_labels(self, n: int) -> np.ndarray:
         """0, 1, ..., C-1, 0, 1, ...: n labels covering every class evenly."""
         return (np.arange(n) % max(len(self.class_names), 1)).astype(np.int32)
 
-    def generate(self, n: int, seed: int, label: int | None = None) -> np.ndarray:
+    def generate(self, n: int, seed: int, label: str | int | None = None) -> np.ndarray:
         """(n, h, w, c) float32 images in the card's value range, from the latents of ``seed``.
 
-        A conditional generator draws class ``label`` (an index), or every class in turn when None."""
-        z = images.latents(seed, n, self.latent_dim)
-        labels = None
-        if self.conditional:
-            labels = self.balanced_labels(n) if label is None else np.full(n, label, np.int32)
-        return self.run(z, labels)
+        A conditional generator draws class ``label`` (a name or index), or every class in turn
+        when None (see ``labels``; ValueError for a bad label)."""
+        return self.run(images.latents(seed, n, self.latent_dim), self.labels(label, n))
 
     def run(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         feed = {"z": np.ascontiguousarray(z, dtype=np.float32)}
@@ -113,7 +122,7 @@ class GeneratorRuntime:
             feed["label"] = np.ascontiguousarray(labels, dtype=np.int32)
         return self.session.run(["image"], feed)[0]
 
-    def generate_uint8(self, n: int, seed: int, label: int | None = None) -> np.ndarray:
+    def generate_uint8(self, n: int, seed: int, label: str | int | None = None) -> np.ndarray:
         return images.to_uint8(self.generate(n, seed, label), self.card["value_range"])
 
 

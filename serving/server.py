@@ -238,14 +238,8 @@ def create_app(settings: ServeSettings):
         return holder.runtime
 
     def labels_for(rt: GeneratorRuntime, label, n: int):
-        if not rt.conditional:
-            if label is not None:
-                raise BadRequest(f"'label' applies to conditional models; this one is a {rt.card['model']}", 422)
-            return None
-        if label is None:
-            return rt.balanced_labels(n)
         try:
-            return np.full(n, rt.label_index(label), np.int32)
+            return rt.labels(label, n)
         except ValueError as exc:
             raise BadRequest(str(exc), 422) from None
 

@@ -41,8 +41,8 @@ class Config:
     epochs: int = 2  # passes over the training data (or over steps_per_epoch batches)
     steps_per_epoch: int = 0  # batches per epoch; 0 = one full pass over the data
     batch_size: int = 64  # global batch size (split across replicas under tf.distribute)
-    latent_dim: int = 0  # 0 = the model's default (dcgan 100, vae 32)
-    learning_rate: float = 0.0  # 0 = the model's default (dcgan 2e-4, vae 1e-3)
+    latent_dim: int = 0  # 0 = the model's default (GANs 100, VAE and AE 32)
+    learning_rate: float = 0.0  # 0 = the model's default (GANs 2e-4, VAE and AE 1e-3)
     seed: int = 0  # seeds shuffling, weights, latents and sampling
     gan_loss: str = "ns"  # GANs: minimax | ns (non-saturating) | lsgan | hinge | wgan-gp
     critic_steps: int = 0  # GANs: D updates per G update; 0 = 5 for wgan-gp, else 1

@@ -318,12 +318,19 @@ def training_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def grey_test_images(spec: DatasetSpec):
+    """The test split in [0, 1]: float32 (n, h, w, c)."""
+    import numpy as np
+
+    images, _ = load_arrays(spec, "test")
+    return images.astype(np.float32) / 255.0
+
+
 def binarized_test_images(spec: DatasetSpec, seed: int = 0):
     """The test split in [0, 1], binarized once with a fixed seed: float32 (n, h, w, c) of 0/1."""
     import numpy as np
 
-    images, _ = load_arrays(spec, "test")
-    grey = images.astype(np.float32) / 255.0
+    grey = grey_test_images(spec)
     return (np.random.default_rng(seed).random(grey.shape, dtype=np.float32) < grey).astype(np.float32)
 
 

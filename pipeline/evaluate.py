@@ -157,8 +157,7 @@ def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: st
             results.update(likelihood_bounds(model, spec, config.iwae_k, config.iwae_examples))
         elif description["model"] == "ae":
             model, _ = load_trained(train_run_id)
-            test_images, _ = data.load_arrays(spec, "test")
-            scores = model.evaluate(test_images.astype(np.float32) / 255.0, batch_size=500, verbose=0, return_dict=True)
+            scores = model.evaluate(data.grey_test_images(spec), batch_size=500, verbose=0, return_dict=True)
             results["test_reconstruction_loss"] = float(scores["loss"])
         results["eval_seconds"] = time.perf_counter() - started
         mlflow.log_metrics({**results, **timings})

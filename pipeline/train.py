@@ -171,8 +171,7 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
     elif config.model == "ae":  # test-split reconstruction loss each epoch
         import tensorflow as tf
 
-        test_images, _ = data.load_arrays(spec, "test")
-        validation = tf.data.Dataset.from_tensor_slices(test_images.astype(np.float32) / 255.0).batch(500)
+        validation = tf.data.Dataset.from_tensor_slices(data.grey_test_images(spec)).batch(500)
 
     params = {
         **config.to_dict(),

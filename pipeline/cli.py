@@ -11,7 +11,7 @@ import os
 import sys
 
 from pipeline import config as config_module
-from pipeline.errors import StageError, UserError
+from pipeline.errors import StageError, UserError, load_runtime
 
 STAGE_FIELDS = {
     "main": None,  # every field
@@ -145,17 +145,13 @@ def _latent(args) -> None:
 
 
 def _serve(args) -> None:
-    from serving.runtime import GeneratorRuntime, ModelLoadError
     from serving.server import ServeSettings, serve
 
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be 1-65535, got {args.port}")
     if args.max_batch_size < 1 or args.max_images < 1 or args.max_latency_ms < 0 or args.poll_seconds < 0:
         raise UserError("--max-batch-size and --max-images must be >= 1, --max-latency-ms and --poll-seconds >= 0")
-    try:  # fail here, with one line, rather than inside the server's startup
-        GeneratorRuntime.load(args.model)
-    except ModelLoadError as error:
-        raise UserError(str(error)) from None
+    load_runtime(args.model)  # fail here, with one line, rather than inside the server's startup
     settings = ServeSettings(
         model=args.model,
         max_batch_size=args.max_batch_size,
@@ -172,7 +168,6 @@ def _generate(args) -> None:
     from pathlib import Path
 
     from serving import images
-    from serving.runtime import GeneratorRuntime, ModelLoadError
 
     if not 1 <= args.n <= 4096:
         raise UserError(f"-n must be between 1 and 4096, got {args.n}")
@@ -185,10 +180,7 @@ def _generate(args) -> None:
         raise UserError(f"--out {out} is a folder; pass a file name such as {out / 'grid.png'}")
     if not out.parent.is_dir():
         raise UserError(f"output folder {out.parent} does not exist; create it or pass another --out")
-    try:
-        runtime = GeneratorRuntime.load(args.model)
-    except ModelLoadError as error:
-        raise UserError(str(error)) from None
+    runtime = load_runtime(args.model)
     try:
         generated = runtime.generate_uint8(args.n, args.seed, args.label)
     except ValueError as error:  # a label the model does not have, or a label for an unconditional model

@@ -14,3 +14,14 @@ class StageError(Exception):
 
     The CLI prints its message as one line and exits with status 1; nothing was logged as output.
     """
+
+
+def load_runtime(uri: str, **kwargs):
+    """``serving.runtime.GeneratorRuntime.load``, with a model that cannot be found or trusted
+    turned into a one-line UserError."""
+    from serving.runtime import GeneratorRuntime, ModelLoadError
+
+    try:
+        return GeneratorRuntime.load(uri, **kwargs)
+    except ModelLoadError as error:
+        raise UserError(str(error)) from None

@@ -37,7 +37,7 @@ import numpy as np
 
 from pipeline import data, features, metrics, tracking
 from pipeline.config import Config
-from pipeline.errors import UserError
+from pipeline.errors import UserError, load_runtime
 from pipeline.train import load_trained
 
 
@@ -75,19 +75,12 @@ def conditional_accuracy(logits: np.ndarray, labels: np.ndarray, class_names) ->
 
 def load_generator(export_run_id: str | None = None, model_uri: str | None = None):
     """The shipped generator (onnxruntime) of an export run or a models:/ URI."""
-    import tempfile
-
-    from serving.runtime import GeneratorRuntime, ModelLoadError
-
     if not (export_run_id or model_uri):
         raise UserError("evaluate needs --export-run-id <id> or --model models:/<name>@<alias>")
-    try:
-        if model_uri:
-            return GeneratorRuntime.load(model_uri)
-        tracking.get_run(export_run_id, "export")
-        return GeneratorRuntime.load(str(tracking.download(export_run_id, "export", tempfile.mkdtemp())))
-    except ModelLoadError as error:
-        raise UserError(str(error)) from None
+    if model_uri:
+        return load_runtime(model_uri)
+    tracking.get_run(export_run_id, "export")
+    return load_runtime(str(tracking.download(export_run_id, "export", tempfile.mkdtemp())))
 
 
 def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: str | None = None) -> EvalResult:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import tracking
-from pipeline.errors import UserError
+from pipeline.errors import UserError, load_runtime
 from serving import images
 
 
@@ -31,15 +31,6 @@ class LatentResult:
     run_id: str
     picture: np.ndarray
     summary: dict
-
-
-def _runtime(model: str):
-    from serving.runtime import GeneratorRuntime, ModelLoadError
-
-    try:
-        return GeneratorRuntime.load(model)
-    except ModelLoadError as error:
-        raise UserError(str(error)) from None
 
 
 def _labels(runtime, label, n: int):
@@ -55,7 +46,7 @@ def interpolate(model: str, *, seed: int = 0, rows: int = 6, steps: int = 10, me
         raise UserError(f"unknown interpolation '{method}'; use slerp or lerp")
     if not (1 <= rows <= 64 and 2 <= steps <= 64):
         raise UserError(f"rows must be 1-64 and steps 2-64, got rows={rows} steps={steps}")
-    runtime = _runtime(model)
+    runtime = load_runtime(model)
     ends = images.latents(seed, 2 * rows, runtime.latent_dim)
     z = np.concatenate([images.interpolate(ends[2 * r], ends[2 * r + 1], steps, method) for r in range(rows)])
     labels = _labels(runtime, label, rows)
@@ -93,7 +84,7 @@ def arithmetic(
     """
     if not (exemplars >= 1 and samples >= 10 * exemplars and 1 <= variations <= 32):
         raise UserError("need exemplars >= 1, samples >= 10 * exemplars and variations 1-32")
-    runtime = _runtime(model)
+    runtime = load_runtime(model)
     spec, extractor = _classifier(runtime, tfds_dir, features_epochs, features_examples)
     names = list(spec.class_names)
     try:

@@ -41,6 +41,13 @@ def write_export(folder, kind: str = "dcgan", latent_dim: int = 10, seed: int = 
     return folder
 
 
+def tamper(path) -> None:
+    """Flip one byte near the end of a file (an ONNX file stays parseable, its sha256 changes)."""
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -8,6 +8,7 @@ import pytest
 
 from serving import images
 from serving.runtime import GeneratorRuntime, ModelLoadError
+from tests.serving.conftest import tamper
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +42,7 @@ def test_generates_the_same_images_for_the_same_seed(export_folder):
 def test_tampered_onnx_is_refused(export_folder, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(export_folder, copy)
-    data = bytearray((copy / "generator.onnx").read_bytes())
-    data[-10] ^= 0xFF
-    (copy / "generator.onnx").write_bytes(bytes(data))
+    tamper(copy / "generator.onnx")
     with pytest.raises(ModelLoadError, match="does not match the model card"):
         GeneratorRuntime.load(str(copy))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from export import rewrite
 from serving.files import sha256_file
 
 ONNX_OPSET = 17  # pinned: supported by onnxruntime >= 1.14 and by tf2onnx 1.16+
@@ -58,7 +59,11 @@ def write_savedmodel(network, endpoint: Endpoint, path: Path) -> Path:
 
 
 def write_onnx(network, endpoint: Endpoint, path: Path, opset: int = ONNX_OPSET) -> Path:
-    """ONNX through tf2onnx ``from_function`` (``from_keras`` fails on Keras 3 functional models)."""
+    """ONNX through tf2onnx ``from_function`` (``from_keras`` fails on Keras 3 functional models),
+    then the exact rewrites of ``export.rewrite`` (recorded in the file's metadata as
+    ``latentforge.rewrites``); the parity check compares the result with Keras."""
+    import json
+
     import onnx
     import tensorflow as tf
     import tf2onnx
@@ -67,6 +72,8 @@ def write_onnx(network, endpoint: Endpoint, path: Path, opset: int = ONNX_OPSET)
     function = tf.function(endpoint.function(network), input_signature=signature)
     model_proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset)
     model_proto.producer_name = "latentforge"
+    changes = rewrite.optimize(model_proto)
+    onnx.helper.set_model_props(model_proto, {"latentforge.rewrites": json.dumps(changes, sort_keys=True)})
     onnx.checker.check_model(model_proto, full_check=True)
     onnx.save_model(model_proto, str(path))
     return path

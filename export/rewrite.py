@@ -1,0 +1,234 @@
+"""Exact ONNX graph rewrites that make the exported generator faster on onnxruntime's CPU provider.
+
+``subpixel_conv_transpose``: a strided ``ConvTranspose`` becomes one ``Conv`` per output phase,
+a ``Concat`` and a ``DepthToSpace`` (the "sub-pixel convolution" of Shi et al. 2016). Both compute
+the same sums of the same products, so the result matches to float rounding; onnxruntime runs
+``Conv`` through its blocked (NCHWc) kernels, while ``ConvTranspose`` takes a slower
+GEMM + col2im path. Measured with ``bench/inference.py``.
+
+The derivation, per spatial axis (stride s, kernel k, leading pad p): ConvTranspose computes
+``out[o] = sum over (i, t) with i*s + t - p = o of x[i] * W[t]``. Write ``o = s*m + a`` (a is the
+output phase). Then tap t contributes iff ``t ≡ a + p (mod s)``, reading input ``i = m + d`` with
+``d = (a + p - t) / s``. So phase a is an ordinary stride-1 convolution of x over the offsets d,
+and interleaving the s phases (DepthToSpace) gives the output, provided its length is exactly
+``s * len(x)``. Nodes that do not fit these conditions are left as they are.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+
+def _attributes(node) -> dict:
+    import onnx
+
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _phase_taps(stride: int, kernel: int, pad: int, phase: int) -> dict[int, int]:
+    """Input offset d -> kernel tap t for one output phase along one axis."""
+    return {(phase + pad - t) // stride: t for t in range(kernel) if (phase + pad - t) % stride == 0}
+
+
+def _rewritable(attrs: dict, weight: np.ndarray) -> bool:
+    spatial = weight.ndim - 2
+    strides = list(attrs.get("strides", [1] * spatial))
+    kernel = list(attrs.get("kernel_shape", weight.shape[2:]))
+    pads = list(attrs.get("pads", [0] * 2 * spatial))
+    output_padding = list(attrs.get("output_padding", [0] * spatial))
+    auto_pad = attrs.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    return (
+        spatial == 2
+        and auto_pad == "NOTSET"
+        and "output_shape" not in attrs
+        and attrs.get("group", 1) == 1
+        and list(attrs.get("dilations", [1, 1])) == [1, 1]
+        and strides[0] == strides[1] > 1
+        and kernel == list(weight.shape[2:])
+        # output length exactly stride * input length on both axes
+        and all(output_padding[i] + kernel[i] - pads[i] - pads[i + 2] == strides[i] for i in range(2))
+    )
+
+
+def subpixel_conv_transpose(model):
+    """Rewrite every eligible 2-D ``ConvTranspose`` of ``model`` (an onnx ModelProto) in place;
+    returns the number of nodes rewritten."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    initializers = {init.name: init for init in graph.initializer}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    graph_outputs = {o.name for o in graph.output}
+    absorbed = set()  # ids of Relu nodes moved before the DepthToSpace
+    rewritten = 0
+    nodes = []
+    for node in graph.node:
+        if id(node) in absorbed:
+            continue
+        weight_name = node.input[1] if len(node.input) > 1 else ""
+        if node.op_type != "ConvTranspose" or weight_name not in initializers:
+            nodes.append(node)
+            continue
+        weight = numpy_helper.to_array(initializers[weight_name])  # (C_in, C_out, kH, kW)
+        attrs = _attributes(node)
+        if not _rewritable(attrs, weight):
+            nodes.append(node)
+            continue
+        stride = attrs["strides"][0]
+        pads = list(attrs.get("pads", [0, 0, 0, 0]))
+        bias = None
+        if len(node.input) > 2 and node.input[2]:
+            if node.input[2] not in initializers:
+                nodes.append(node)
+                continue
+            bias = numpy_helper.to_array(initializers[node.input[2]])
+        prefix = f"{node.name or node.output[0]}/subpixel"
+        # A Relu right after commutes with the interleaving: run it on each phase, where
+        # onnxruntime fuses it into the Conv.
+        outputs = list(node.output)
+        relu = None
+        users = consumers.get(node.output[0], [])
+        if len(users) == 1 and users[0].op_type == "Relu" and node.output[0] not in graph_outputs:
+            relu = users[0]
+            absorbed.add(id(relu))
+            outputs = list(relu.output)
+        phase_outputs = []
+        for a, b in itertools.product(range(stride), repeat=2):  # DepthToSpace DCR channel order
+            taps_h = _phase_taps(stride, weight.shape[2], pads[0], a)
+            taps_w = _phase_taps(stride, weight.shape[3], pads[1], b)
+            # the offsets must span 0 so that the conv's pads are non-negative; zero taps fill gaps
+            lo_h, hi_h = min(0, *taps_h), max(0, *taps_h)
+            lo_w, hi_w = min(0, *taps_w), max(0, *taps_w)
+            kernel = np.zeros((weight.shape[1], weight.shape[0], hi_h - lo_h + 1, hi_w - lo_w + 1), weight.dtype)
+            for (dh, th), (dw, tw) in itertools.product(taps_h.items(), taps_w.items()):
+                kernel[:, :, dh - lo_h, dw - lo_w] = weight[:, :, th, tw].T
+            kernel_name = f"{prefix}/W{a}{b}"
+            graph.initializer.append(numpy_helper.from_array(kernel, kernel_name))
+            inputs = [node.input[0], kernel_name]
+            if bias is not None:
+                inputs.append(node.input[2])
+            out = f"{prefix}/phase{a}{b}"
+            nodes.append(
+                helper.make_node(
+                    "Conv", inputs, [out], name=out, kernel_shape=list(kernel.shape[2:]), pads=[-lo_h, -lo_w, hi_h, hi_w]
+                )
+            )
+            if relu is not None:
+                nodes.append(helper.make_node("Relu", [out], [f"{out}/relu"], name=f"{out}/relu"))
+                out = f"{out}/relu"
+            phase_outputs.append(out)
+        concat = f"{prefix}/phases"
+        nodes.append(helper.make_node("Concat", phase_outputs, [concat], name=concat, axis=1))
+        nodes.append(
+            helper.make_node("DepthToSpace", [concat], outputs, name=f"{prefix}/interleave", blocksize=stride, mode="DCR")
+        )
+        rewritten += 1
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for n in graph.node for name in n.input}
+    kept = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return rewritten
+
+
+ELEMENTWISE = {"Relu", "LeakyRelu", "Tanh", "Sigmoid", "Elu", "Selu", "HardSigmoid"}
+
+
+def channels_first_dense(model):
+    """Remove the NHWC -> NCHW ``Transpose`` that follows a dense layer reshaped into an image.
+
+    Pattern: ``MatMul(x, W)`` [-> ``Add(b)``] [-> element-wise activations] -> ``Reshape`` to
+    (batch, H, W, C) -> ``Transpose`` perm (0, 3, 1, 2). Permuting W's columns (and b) makes the
+    reshape produce (batch, C, H, W) directly, so the Transpose goes. Returns the number removed.
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    initializers = {init.name: init for init in graph.initializer}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    producer = {out: node for node in graph.node for out in node.output}
+    graph_outputs = {o.name for o in graph.output}
+
+    def only_user(name):
+        users = consumers.get(name, [])
+        return users[0] if len(users) == 1 and name not in graph_outputs else None
+
+    removed = []
+    for transpose in list(graph.node):
+        if transpose.op_type != "Transpose" or list(_attributes(transpose).get("perm", [])) != [0, 3, 1, 2]:
+            continue
+        reshape = producer.get(transpose.input[0])
+        if reshape is None or reshape.op_type != "Reshape" or reshape.input[1] not in initializers:
+            continue
+        if only_user(reshape.output[0]) is not transpose:
+            continue
+        shape = numpy_helper.to_array(initializers[reshape.input[1]])
+        if shape.shape != (4,) or min(shape[1:]) <= 0:
+            continue
+        height, width, channels = (int(v) for v in shape[1:])
+        chain, node = [], producer.get(reshape.input[0])  # walk back through activations and the bias
+        while node is not None and node.op_type in ELEMENTWISE and only_user(node.output[0]) is not None:
+            chain.append(node)
+            node = producer.get(node.input[0])
+        bias = None
+        if node is not None and node.op_type == "Add" and only_user(node.output[0]) is not None:
+            bias = next((name for name in node.input if name in initializers), None)
+            bias_array = numpy_helper.to_array(initializers[bias]) if bias else None
+            if bias_array is None or bias_array.shape != (height * width * channels,):
+                continue
+            chain.append(node)
+            node = producer.get(next(name for name in node.input if name != bias))
+        if node is None or node.op_type != "MatMul" or node.input[1] not in initializers:
+            continue
+        if only_user(node.output[0]) is None:
+            continue
+        weight = numpy_helper.to_array(initializers[node.input[1]])
+        if weight.ndim != 2 or weight.shape[1] != height * width * channels:
+            continue
+        # column (c, h, w) of the new layout is column (h, w, c) of the old one
+        order = np.arange(height * width * channels).reshape(height, width, channels).transpose(2, 0, 1).ravel()
+        _replace_initializer(graph, node.input[1], weight[:, order])
+        if bias is not None:
+            _replace_initializer(graph, bias, bias_array[order])
+        new_shape = np.array([shape[0], channels, height, width], dtype=shape.dtype)
+        _replace_initializer(graph, reshape.input[1], new_shape)
+        # the Transpose's consumers now read the Reshape's output
+        for user in consumers.get(transpose.output[0], []):
+            for i, name in enumerate(user.input):
+                if name == transpose.output[0]:
+                    user.input[i] = reshape.output[0]
+        if transpose.output[0] in graph_outputs:
+            reshape.output[0] = transpose.output[0]
+        removed.append(transpose)
+    for node in removed:
+        graph.node.remove(node)
+    return len(removed)
+
+
+def _replace_initializer(graph, name: str, array: np.ndarray) -> None:
+    """Give the initializer ``name`` new contents. It must have a single user (checked by the caller)."""
+    from onnx import numpy_helper
+
+    for i, init in enumerate(graph.initializer):
+        if init.name == name:
+            graph.initializer[i].CopyFrom(numpy_helper.from_array(array, name))
+            return
+    raise KeyError(name)
+
+
+def optimize(model) -> dict[str, int]:
+    """Apply every rewrite to ``model`` (in place); returns how many nodes each one changed."""
+    return {
+        "channels_first_dense": channels_first_dense(model),
+        "subpixel_conv_transpose": subpixel_conv_transpose(model),
+    }

@@ -116,7 +116,12 @@ def subpixel_conv_transpose(model):
             out = f"{prefix}/phase{a}{b}"
             nodes.append(
                 helper.make_node(
-                    "Conv", inputs, [out], name=out, kernel_shape=list(kernel.shape[2:]), pads=[-lo_h, -lo_w, hi_h, hi_w]
+                    "Conv",
+                    inputs,
+                    [out],
+                    name=out,
+                    kernel_shape=list(kernel.shape[2:]),
+                    pads=[-lo_h, -lo_w, hi_h, hi_w],
                 )
             )
             if relu is not None:
@@ -126,7 +131,9 @@ def subpixel_conv_transpose(model):
         concat = f"{prefix}/phases"
         nodes.append(helper.make_node("Concat", phase_outputs, [concat], name=concat, axis=1))
         nodes.append(
-            helper.make_node("DepthToSpace", [concat], outputs, name=f"{prefix}/interleave", blocksize=stride, mode="DCR")
+            helper.make_node(
+                "DepthToSpace", [concat], outputs, name=f"{prefix}/interleave", blocksize=stride, mode="DCR"
+            )
         )
         rewritten += 1
     del graph.node[:]

@@ -23,7 +23,7 @@ def build_encoder(image_shape: tuple[int, int, int], latent_dim: int, width: int
     x = layers.Conv2D(width * 2, 3, strides=2, padding="same", activation="relu")(x)
     x = layers.Flatten()(x)
     x = layers.Dense(256, activation="relu")(x)
-    return keras.Model(image, layers.Dense(latent_dim, name="z")(x), name="encoder")
+    return keras.Model(image, layers.Dense(latent_dim, name="z", dtype="float32")(x), name="encoder")
 
 
 __all__ = ["AutoEncoder", "build_decoder", "build_encoder"]

@@ -16,28 +16,41 @@ from keras import layers, ops
 from models import losses, sampling
 
 
-def build_encoder(image_shape: tuple[int, int, int], latent_dim: int, width: int = 32) -> keras.Model:
-    """image (batch, h, w, c) in [0, 1] -> (z_mean, z_log_var), each (batch, latent_dim)."""
+def build_encoder(
+    image_shape: tuple[int, int, int], latent_dim: int, width: int = 32, hidden: int = 256, blocks: int = 1
+) -> keras.Model:
+    """image (batch, h, w, c) in [0, 1] -> (z_mean, z_log_var), each (batch, latent_dim).
+
+    Two resolutions (h/2, h/4), each ``blocks`` 3x3 convolutions (the last one strided), then a
+    dense layer of ``hidden`` units. The outputs are float32 even under a mixed-precision policy.
+    """
     image = keras.Input(image_shape, name="image")
-    x = layers.Conv2D(width, 3, strides=2, padding="same", activation="relu")(image)  # (b, h/2, w/2, width)
-    x = layers.Conv2D(width * 2, 3, strides=2, padding="same", activation="relu")(x)  # (b, h/4, w/4, 2w)
+    x = image
+    for channels in (width, width * 2):
+        for _ in range(blocks - 1):
+            x = layers.Conv2D(channels, 3, padding="same", activation="relu")(x)
+        x = layers.Conv2D(channels, 3, strides=2, padding="same", activation="relu")(x)  # halves h and w
     x = layers.Flatten()(x)
-    x = layers.Dense(256, activation="relu")(x)
-    z_mean = layers.Dense(latent_dim, name="z_mean")(x)
-    z_log_var = layers.Dense(latent_dim, name="z_log_var")(x)
+    x = layers.Dense(hidden, activation="relu")(x)
+    z_mean = layers.Dense(latent_dim, name="z_mean", dtype="float32")(x)
+    z_log_var = layers.Dense(latent_dim, name="z_log_var", dtype="float32")(x)
     return keras.Model(image, [z_mean, z_log_var], name="encoder")
 
 
-def build_decoder(latent_dim: int, image_shape: tuple[int, int, int], width: int = 32) -> keras.Model:
-    """z (batch, latent_dim) -> pixel logits (batch, h, w, c)."""
+def build_decoder(
+    latent_dim: int, image_shape: tuple[int, int, int], width: int = 32, hidden: int = 256, blocks: int = 1
+) -> keras.Model:
+    """z (batch, latent_dim) -> pixel logits (batch, h, w, c), float32: the encoder's mirror."""
     height, width_px, channels = image_shape
     z = keras.Input((latent_dim,), name="z")
-    x = layers.Dense(256, activation="relu")(z)
+    x = layers.Dense(hidden, activation="relu")(z)
     x = layers.Dense((height // 4) * (width_px // 4) * width * 2, activation="relu")(x)
     x = layers.Reshape((height // 4, width_px // 4, width * 2))(x)
-    x = layers.Conv2DTranspose(width * 2, 3, strides=2, padding="same", activation="relu")(x)  # h/2
-    x = layers.Conv2DTranspose(width, 3, strides=2, padding="same", activation="relu")(x)  # h
-    logits = layers.Conv2D(channels, 3, padding="same", name="logits")(x)
+    for filters in (width * 2, width):
+        x = layers.Conv2DTranspose(filters, 3, strides=2, padding="same", activation="relu")(x)  # doubles h and w
+        for _ in range(blocks - 1):
+            x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+    logits = layers.Conv2D(channels, 3, padding="same", name="logits", dtype="float32")(x)
     return keras.Model(z, logits, name="decoder")
 
 

@@ -12,6 +12,8 @@ resumed from its last checkpoint when it did not (killed, crashed).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import sys
 import tempfile
@@ -27,6 +29,7 @@ from serving.files import sha256_file
 
 CODE_PATHS = ("models", "pipeline/train.py", "pipeline/data.py")
 GRID_SAMPLES = 64
+COSINE_FLOOR = 0.05  # lr_schedule=cosine ends at this fraction of learning_rate
 
 
 @dataclass
@@ -103,6 +106,34 @@ def _restore(model, run_id: str) -> int:
         return int(state["epoch"])
 
 
+@contextlib.contextmanager
+def precision_policy(name: str):
+    """Keras's global dtype policy set to ``name`` while building the model, then back.
+
+    Layers keep the policy they were built with, so training runs in ``name``; the weights are
+    float32 either way, and ``load_trained`` rebuilds a float32 model (what export and evaluate use).
+    """
+    import keras
+
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _learning_rate(config: Config, steps_per_epoch: int):
+    """The optimizer's learning rate: a number, or a cosine schedule over the whole run."""
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    import keras
+
+    return keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=COSINE_FLOOR
+    )
+
+
 def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> TrainResult:
     """Train ``config.model`` (resolved config) on the dataset of ``data_run_id``.
 
@@ -142,16 +173,6 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
     if family.conditional and not spec.class_names:
         raise UserError(f"{config.model} needs class labels and {spec.name} has none; pick a labelled dataset")
     gan_options = config.gan_options() if family.adversarial else {}
-    with strategy.scope():
-        model = registry.build(
-            config.model,
-            image_shape=spec.image_shape,
-            latent_dim=config.latent_dim,
-            learning_rate=config.learning_rate,
-            seed=config.seed,
-            num_classes=len(spec.class_names),
-            gan=gan_options,
-        )
     steps = config.steps_per_epoch or None
     dataset = data.training_dataset(
         spec,
@@ -163,6 +184,19 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
         binarize=family.binarized,
         labels=family.conditional,
     )
+    examples = min(config.train_examples or spec.splits["train"], spec.splits["train"])
+    learning_rate = _learning_rate(config, steps or examples // config.batch_size)
+    with strategy.scope(), precision_policy(config.precision):
+        model = registry.build(
+            config.model,
+            image_shape=spec.image_shape,
+            latent_dim=config.latent_dim,
+            learning_rate=learning_rate,
+            seed=config.seed,
+            num_classes=len(spec.class_names),
+            gan=gan_options,
+            width=config.width,
+        )
     validation = None
     if config.model == "vae":  # test-split ELBO each epoch (test_step changes no weight)
         import tensorflow as tf
@@ -210,6 +244,9 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
                 "conditional": family.conditional,
                 "gan": gan_options,
                 "learning_rate": config.learning_rate,
+                "width": config.width,
+                "lr_schedule": config.lr_schedule,
+                "precision": config.precision,  # of training; the saved weights are float32
                 "seed": config.seed,
             }
             (Path(tmp) / "model.json").write_text(json.dumps(description, indent=2))
@@ -226,14 +263,17 @@ def load_trained(train_run_id: str):
     with tempfile.TemporaryDirectory() as tmp:
         folder = tracking.download(run.info.run_id, "model", tmp)
         description = json.loads((folder / "model.json").read_text())
+        # the same kind of learning rate as in training, so the optimizer's variables line up
+        schedule = Config(model=description["model"], lr_schedule=description.get("lr_schedule", "constant"))
         model = registry.build(
             description["model"],
             image_shape=tuple(description["image_shape"]),
             latent_dim=description["latent_dim"],
-            learning_rate=description["learning_rate"],
+            learning_rate=_learning_rate(dataclasses.replace(schedule, learning_rate=description["learning_rate"]), 1),
             seed=description["seed"],
             num_classes=len(description["class_names"]),
             gan=description.get("gan") or {},
+            width=description.get("width", 0),
         )
         model.build_optimizers()
         model.load_weights(str(folder / "model.weights.h5"))

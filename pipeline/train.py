@@ -72,7 +72,11 @@ def _callbacks(model, config: Config, value_range: str):
 
         def on_epoch_end(self, epoch, logs=None):
             step = epoch + 1
-            mlflow.log_metrics({k: float(v) for k, v in (logs or {}).items()}, step=step)
+            metrics = {k: float(v) for k, v in (logs or {}).items()}
+            optimizer = getattr(model, "optimizer", None) or getattr(model, "g_optimizer", None)
+            if optimizer is not None:  # the rate the next step would use (moves under lr_schedule=cosine)
+                metrics["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+            mlflow.log_metrics(metrics, step=step)
             generated = network(fixed_latents, training=False)
             picture = images.grid(images.to_uint8(np.asarray(generated), value_range), columns=8)
             mlflow.log_image(picture, key="samples", step=step)

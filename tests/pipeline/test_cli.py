@@ -44,6 +44,11 @@ def assert_one_line_error(result, *fragments):
         (["main", "--batch-size", "-5"], ["batch_size must be a positive integer, got -5"]),
         (["main", "--epochs", "two"], ["epochs must be int, got 'two'"]),
         (["train", "--model", "transformer"], ["unknown model 'transformer'"]),
+        (["main", "--lr-schedule", "step"], ["unknown lr_schedule 'step'", "cosine"]),
+        (["main", "--precision", "float16"], ["unknown precision 'float16'", "mixed_bfloat16"]),
+        (["main", "--precision", "mixed_bfloat16"], ["validated for vae, ae only, not dcgan", "precision=float32"]),
+        (["main", "--width", "3"], ["width must be an even number"]),
+        (["main", "--model", "gan", "--width", "32"], ["width applies to convolutional models, not gan"]),
     ],
 )
 def test_config_errors(args, fragments, tmp_path):

@@ -2,6 +2,7 @@ import contextlib
 
 import keras
 import mlflow
+import pytest
 from mlflow import MlflowClient
 
 from pipeline import data, train
@@ -17,7 +18,7 @@ class StopAfterFirstEpoch(keras.callbacks.Callback):
 
 
 def test_killed_run_resumes_from_its_checkpoint_and_finished_run_is_reused(store, tfds_dir):
-    config = tiny_config(tfds_dir, model="vae", epochs=3)
+    config = tiny_config(tfds_dir, model="vae", epochs=3, lr_schedule="cosine")
     data_run, _ = data.run_data(config)
     with contextlib.suppress(KeyboardInterrupt):
         train.run_train(config, data_run, callbacks=[StopAfterFirstEpoch()])
@@ -30,6 +31,14 @@ def test_killed_run_resumes_from_its_checkpoint_and_finished_run_is_reused(store
     assert resumed.status == "resumed" and resumed.run_id == killed.info.run_id
     history = MlflowClient().get_metric_history(resumed.run_id, "loss")
     assert sorted(m.step for m in history) == [1, 2, 3]  # epoch 1 from before, 2-3 after resuming
+    # the cosine schedule went on where it stopped (the optimizer's step count is checkpointed)
+    rates = [
+        m.value
+        for m in sorted(MlflowClient().get_metric_history(resumed.run_id, "learning_rate"), key=lambda m: m.step)
+    ]
+    lr = config.resolved().learning_rate
+    assert lr > rates[0] > rates[1] > rates[2]
+    assert rates[2] == pytest.approx(train.COSINE_FLOOR * lr, rel=1e-4)  # the schedule's end after epoch 3
     assert mlflow.get_run(resumed.run_id).info.status == "FINISHED"
 
     again = train.run_train(config, data_run)

@@ -32,6 +32,12 @@ def _phase_taps(stride: int, kernel: int, pad: int, phase: int) -> dict[int, int
     return {(phase + pad - t) // stride: t for t in range(kernel) if (phase + pad - t) % stride == 0}
 
 
+def _conv_phase_taps(stride: int, kernel: int, pad: int, phase: int) -> dict[int, tuple[int, int]]:
+    """Kernel tap j -> (input phase, input offset) for one output phase of a stride-1 convolution
+    over an interleaved (DepthToSpace) input, along one axis."""
+    return {j: ((phase + j - pad) % stride, (phase + j - pad) // stride) for j in range(kernel)}
+
+
 def _rewritable(attrs: dict, weight: np.ndarray) -> bool:
     spatial = weight.ndim - 2
     strides = list(attrs.get("strides", [1] * spatial))
@@ -233,9 +239,109 @@ def _replace_initializer(graph, name: str, array: np.ndarray) -> None:
     raise KeyError(name)
 
 
+def conv_before_depth_to_space(model):
+    """Move a stride-1 ``Conv`` that reads a ``DepthToSpace`` (DCR) in front of it.
+
+    ``Conv(DepthToSpace(x))`` equals ``DepthToSpace(Conv'(x))``, where ``Conv'`` works on the
+    s*s phases of x at the low resolution: output phase (a, b), tap j of the kernel reads phase
+    ``(a + j - p) mod s`` at offset ``floor((a + j - p) / s)``. The full-resolution interleave
+    of the many input channels becomes one of the few output channels (the DCGAN's last layer:
+    32 channels before, 1 after). Needs a "same" convolution (output as large as its input).
+    Returns the number of Conv nodes moved.
+    """
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    initializers = {init.name: init for init in graph.initializer}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    producer = {out: node for node in graph.node for out in node.output}
+    graph_outputs = {o.name for o in graph.output}
+    moved = 0
+    for conv in list(graph.node):
+        if conv.op_type != "Conv" or len(conv.input) < 2 or conv.input[1] not in initializers:
+            continue
+        d2s = producer.get(conv.input[0])
+        if d2s is None or d2s.op_type != "DepthToSpace":
+            continue
+        mode = _attributes(d2s).get("mode", b"DCR")
+        if (mode.decode() if isinstance(mode, bytes) else mode) != "DCR":
+            continue
+        if len(consumers.get(d2s.output[0], [])) != 1 or d2s.output[0] in graph_outputs:
+            continue
+        if len(conv.input) > 2 and conv.input[2] and conv.input[2] not in initializers:
+            continue
+        attrs = _attributes(conv)
+        weight = numpy_helper.to_array(initializers[conv.input[1]])  # (C_out, C_in, kH, kW)
+        kernel = list(attrs.get("kernel_shape", weight.shape[2:]))
+        pads = list(attrs.get("pads", [0, 0, 0, 0]))
+        auto_pad = attrs.get("auto_pad", b"NOTSET")
+        if (
+            weight.ndim != 4
+            or (auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad) != "NOTSET"
+            or attrs.get("group", 1) != 1
+            or list(attrs.get("strides", [1, 1])) != [1, 1]
+            or list(attrs.get("dilations", [1, 1])) != [1, 1]
+            or any(kernel[i] - 1 != pads[i] + pads[i + 2] for i in range(2))  # "same"
+        ):
+            continue
+        s = int(_attributes(d2s)["blocksize"])
+        c_out, c_in = weight.shape[:2]
+
+        def offsets(phase, axis, s=s, kernel=kernel, pads=pads):
+            return _conv_phase_taps(s, kernel[axis], pads[axis], phase)
+
+        spans = [d for axis in range(2) for a in range(s) for _, d in offsets(a, axis).values()]
+        lo, hi = min(0, *spans), max(0, *spans)
+        new = np.zeros((s * s * c_out, s * s * c_in, hi - lo + 1, hi - lo + 1), weight.dtype)
+        for a, b in itertools.product(range(s), repeat=2):
+            rows, cols = offsets(a, 0), offsets(b, 1)
+            out = slice((a * s + b) * c_out, (a * s + b + 1) * c_out)
+            for (j, (pa, dh)), (k, (pb, dw)) in itertools.product(rows.items(), cols.items()):
+                phase_in = slice((pa * s + pb) * c_in, (pa * s + pb + 1) * c_in)
+                new[out, phase_in, dh - lo, dw - lo] += weight[:, :, j, k]
+        prefix = f"{conv.name or conv.output[0]}/before_depth_to_space"
+        inputs = [d2s.input[0], f"{prefix}/W"]
+        graph.initializer.append(numpy_helper.from_array(new, inputs[1]))
+        if len(conv.input) > 2 and conv.input[2]:
+            bias = numpy_helper.to_array(initializers[conv.input[2]])
+            inputs.append(f"{prefix}/B")
+            graph.initializer.append(numpy_helper.from_array(np.tile(bias, s * s), inputs[2]))
+        index = list(graph.node).index(d2s)
+        new_conv = helper.make_node(
+            "Conv",
+            inputs,
+            [f"{prefix}/phases"],
+            name=f"{prefix}/conv",
+            kernel_shape=list(new.shape[2:]),
+            pads=[-lo, -lo, hi, hi],
+        )
+        new_d2s = helper.make_node(
+            "DepthToSpace",
+            [f"{prefix}/phases"],
+            list(conv.output),
+            name=f"{prefix}/interleave",
+            blocksize=s,
+            mode="DCR",
+        )
+        graph.node.remove(conv)
+        graph.node.remove(d2s)
+        graph.node.insert(index, new_d2s)
+        graph.node.insert(index, new_conv)
+        moved += 1
+    used = {name for n in graph.node for name in n.input}
+    kept = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return moved
+
+
 def optimize(model) -> dict[str, int]:
     """Apply every rewrite to ``model`` (in place); returns how many nodes each one changed."""
     return {
         "channels_first_dense": channels_first_dense(model),
         "subpixel_conv_transpose": subpixel_conv_transpose(model),
+        "conv_before_depth_to_space": conv_before_depth_to_space(model),
     }

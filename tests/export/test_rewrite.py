@@ -129,8 +129,71 @@ def test_relu_after_conv_transpose_moves_onto_the_phases():
     model.graph.node.append(helper.make_node("Relu", ["pre"], ["y"]))
     x = np.random.default_rng(1).standard_normal((2, 3, 5, 6)).astype(np.float32)
     expected = run(model, x)
-    assert rewrite.optimize(model) == {"channels_first_dense": 0, "subpixel_conv_transpose": 1}
+    assert rewrite.optimize(model) == {
+        "channels_first_dense": 0,
+        "subpixel_conv_transpose": 1,
+        "conv_before_depth_to_space": 0,
+    }
     onnx.checker.check_model(model, full_check=True)
     ops = [n.op_type for n in model.graph.node]
     assert ops.count("Relu") == 4 and ops[-1] == "DepthToSpace"  # one Relu per phase, fused by onnxruntime
     np.testing.assert_allclose(run(model, x), expected, atol=1e-5)
+
+
+def depth_to_space_conv_model(blocksize, kernel, pads, bias, mode="DCR", strides=(1, 1), seed=0):
+    """x (batch, s*s*3, 4, 5) -> DepthToSpace -> Conv (3 -> 2 channels) -> Tanh."""
+    rng = np.random.default_rng(seed)
+    initializers = [numpy_helper.from_array(rng.standard_normal((2, 3, kernel, kernel)).astype(np.float32), "W")]
+    inputs = ["up", "W"]
+    if bias:
+        initializers.append(numpy_helper.from_array(rng.standard_normal(2).astype(np.float32), "B"))
+        inputs.append("B")
+    nodes = [
+        helper.make_node("DepthToSpace", ["x"], ["up"], blocksize=blocksize, mode=mode),
+        helper.make_node("Conv", inputs, ["c"], kernel_shape=[kernel, kernel], pads=pads, strides=list(strides)),
+        helper.make_node("Tanh", ["c"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", blocksize * blocksize * 3, 4, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2, None, None])],
+        initializers,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize(
+    "blocksize, kernel, pads, bias",
+    [
+        (2, 3, [1, 1, 1, 1], True),  # the DCGAN's last layer
+        (2, 1, [0, 0, 0, 0], False),
+        (2, 5, [2, 2, 2, 2], True),
+        (3, 3, [1, 1, 1, 1], True),
+        (2, 4, [1, 1, 2, 2], False),  # even kernel, uneven "same" padding
+    ],
+)
+def test_conv_moves_before_depth_to_space(blocksize, kernel, pads, bias):
+    model = depth_to_space_conv_model(blocksize, kernel, pads, bias)
+    x = np.random.default_rng(3).standard_normal((2, blocksize * blocksize * 3, 4, 5)).astype(np.float32)
+    expected = run(model, x)
+    assert expected.shape == (2, 2, 4 * blocksize, 5 * blocksize)
+    assert rewrite.conv_before_depth_to_space(model) == 1
+    onnx.checker.check_model(model, full_check=True)
+    assert [n.op_type for n in model.graph.node] == ["Conv", "DepthToSpace", "Tanh"]
+    np.testing.assert_allclose(run(model, x), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"mode": "CRD"},  # another channel order
+        {"strides": (2, 2)},  # strided: not a "same" convolution
+        {"pads": [0, 0, 0, 0]},  # "valid": smaller output
+    ],
+)
+def test_conv_after_other_depth_to_space_is_left_alone(kwargs):
+    model = depth_to_space_conv_model(2, 3, kwargs.pop("pads", [1, 1, 1, 1]), True, **kwargs)
+    before = model.SerializeToString()
+    assert rewrite.conv_before_depth_to_space(model) == 0
+    assert model.SerializeToString() == before

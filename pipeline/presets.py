@@ -9,7 +9,15 @@ PRESETS: dict[str, dict] = {
     "wgan-gp-fashion": {"model": "dcgan", "gan_loss": "wgan-gp", "epochs": 2, "batch_size": 64, "learning_rate": 2e-4},
     "dcgan-fixes-fashion": {"model": "dcgan", "epochs": 2, "replay": 6400, "minibatch_std": 1, "ema": 0.999},
     "cdcgan-fashion": {"model": "cdcgan", "epochs": 2, "batch_size": 64},
-    "vae-fashion": {"model": "vae", "epochs": 30, "latent_dim": 40, "batch_size": 64},
+    "vae-fashion": {
+        "model": "vae",
+        "epochs": 50,
+        "latent_dim": 64,
+        "width": 48,
+        "batch_size": 64,
+        "lr_schedule": "cosine",
+        "precision": "mixed_bfloat16",
+    },
     "ae-fashion": {"model": "ae", "epochs": 2, "batch_size": 64},
 }
 

@@ -4,7 +4,8 @@ For a registered generator (default the champion DCGAN) at batch 1 and 64: Keras
 Keras direct call, the SavedModel signature, ONNX FP32 and ONNX INT8 (onnxruntime, CPU).
 Prints the median latency over --repeats calls (after warm-up), images/s, and each runtime's
 ratio to ONNX FP32 (> 1 = slower than ONNX FP32). The runtimes take turns in 10 rounds of
-short blocks, so machine noise hits them alike.
+short blocks, so machine noise hits them alike; each block starts after a 50 ms pause and two
+untimed calls.
 
     .venv/bin/python bench/inference.py [--model models:/fashion_mnist-dcgan@champion] [--repeats 200]
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROUNDS = 10
+SETTLE_S = 0.05
 
 
 def main() -> None:
@@ -80,6 +82,12 @@ def main() -> None:
         block = max(1, args.repeats // ROUNDS)
         for _ in range(ROUNDS):
             for name, fn in runtimes.items():
+                # Let the previous runtime's worker threads stop spinning (TensorFlow's and
+                # onnxruntime's pools busy-wait after a call), then two untimed calls: otherwise
+                # whichever runtime comes after TensorFlow pays for its idle threads.
+                time.sleep(SETTLE_S)
+                fn()
+                fn()
                 for _ in range(block):
                     started = time.perf_counter()
                     fn()

@@ -338,9 +338,123 @@ def conv_before_depth_to_space(model):
     return moved
 
 
+def _per_channel(array: np.ndarray, channels: int, axis_from_end: int) -> np.ndarray | None:
+    """``array`` as a (channels,) vector when it broadcasts as one value per channel on the axis
+    ``axis_from_end`` places from the end (1 = last: MatMul; 3 = NCHW's C), else None."""
+    if array.size == 1:
+        return np.full(channels, array.reshape(()), array.dtype)
+    shape = list(array.shape)
+    if len(shape) < axis_from_end or shape[-axis_from_end] != channels:
+        return None
+    if any(d != 1 for i, d in enumerate(shape) if i != len(shape) - axis_from_end):
+        return None
+    return array.reshape(channels)
+
+
+def fold_affine(model):
+    """Fold the per-channel ``Mul`` [+ ``Add``] that follows a ``MatMul``, ``Conv`` or
+    ``ConvTranspose`` with constant weights into those weights and a bias.
+
+    tf2onnx writes inference-mode BatchNormalization as ``x * scale + shift`` after the layer;
+    folded, the layer is followed directly by its activation, which onnxruntime fuses, and the
+    rewrites below see the patterns they look for. Returns the number of Mul nodes folded.
+    """
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    initializers = {init.name: init for init in graph.initializer}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    graph_outputs = {o.name for o in graph.output}
+
+    def constant_operand(node):
+        names = [n for n in node.input if n in initializers]
+        others = [n for n in node.input if n not in initializers]
+        if len(node.input) != 2 or len(names) != 1 or len(others) != 1:
+            return None
+        return numpy_helper.to_array(initializers[names[0]])
+
+    def sole_user(name):
+        users = consumers.get(name, [])
+        return users[0] if len(users) == 1 and name not in graph_outputs else None
+
+    folded = 0
+    for layer in list(graph.node):
+        if layer.op_type not in ("MatMul", "Conv", "ConvTranspose") or len(layer.input) < 2:
+            continue
+        if layer.input[1] not in initializers:
+            continue
+        if layer.op_type == "ConvTranspose" and _attributes(layer).get("group", 1) != 1:
+            continue
+        mul = sole_user(layer.output[0])
+        if mul is None or mul.op_type != "Mul":
+            continue
+        weight = numpy_helper.to_array(initializers[layer.input[1]])
+        if layer.op_type == "MatMul":
+            if weight.ndim != 2:
+                continue
+            channels, axis_from_end, channel_axis = weight.shape[1], 1, 1
+        else:
+            if weight.ndim != 4:
+                continue
+            channel_axis = 0 if layer.op_type == "Conv" else 1
+            channels, axis_from_end = weight.shape[channel_axis], 3
+        scale = constant_operand(mul)
+        scale = None if scale is None else _per_channel(scale, channels, axis_from_end)
+        if scale is None:
+            continue
+        has_bias = len(layer.input) > 2 and bool(layer.input[2])
+        if has_bias and layer.input[2] not in initializers:
+            continue
+        bias = numpy_helper.to_array(initializers[layer.input[2]]) if has_bias else np.zeros(channels, weight.dtype)
+        last = mul
+        add = sole_user(mul.output[0])
+        shift = constant_operand(add) if add is not None and add.op_type == "Add" else None
+        shift = None if shift is None else _per_channel(shift, channels, axis_from_end)
+        if shift is not None:
+            last = add
+        else:
+            shift = np.zeros(channels, weight.dtype)
+        broadcast = [1] * weight.ndim
+        broadcast[channel_axis] = channels
+        prefix = f"{layer.name or layer.output[0]}/folded"
+        graph.initializer.append(
+            numpy_helper.from_array((weight * scale.reshape(broadcast)).astype(weight.dtype), f"{prefix}/W")
+        )
+        new_bias = (bias * scale + shift).astype(weight.dtype)
+        layer.input[1] = f"{prefix}/W"
+        graph.initializer.append(numpy_helper.from_array(new_bias, f"{prefix}/B"))
+        nodes = list(graph.node)
+        index = nodes.index(layer)
+        if layer.op_type == "MatMul":  # MatMul has no bias input: an Add carries it
+            layer.output[0] = f"{prefix}/product"
+            graph.node.insert(
+                index + 1,
+                helper.make_node("Add", [layer.output[0], f"{prefix}/B"], list(last.output), name=f"{prefix}/bias"),
+            )
+        else:
+            if has_bias:
+                layer.input[2] = f"{prefix}/B"
+            else:
+                layer.input.append(f"{prefix}/B")
+            layer.output[0] = last.output[0]
+        graph.node.remove(mul)
+        if last is not mul:
+            graph.node.remove(last)
+        folded += 1
+    used = {name for n in graph.node for name in n.input}
+    kept = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return folded
+
+
 def optimize(model) -> dict[str, int]:
     """Apply every rewrite to ``model`` (in place); returns how many nodes each one changed."""
     return {
+        "fold_affine": fold_affine(model),
         "channels_first_dense": channels_first_dense(model),
         "subpixel_conv_transpose": subpixel_conv_transpose(model),
         "conv_before_depth_to_space": conv_before_depth_to_space(model),

@@ -130,6 +130,7 @@ def test_relu_after_conv_transpose_moves_onto_the_phases():
     x = np.random.default_rng(1).standard_normal((2, 3, 5, 6)).astype(np.float32)
     expected = run(model, x)
     assert rewrite.optimize(model) == {
+        "fold_affine": 0,
         "channels_first_dense": 0,
         "subpixel_conv_transpose": 1,
         "conv_before_depth_to_space": 0,
@@ -197,3 +198,55 @@ def test_conv_after_other_depth_to_space_is_left_alone(kwargs):
     before = model.SerializeToString()
     assert rewrite.conv_before_depth_to_space(model) == 0
     assert model.SerializeToString() == before
+
+
+def batchnorm_after(op: str, with_add: bool, seed=0):
+    """x -> op (constant weights) -> Mul(scale) [-> Add(shift)] -> Relu: tf2onnx's inference BatchNorm."""
+    rng = np.random.default_rng(seed)
+    if op == "MatMul":
+        x_shape, weight, const_shape = ["batch", 5], rng.standard_normal((5, 6)), (6,)
+        layer = helper.make_node("MatMul", ["x", "W"], ["h"])
+    elif op == "Conv":
+        x_shape, weight, const_shape = ["batch", 3, 5, 5], rng.standard_normal((6, 3, 3, 3)), (1, 6, 1, 1)
+        layer = helper.make_node("Conv", ["x", "W"], ["h"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    else:
+        x_shape, weight, const_shape = ["batch", 3, 5, 5], rng.standard_normal((3, 6, 4, 4)), (1, 6, 1, 1)
+        layer = helper.make_node(
+            "ConvTranspose", ["x", "W"], ["h"], kernel_shape=[4, 4], strides=[2, 2], pads=[1, 1, 1, 1]
+        )
+    initializers = [
+        numpy_helper.from_array(weight.astype(np.float32), "W"),
+        numpy_helper.from_array(rng.uniform(0.5, 2, const_shape).astype(np.float32), "scale"),
+        numpy_helper.from_array(rng.standard_normal(const_shape).astype(np.float32), "shift"),
+    ]
+    nodes = [layer, helper.make_node("Mul", ["h", "scale"], ["scaled"])]
+    last = "scaled"
+    if with_add:
+        nodes.append(helper.make_node("Add", ["scaled", "shift"], ["shifted"]))
+        last = "shifted"
+    nodes.append(helper.make_node("Relu", [last], ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None if op == "MatMul" else ["batch", 6, None, None])],
+        [i for i in initializers if with_add or i.name != "shift"],
+    )
+    graph.output[0].type.tensor_type.elem_type = TensorProto.FLOAT
+    if op == "MatMul":
+        graph.output[0].type.tensor_type.shape.dim.add().dim_param = "batch"
+        graph.output[0].type.tensor_type.shape.dim.add().dim_value = 6
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), x_shape
+
+
+@pytest.mark.parametrize("op", ["MatMul", "Conv", "ConvTranspose"])
+@pytest.mark.parametrize("with_add", [True, False])
+def test_batchnorm_folds_into_the_layer(op, with_add):
+    model, x_shape = batchnorm_after(op, with_add)
+    x = np.random.default_rng(4).standard_normal([2, *x_shape[1:]]).astype(np.float32)
+    expected = run(model, x)
+    assert rewrite.fold_affine(model) == 1
+    onnx.checker.check_model(model, full_check=True)
+    ops = [n.op_type for n in model.graph.node]
+    assert "Mul" not in ops and ops == ([op, "Add", "Relu"] if op == "MatMul" else [op, "Relu"])
+    np.testing.assert_allclose(run(model, x), expected, atol=1e-5)

@@ -122,7 +122,10 @@ def main() -> None:
             ],
         ),
     }
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # mlflow models serve execs `uvicorn` by name: the venv's bin must be on PATH even when this
+    # script runs as .venv/bin/python without an activated venv
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PATH": path}
     results = {}
     for server in args.servers.split(","):
         port = free_port()

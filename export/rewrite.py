@@ -21,6 +21,24 @@ import itertools
 import numpy as np
 
 
+def _index(graph):
+    """(initializers by name, consumers of each tensor, producer of each tensor, graph output names)."""
+    initializers = {init.name: init for init in graph.initializer}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    producer = {out: node for node in graph.node for out in node.output}
+    return initializers, consumers, producer, {o.name for o in graph.output}
+
+
+def _drop_unused_initializers(graph) -> None:
+    used = {name for n in graph.node for name in n.input}
+    kept = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+
+
 def _attributes(node) -> dict:
     import onnx
 
@@ -65,12 +83,7 @@ def subpixel_conv_transpose(model):
     from onnx import helper, numpy_helper
 
     graph = model.graph
-    initializers = {init.name: init for init in graph.initializer}
-    consumers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    graph_outputs = {o.name for o in graph.output}
+    initializers, consumers, _, graph_outputs = _index(graph)
     absorbed = set()  # ids of Relu nodes moved before the DepthToSpace
     rewritten = 0
     nodes = []
@@ -144,10 +157,7 @@ def subpixel_conv_transpose(model):
         rewritten += 1
     del graph.node[:]
     graph.node.extend(nodes)
-    used = {name for n in graph.node for name in n.input}
-    kept = [init for init in graph.initializer if init.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    _drop_unused_initializers(graph)
     return rewritten
 
 
@@ -164,13 +174,7 @@ def channels_first_dense(model):
     from onnx import numpy_helper
 
     graph = model.graph
-    initializers = {init.name: init for init in graph.initializer}
-    consumers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    producer = {out: node for node in graph.node for out in node.output}
-    graph_outputs = {o.name for o in graph.output}
+    initializers, consumers, producer, graph_outputs = _index(graph)
 
     def only_user(name):
         users = consumers.get(name, [])
@@ -252,13 +256,7 @@ def conv_before_depth_to_space(model):
     from onnx import helper, numpy_helper
 
     graph = model.graph
-    initializers = {init.name: init for init in graph.initializer}
-    consumers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    producer = {out: node for node in graph.node for out in node.output}
-    graph_outputs = {o.name for o in graph.output}
+    initializers, consumers, producer, graph_outputs = _index(graph)
     moved = 0
     for conv in list(graph.node):
         if conv.op_type != "Conv" or len(conv.input) < 2 or conv.input[1] not in initializers:
@@ -331,10 +329,7 @@ def conv_before_depth_to_space(model):
         graph.node.insert(index, new_d2s)
         graph.node.insert(index, new_conv)
         moved += 1
-    used = {name for n in graph.node for name in n.input}
-    kept = [init for init in graph.initializer if init.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    _drop_unused_initializers(graph)
     return moved
 
 
@@ -362,12 +357,7 @@ def fold_affine(model):
     from onnx import helper, numpy_helper
 
     graph = model.graph
-    initializers = {init.name: init for init in graph.initializer}
-    consumers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    graph_outputs = {o.name for o in graph.output}
+    initializers, consumers, _, graph_outputs = _index(graph)
 
     def constant_operand(node):
         names = [n for n in node.input if n in initializers]
@@ -444,10 +434,7 @@ def fold_affine(model):
         if last is not mul:
             graph.node.remove(last)
         folded += 1
-    used = {name for n in graph.node for name in n.input}
-    kept = [init for init in graph.initializer if init.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    _drop_unused_initializers(graph)
     return folded
 
 

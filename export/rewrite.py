@@ -1,5 +1,10 @@
 """Exact ONNX graph rewrites that make the exported generator faster on onnxruntime's CPU provider.
 
+``optimize`` applies, in order: ``fold_affine`` (tf2onnx's inference BatchNorm into the layer
+before it), ``channels_first_dense`` (no NHWC->NCHW Transpose after the dense layer),
+``subpixel_conv_transpose`` (below) and ``conv_before_depth_to_space`` (the last convolution
+on the phases, before the interleave). Each leaves nodes it cannot prove equivalent untouched.
+
 ``subpixel_conv_transpose``: a strided ``ConvTranspose`` becomes one ``Conv`` per output phase,
 a ``Concat`` and a ``DepthToSpace`` (the "sub-pixel convolution" of Shi et al. 2016). Both compute
 the same sums of the same products, so the result matches to float rounding; onnxruntime runs

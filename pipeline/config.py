@@ -14,13 +14,10 @@ from dataclasses import dataclass, field, fields
 
 from pipeline.errors import UserError
 
-MODELS = ("dcgan", "gan", "cdcgan", "vae", "ae")
+MODELS = ("dcgan", "gan", "cdcgan", "vae", "ae")  # model kinds a config may name; see models/registry.py
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("float32", "mixed_bfloat16")
-MIXED_PRECISION_MODELS = (
-    "vae",
-    "ae",
-)  # the families validated under mixed_bfloat16  # model kinds a config may name; see models/registry.py
+MIXED_PRECISION_MODELS = ("vae", "ae")  # the families validated under mixed_bfloat16
 GAN_MODELS = ("dcgan", "gan", "cdcgan")
 GAN_LOSSES = ("minimax", "ns", "lsgan", "hinge", "wgan-gp")  # = models.losses.LOSSES (no TF import here)
 
@@ -106,7 +103,6 @@ class Config:
         non_negative = {
             "steps_per_epoch": self.steps_per_epoch,
             "latent_dim": self.latent_dim,
-            "width": self.width,
             "learning_rate": self.learning_rate,
             "train_examples": self.train_examples,
             "features_examples": self.features_examples,

@@ -13,7 +13,6 @@ resumed from its last checkpoint when it did not (killed, crashed).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import sys
 import tempfile
@@ -127,15 +126,13 @@ def precision_policy(name: str):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def _learning_rate(config: Config, steps_per_epoch: int):
-    """The optimizer's learning rate: a number, or a cosine schedule over the whole run."""
-    if config.lr_schedule == "constant":
-        return config.learning_rate
+def _learning_rate(rate: float, schedule: str, total_steps: int):
+    """The optimizer's learning rate: ``rate``, or a cosine schedule over ``total_steps``."""
+    if schedule == "constant":
+        return rate
     import keras
 
-    return keras.optimizers.schedules.CosineDecay(
-        config.learning_rate, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=COSINE_FLOOR
-    )
+    return keras.optimizers.schedules.CosineDecay(rate, decay_steps=max(1, total_steps), alpha=COSINE_FLOOR)
 
 
 def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> TrainResult:
@@ -189,7 +186,8 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
         labels=family.conditional,
     )
     examples = min(config.train_examples or spec.splits["train"], spec.splits["train"])
-    learning_rate = _learning_rate(config, steps or examples // config.batch_size)
+    steps_per_epoch = steps or examples // config.batch_size
+    learning_rate = _learning_rate(config.learning_rate, config.lr_schedule, config.epochs * steps_per_epoch)
     with strategy.scope(), precision_policy(config.precision):
         model = registry.build(
             config.model,
@@ -267,13 +265,12 @@ def load_trained(train_run_id: str):
     with tempfile.TemporaryDirectory() as tmp:
         folder = tracking.download(run.info.run_id, "model", tmp)
         description = json.loads((folder / "model.json").read_text())
-        # the same kind of learning rate as in training, so the optimizer's variables line up
-        schedule = Config(model=description["model"], lr_schedule=description.get("lr_schedule", "constant"))
         model = registry.build(
             description["model"],
             image_shape=tuple(description["image_shape"]),
             latent_dim=description["latent_dim"],
-            learning_rate=_learning_rate(dataclasses.replace(schedule, learning_rate=description["learning_rate"]), 1),
+            # the same kind of learning rate as in training, so the optimizer's variables line up
+            learning_rate=_learning_rate(description["learning_rate"], description.get("lr_schedule", "constant"), 1),
             seed=description["seed"],
             num_classes=len(description["class_names"]),
             gan=description.get("gan") or {},

@@ -11,7 +11,7 @@ PRESETS: dict[str, dict] = {
     "cdcgan-fashion": {"model": "cdcgan", "epochs": 2, "batch_size": 64},
     "vae-fashion": {
         "model": "vae",
-        "epochs": 50,
+        "epochs": 100,
         "latent_dim": 64,
         "width": 48,
         "batch_size": 64,

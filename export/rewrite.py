@@ -50,6 +50,19 @@ def _attributes(node) -> dict:
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
+def _string_attribute(attrs: dict, name: str, default: str) -> str:
+    """A string attribute (``auto_pad``, ``mode``) as str: onnx hands them back as bytes."""
+    value = attrs.get(name, default)
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _sole_user(consumers: dict, graph_outputs: set, name: str):
+    """The one node that reads tensor ``name``, or None when it has several readers, none,
+    or is a graph output (then rewriting its producer would change what the graph returns)."""
+    users = consumers.get(name, [])
+    return users[0] if len(users) == 1 and name not in graph_outputs else None
+
+
 def _phase_taps(stride: int, kernel: int, pad: int, phase: int) -> dict[int, int]:
     """Input offset d -> kernel tap t for one output phase along one axis."""
     return {(phase + pad - t) // stride: t for t in range(kernel) if (phase + pad - t) % stride == 0}
@@ -67,11 +80,9 @@ def _rewritable(attrs: dict, weight: np.ndarray) -> bool:
     kernel = list(attrs.get("kernel_shape", weight.shape[2:]))
     pads = list(attrs.get("pads", [0] * 2 * spatial))
     output_padding = list(attrs.get("output_padding", [0] * spatial))
-    auto_pad = attrs.get("auto_pad", b"NOTSET")
-    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
     return (
         spatial == 2
-        and auto_pad == "NOTSET"
+        and _string_attribute(attrs, "auto_pad", "NOTSET") == "NOTSET"
         and "output_shape" not in attrs
         and attrs.get("group", 1) == 1
         and list(attrs.get("dilations", [1, 1])) == [1, 1]
@@ -116,10 +127,9 @@ def subpixel_conv_transpose(model):
         # A Relu right after commutes with the interleaving: run it on each phase, where
         # onnxruntime fuses it into the Conv.
         outputs = list(node.output)
-        relu = None
-        users = consumers.get(node.output[0], [])
-        if len(users) == 1 and users[0].op_type == "Relu" and node.output[0] not in graph_outputs:
-            relu = users[0]
+        user = _sole_user(consumers, graph_outputs, node.output[0])
+        relu = user if user is not None and user.op_type == "Relu" else None
+        if relu is not None:
             absorbed.add(id(relu))
             outputs = list(relu.output)
         phase_outputs = []
@@ -181,10 +191,6 @@ def channels_first_dense(model):
     graph = model.graph
     initializers, consumers, producer, graph_outputs = _index(graph)
 
-    def only_user(name):
-        users = consumers.get(name, [])
-        return users[0] if len(users) == 1 and name not in graph_outputs else None
-
     removed = []
     for transpose in list(graph.node):
         if transpose.op_type != "Transpose" or list(_attributes(transpose).get("perm", [])) != [0, 3, 1, 2]:
@@ -192,18 +198,26 @@ def channels_first_dense(model):
         reshape = producer.get(transpose.input[0])
         if reshape is None or reshape.op_type != "Reshape" or reshape.input[1] not in initializers:
             continue
-        if only_user(reshape.output[0]) is not transpose:
+        if _sole_user(consumers, graph_outputs, reshape.output[0]) is not transpose:
             continue
         shape = numpy_helper.to_array(initializers[reshape.input[1]])
         if shape.shape != (4,) or min(shape[1:]) <= 0:
             continue
         height, width, channels = (int(v) for v in shape[1:])
         chain, node = [], producer.get(reshape.input[0])  # walk back through activations and the bias
-        while node is not None and node.op_type in ELEMENTWISE and only_user(node.output[0]) is not None:
+        while (
+            node is not None
+            and node.op_type in ELEMENTWISE
+            and _sole_user(consumers, graph_outputs, node.output[0]) is not None
+        ):
             chain.append(node)
             node = producer.get(node.input[0])
         bias = None
-        if node is not None and node.op_type == "Add" and only_user(node.output[0]) is not None:
+        if (
+            node is not None
+            and node.op_type == "Add"
+            and _sole_user(consumers, graph_outputs, node.output[0]) is not None
+        ):
             bias = next((name for name in node.input if name in initializers), None)
             bias_array = numpy_helper.to_array(initializers[bias]) if bias else None
             if bias_array is None or bias_array.shape != (height * width * channels,):
@@ -212,7 +226,7 @@ def channels_first_dense(model):
             node = producer.get(next(name for name in node.input if name != bias))
         if node is None or node.op_type != "MatMul" or node.input[1] not in initializers:
             continue
-        if only_user(node.output[0]) is None:
+        if _sole_user(consumers, graph_outputs, node.output[0]) is None:
             continue
         weight = numpy_helper.to_array(initializers[node.input[1]])
         if weight.ndim != 2 or weight.shape[1] != height * width * channels:
@@ -269,10 +283,9 @@ def conv_before_depth_to_space(model):
         d2s = producer.get(conv.input[0])
         if d2s is None or d2s.op_type != "DepthToSpace":
             continue
-        mode = _attributes(d2s).get("mode", b"DCR")
-        if (mode.decode() if isinstance(mode, bytes) else mode) != "DCR":
+        if _string_attribute(_attributes(d2s), "mode", "DCR") != "DCR":
             continue
-        if len(consumers.get(d2s.output[0], [])) != 1 or d2s.output[0] in graph_outputs:
+        if _sole_user(consumers, graph_outputs, d2s.output[0]) is not conv:
             continue
         if len(conv.input) > 2 and conv.input[2] and conv.input[2] not in initializers:
             continue
@@ -280,10 +293,9 @@ def conv_before_depth_to_space(model):
         weight = numpy_helper.to_array(initializers[conv.input[1]])  # (C_out, C_in, kH, kW)
         kernel = list(attrs.get("kernel_shape", weight.shape[2:]))
         pads = list(attrs.get("pads", [0, 0, 0, 0]))
-        auto_pad = attrs.get("auto_pad", b"NOTSET")
         if (
             weight.ndim != 4
-            or (auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad) != "NOTSET"
+            or _string_attribute(attrs, "auto_pad", "NOTSET") != "NOTSET"
             or attrs.get("group", 1) != 1
             or list(attrs.get("strides", [1, 1])) != [1, 1]
             or list(attrs.get("dilations", [1, 1])) != [1, 1]
@@ -371,10 +383,6 @@ def fold_affine(model):
             return None
         return numpy_helper.to_array(initializers[names[0]])
 
-    def sole_user(name):
-        users = consumers.get(name, [])
-        return users[0] if len(users) == 1 and name not in graph_outputs else None
-
     folded = 0
     for layer in list(graph.node):
         if layer.op_type not in ("MatMul", "Conv", "ConvTranspose") or len(layer.input) < 2:
@@ -383,7 +391,7 @@ def fold_affine(model):
             continue
         if layer.op_type == "ConvTranspose" and _attributes(layer).get("group", 1) != 1:
             continue
-        mul = sole_user(layer.output[0])
+        mul = _sole_user(consumers, graph_outputs, layer.output[0])
         if mul is None or mul.op_type != "Mul":
             continue
         weight = numpy_helper.to_array(initializers[layer.input[1]])
@@ -405,7 +413,7 @@ def fold_affine(model):
             continue
         bias = numpy_helper.to_array(initializers[layer.input[2]]) if has_bias else np.zeros(channels, weight.dtype)
         last = mul
-        add = sole_user(mul.output[0])
+        add = _sole_user(consumers, graph_outputs, mul.output[0])
         shift = constant_operand(add) if add is not None and add.op_type == "Add" else None
         shift = None if shift is None else _per_channel(shift, channels, axis_from_end)
         if shift is not None:

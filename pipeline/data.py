@@ -14,6 +14,7 @@ params/tags describe it (name, version, splits, image shape, classes, how it was
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import shutil
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import UserError
-from serving.files import sha256_file
+from serving.files import first_line, sha256_file, write_atomic_with
 
 # sha256 of the decompressed Fashion-MNIST IDX files (the same bytes TFDS's downloads decompress to).
 FASHION_MNIST_IDX_SHA256 = {
@@ -90,8 +91,7 @@ def _builder(name: str, data_dir: str):
             "or any TFDS image dataset (python -c 'import tensorflow_datasets as t; print(t.list_builders())')"
         ) from None
     except Exception as error:  # a bad config or version in "name/config:version"
-        first = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-        raise UserError(f"dataset '{name}' cannot be loaded by TFDS ({first}); check the name") from None
+        raise UserError(f"dataset '{name}' cannot be loaded by TFDS ({first_line(error)}); check the name") from None
 
 
 # ---- Fashion-MNIST from local IDX files -------------------------------------------------------
@@ -119,10 +119,8 @@ def verify_idx_files(idx_dir: str, out_dir: Path) -> tuple[dict[str, Path], str]
             else:
                 how.add("decompressed sha256 = recorded content checksum (gzip bytes differ from TFDS's)")
             if not (target.is_file() and sha256_file(target) == content_sha):
-                tmp = target.with_suffix(".partial")
-                with gzip.open(gz, "rb") as f_in, open(tmp, "wb") as f_out:
-                    shutil.copyfileobj(f_in, f_out)
-                tmp.replace(target)
+                with gzip.open(gz, "rb") as content:
+                    write_atomic_with(target, functools.partial(shutil.copyfileobj, content))
         elif raw.is_file():
             shutil.copyfile(raw, target)
             how.add("decompressed sha256 = recorded content checksum")
@@ -200,9 +198,9 @@ def prepare(dataset: str, tfds_dir: str = "", idx_dir: str = "") -> DatasetSpec:
                 else "prepare it once on a machine with internet and copy the TFDS data dir "
                 f"({data_dir}), or pick fashion_mnist"
             )
-            reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
             raise UserError(
-                f"dataset '{dataset}' is not in {data_dir} and could not be downloaded ({reason}); {hint}"
+                f"dataset '{dataset}' is not in {data_dir} and could not be downloaded "
+                f"({first_line(error, limit=160)}); {hint}"
             ) from None
         verified = getattr(builder, "verification", "TFDS registered checksums (downloaded)")
         builder = _builder(dataset, data_dir)

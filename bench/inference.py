@@ -3,9 +3,10 @@
 For a registered generator (default the champion DCGAN) at batch 1 and 64: Keras ``predict``,
 Keras direct call, the SavedModel signature, ONNX FP32 and ONNX INT8 (onnxruntime, CPU).
 Prints the median latency over --repeats calls (after warm-up), images/s, and each runtime's
-ratio to ONNX FP32 (> 1 = slower than ONNX FP32). The runtimes take turns in 10 rounds of
-short blocks, so machine noise hits them alike; each block starts after a 50 ms pause and two
-untimed calls.
+ratio to ONNX FP32 (> 1 = slower than ONNX FP32), and writes them with their provenance to
+bench/results/inference.json (``bench/record.py``; rendered by ``bench/report.py``). The
+runtimes take turns in 10 rounds of short blocks, so machine noise hits them alike; each block
+starts after a 50 ms pause and two untimed calls.
 
     .venv/bin/python bench/inference.py [--model models:/fashion_mnist-dcgan@champion] [--repeats 200]
 """
@@ -22,6 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from bench import record  # noqa: E402  (after the path insert, like the pipeline imports below)
+
 ROUNDS = 10
 SETTLE_S = 0.05
 
@@ -31,6 +35,7 @@ def main() -> None:
     parser.add_argument("--model", default="models:/fashion_mnist-dcgan@champion")
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--batches", default="1,64")
+    record.add_arguments(parser, "inference")
     args = parser.parse_args()
 
     import numpy as np
@@ -60,6 +65,7 @@ def main() -> None:
     print()
     print("| batch | runtime | median ms | images/s | × ONNX FP32 |")
     print("|---|---|---|---|---|")
+    rows = []
     for batch in (int(b) for b in args.batches.split(",")):
         z = images.latents(0, batch, card["latent_dim"])
         labels = (np.arange(batch) % 10).astype(np.int32)
@@ -94,8 +100,47 @@ def main() -> None:
                     times[name].append(time.perf_counter() - started)
         medians = {name: statistics.median(t) for name, t in times.items()}
         for name, seconds in medians.items():
-            ratio = seconds / medians["onnx_fp32"] if "onnx_fp32" in medians else float("nan")
-            print(f"| {batch} | {name} | {seconds * 1000:.3f} | {batch / seconds:,.0f} | {ratio:.2f} |")
+            ratio = seconds / medians["onnx_fp32"] if "onnx_fp32" in medians else None
+            shown = f"{ratio:.2f}" if ratio is not None else "-"
+            print(f"| {batch} | {name} | {seconds * 1000:.3f} | {batch / seconds:,.0f} | {shown} |")
+            rows.append(
+                {
+                    "batch": batch,
+                    "runtime": name,
+                    "calls": len(times[name]),
+                    "median_ms": seconds * 1000,
+                    "images_per_s": batch / seconds,
+                    "ratio_to_onnx_fp32": ratio,
+                }
+            )
+    record.write(
+        "inference",
+        args.results,
+        parameters={"model": args.model, "repeats": args.repeats, "batches": args.batches, "rounds": ROUNDS},
+        subject=_subject(args.model, card),
+        rows=rows,
+        summary=_speedups(rows),
+    )
+
+
+def _subject(uri: str, card: dict) -> dict:
+    """What was measured: the model URI and the card's kind, latent size and runs."""
+    keys = ("model", "dataset", "latent_dim", "train_run_id", "export_run_id")
+    return {"uri": uri, **{k: card[k] for k in keys if k in card}}
+
+
+def _speedups(rows: list[dict]) -> dict:
+    """Per batch: how many times faster ONNX FP32 is than the SavedModel and Keras, and INT8 than FP32."""
+    summary = {}
+    for batch in sorted({r["batch"] for r in rows}):
+        ms = {r["runtime"]: r["median_ms"] for r in rows if r["batch"] == batch}
+        if "onnx_fp32" not in ms:
+            continue
+        speedups = {f"onnx_fp32_over_{name}": ms[name] / ms["onnx_fp32"] for name in ms if not name.startswith("onnx")}
+        if "onnx_int8" in ms:
+            speedups["onnx_int8_over_onnx_fp32"] = ms["onnx_fp32"] / ms["onnx_int8"]
+        summary[f"batch_{batch}"] = speedups
+    return summary
 
 
 if __name__ == "__main__":

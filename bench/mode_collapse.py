@@ -5,7 +5,8 @@ generator scored on --eval-samples samples), tracked in MLflow under the experim
 ``mode-collapse-study`` of $MLFLOW_TRACKING_URI (default sqlite:///mlflow.db). Finished
 trainings are reused, so a rerun only re-evaluates. Prints one row per run, then per variant
 the median and the spread (min-max) of FID, class entropy (nats; uniform over 10 classes is
-2.303), classes hit and coverage, and the training seconds.
+2.303), classes hit and coverage, and the training seconds. Writes the rows with their
+provenance to bench/results/mode_collapse.json (``bench/record.py``; rendered by ``bench/report.py``).
 
     .venv/bin/python bench/mode_collapse.py [--epochs 1] [--seeds 0,1,2] [--variants ns,wgan-gp,replay,minibatch-std]
 """
@@ -22,6 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from bench import record  # noqa: E402  (after the path insert)
 
 VARIANTS = {
     "ns": {},  # the plain (non-saturating) loss, no fix: the DCGAN default
@@ -43,7 +46,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--variants", default="ns,wgan-gp,replay,minibatch-std", help=", ".join(VARIANTS))
     parser.add_argument("--eval-samples", type=int, default=10000)
-    parser.add_argument("--out", default="", help="also write the rows as JSON here")
+    record.add_arguments(parser, "mode_collapse")
     args = parser.parse_args()
     unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
     if unknown:
@@ -85,13 +88,27 @@ def main() -> None:
             row.update({k: scored[k] for k in COLUMNS})
             rows.append(row)
             print(json.dumps(row), flush=True)
-    if args.out:
-        Path(args.out).write_text(json.dumps(rows, indent=2))
+    variants = args.variants.split(",")
+    record.write(
+        "mode_collapse",
+        args.results,
+        parameters={
+            "model": "dcgan",
+            "dataset": "fashion_mnist",
+            "epochs": args.epochs,
+            "steps_per_epoch": args.steps_per_epoch,
+            "batch_size": Config().batch_size,
+            "seeds": seeds,
+            "variants": {variant: VARIANTS[variant] for variant in variants},
+            "eval_samples": args.eval_samples,
+        },
+        rows=rows,
+    )
     print()
     print(
         f"DCGAN, {args.epochs} epoch(s) of Fashion-MNIST at batch 64, seeds {args.seeds}, {args.eval_samples} samples"
     )
-    print(table(rows, args.variants.split(",")))
+    print(table(rows, variants))
 
 
 def table(rows: list[dict], variants: list[str]) -> str:

@@ -4,7 +4,8 @@ Starts each server on loopback for the same registered model, then runs a bounde
 single-image requests at each concurrency (1, 8, 32 by default): at most --requests requests
 or --seconds seconds per level, whichever ends first, over keep-alive connections from a
 light asyncio client (raw HTTP/1.1, so the client costs little of the shared CPUs). Prints
-requests/s, p50 and p99 latency, errors, and latentforge's throughput ratio to MLflow's.
+requests/s, p50 and p99 latency, errors, and latentforge's throughput ratio to MLflow's, and
+writes them with their provenance to bench/results/serving.json (``bench/record.py``).
 
     .venv/bin/python bench/serving.py [--model models:/fashion_mnist-dcgan@champion] [--concurrency 1,8,32]
 """
@@ -24,6 +25,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench import record  # noqa: E402  (after the path insert)
+
+WARM_UP = {"concurrency": 4, "requests": 200, "seconds": 5}
 
 
 def free_port() -> int:
@@ -103,6 +108,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="per concurrency level, at most")
     parser.add_argument("--servers", default="latentforge,mlflow")
     parser.add_argument("--serve-args", default="", help="extra flags for latentforge serve, e.g. '--threads 1'")
+    record.add_arguments(parser, "serving")
     args = parser.parse_args()
 
     import numpy as np
@@ -141,7 +147,7 @@ def main() -> None:
         try:
             wait_ready(port, ready, process)
             path, payloads = bodies[server]
-            asyncio.run(load(port, path, payloads, 4, 200, 5))  # warm-up
+            asyncio.run(load(port, path, payloads, **WARM_UP))
             for concurrency in (int(c) for c in args.concurrency.split(",")):
                 results[(server, concurrency)] = asyncio.run(
                     load(port, path, payloads, concurrency, args.requests, args.seconds)
@@ -155,13 +161,32 @@ def main() -> None:
     print()
     print("| server | concurrency | requests | requests/s | p50 ms | p99 ms | errors | × mlflow |")
     print("|---|---|---|---|---|---|---|---|")
+    rows = []
     for (server, concurrency), r in results.items():
         base = results.get(("mlflow", concurrency))
-        ratio = f"{r['rps'] / base['rps']:.1f}" if base else "-"
+        ratio = r["rps"] / base["rps"] if base else None
         print(
             f"| {server} | {concurrency} | {r['requests']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | "
-            f"{r['p99_ms']:.2f} | {r['errors']} | {ratio} |"
+            f"{r['p99_ms']:.2f} | {r['errors']} | {f'{ratio:.1f}' if ratio is not None else '-'} |"
         )
+        rows.append({"server": server, "concurrency": concurrency, **r, "ratio_to_mlflow": ratio})
+    record.write(
+        "serving",
+        args.results,
+        parameters={
+            "model": args.model,
+            "concurrency": args.concurrency,
+            "requests": args.requests,
+            "seconds": args.seconds,
+            "servers": args.servers,
+            "serve_args": args.serve_args,
+            "warm_up": WARM_UP,
+            "request": "one image per request: latentforge POST /v1/generate {n: 1, seed, format: npy}; "
+            "mlflow POST /invocations {inputs: {z: (1, latent_dim)}}",
+        },
+        subject={"uri": args.model, "model": card.get("model"), "latent_dim": latent},
+        rows=rows,
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,453 @@
+"""Render docs/results.md from every bench/results/*.json that the benchmarks wrote (``bench/record.py``).
+
+One section per benchmark: what it measures, its table(s), how to read them, and where the
+numbers come from (command, commit, date, machine). Every number in the document comes from
+the JSON files; the prose around them is fixed, or computed from the same files. The output
+depends on the JSON files only, so running it twice gives the same file.
+
+    .venv/bin/python bench/report.py            # (re)write docs/results.md
+    .venv/bin/python bench/report.py --check    # exit 1 when docs/results.md is not what the JSON gives
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+OUTPUT = ROOT / "docs" / "results.md"
+ORDER = ("inference", "serving", "evaluate", "mode_collapse")  # others follow, by name
+MISSING = "not recorded"
+
+
+# ---- number formats ---------------------------------------------------------------------------
+def fixed(digits: int) -> Callable[[object], str]:
+    """A formatter with `digits` decimals and thousands separators; None reads as '-'."""
+    return lambda v: "-" if v is None else f"{v:,.{digits}f}"
+
+
+def plain(value: object) -> str:
+    """Any JSON value as a cell: floats with 4 significant digits, code-ish strings as code."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, str):
+        return f"`{value}`"
+    return f"`{json.dumps(value, sort_keys=True)}`"
+
+
+def times(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}×"
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str
+    format: Callable[[object], str] = plain
+
+
+@dataclass(frozen=True)
+class Section:
+    """How one benchmark is shown: title, what it measures, its tables, how to read them."""
+
+    title: str
+    about: str
+    tables: Callable[[dict], list[tuple[str, list[Column], list[dict]]]]
+    reading: Callable[[dict], list[str]] = field(default=lambda record: [])
+
+
+# ---- inference ---------------------------------------------------------------------------------
+RUNTIME_NAMES = {
+    "keras_predict": "Keras `predict`",
+    "keras_call": "Keras call",
+    "savedmodel": "SavedModel signature",
+    "onnx_fp32": "ONNX FP32",
+    "onnx_int8": "ONNX INT8 (QDQ)",
+}
+
+
+def _inference_tables(record: dict):
+    rows = [{**r, "runtime": RUNTIME_NAMES.get(r["runtime"], r["runtime"])} for r in record["rows"]]
+    columns = [
+        Column("batch", "batch"),
+        Column("runtime", "runtime", str),
+        Column("median_ms", "median ms", fixed(3)),
+        Column("images_per_s", "images/s", fixed(0)),
+        Column("ratio_to_onnx_fp32", "× ONNX FP32 time", fixed(2)),
+    ]
+    return [("", columns, rows)]
+
+
+def _inference_reading(record: dict) -> list[str]:
+    lines = []
+    for key, speedups in record.get("summary", {}).items():
+        batch = key.removeprefix("batch_")
+        parts = [
+            f"{times(value)} faster than {RUNTIME_NAMES.get(name.removeprefix('onnx_fp32_over_'), name)}"
+            for name, value in speedups.items()
+            if name.startswith("onnx_fp32_over_")
+        ]
+        sentence = f"At batch {batch}, ONNX FP32 is " + ", ".join(parts) + "."
+        if "onnx_int8_over_onnx_fp32" in speedups:
+            sentence += f" INT8 is {times(speedups['onnx_int8_over_onnx_fp32'])} faster than FP32."
+        lines.append(sentence)
+    return lines
+
+
+INFERENCE = Section(
+    title="Inference latency by runtime",
+    about=(
+        "The registered generator, run the ways a user can run it: Keras `predict`, a direct Keras call, "
+        "the exported SavedModel's `generate` signature, and the ONNX file (FP32 and its INT8 twin) in "
+        "onnxruntime on the CPU. The runtimes take turns in rounds of short blocks on the same latents, "
+        "so machine noise hits them alike; each block starts after a short pause and two untimed calls."
+    ),
+    tables=_inference_tables,
+    reading=_inference_reading,
+)
+
+
+# ---- serving -----------------------------------------------------------------------------------
+SERVER_NAMES = {"latentforge": "`latentforge serve`", "mlflow": "`mlflow models serve`"}
+
+
+def _serving_tables(record: dict):
+    rows = [{**r, "server": SERVER_NAMES.get(r["server"], r["server"])} for r in record["rows"]]
+    columns = [
+        Column("server", "server", str),
+        Column("concurrency", "concurrency"),
+        Column("requests", "requests"),
+        Column("rps", "requests/s", fixed(0)),
+        Column("p50_ms", "p50 ms", fixed(2)),
+        Column("p99_ms", "p99 ms", fixed(2)),
+        Column("errors", "errors"),
+        Column("ratio_to_mlflow", "× mlflow requests/s", fixed(1)),
+    ]
+    return [("", columns, rows)]
+
+
+def _serving_reading(record: dict) -> list[str]:
+    lines = []
+    for row in record["rows"]:
+        if row["server"] == "latentforge" and row.get("ratio_to_mlflow") is not None:
+            lines.append(
+                f"At concurrency {row['concurrency']}, `latentforge serve` answered {times(row['ratio_to_mlflow'])} "
+                "the requests per second of `mlflow models serve`."
+            )
+    errors = sum(row.get("errors", 0) for row in record["rows"])
+    lines.append(f"Errors over all levels: {errors}.")
+    return lines
+
+
+SERVING = Section(
+    title="HTTP serving",
+    about=(
+        "The same registered generator behind `latentforge serve` (FastAPI, onnxruntime, micro-batching of "
+        "concurrent requests) and behind `mlflow models serve`, on loopback, one image per request, over "
+        "keep-alive connections from a light asyncio client that shares the machine with the server. "
+        "Each concurrency level runs until its request budget or its time budget ends (the parameters below)."
+    ),
+    tables=_serving_tables,
+    reading=_serving_reading,
+)
+
+
+# ---- evaluate ----------------------------------------------------------------------------------
+def _evaluate_tables(record: dict):
+    steps = [
+        Column("step", "step", str),
+        Column("median_s", "median s", fixed(3)),
+        Column("min_s", "min s", fixed(3)),
+        Column("max_s", "max s", fixed(3)),
+    ]
+    rows = list(record["rows"])
+    if "total_median_s" in record.get("summary", {}):
+        rows.append({"step": "**total**", "median_s": record["summary"]["total_median_s"]})
+    scores = [
+        Column("metric", "metric"),
+        Column("median", "median", fixed(4)),
+        Column("min", "min", fixed(4)),
+        Column("max", "max", fixed(4)),
+    ]
+    return [("Seconds per step", steps, rows), ("Scores", scores, record.get("tables", {}).get("scores", []))]
+
+
+def _evaluate_reading(record: dict) -> list[str]:
+    parameters = record["parameters"]
+    return [
+        f"Each repeat generated {parameters['samples']:,} samples with its own seed; the table shows the median "
+        f"over {parameters['repeats']} repeats."
+    ]
+
+
+EVALUATE = Section(
+    title="Evaluation: time per step and scores",
+    about=(
+        "What the evaluate stage costs and what it finds, for the registered generator: sample generation "
+        "and feature extraction (both in onnxruntime), then every metric of the default list. Scores are "
+        "in the feature space of latentforge's own Fashion-MNIST classifier, not Inception's, so they "
+        "compare with each other, not with published FIDs. `fid_floor` is the FID of training images "
+        "against test images: what a perfect generator would score. Lower is better for `fid`, `fid_floor` "
+        "and `kid`; higher is better for precision, recall, density, coverage, classes hit and class entropy."
+    ),
+    tables=_evaluate_tables,
+    reading=_evaluate_reading,
+)
+
+
+# ---- mode collapse -----------------------------------------------------------------------------
+COLLAPSE_COLUMNS = (
+    ("fid", "fid", 2),
+    ("class_entropy", "class entropy", 3),
+    ("classes_hit", "classes hit", 0),
+    ("coverage", "coverage", 3),
+    ("recall", "recall", 3),
+    ("train_seconds", "train s", 0),
+)
+
+
+def _spread(values: list[float], digits: int) -> str:
+    return f"{statistics.median(values):,.{digits}f} [{min(values):,.{digits}f}–{max(values):,.{digits}f}]"
+
+
+def _collapse_variants(record: dict) -> list[str]:
+    seen = []
+    for row in record["rows"]:
+        if row["variant"] not in seen:
+            seen.append(row["variant"])
+    return seen
+
+
+def _collapse_tables(record: dict):
+    variants = record["parameters"].get("variants", {})
+    rows = []
+    for variant in _collapse_variants(record):
+        chosen = [r for r in record["rows"] if r["variant"] == variant]
+        options = variants.get(variant)
+        label = f"`{variant}`" + (f" ({', '.join(f'{k}={v}' for k, v in options.items())})" if options else "")
+        row = {"variant": label, "runs": len(chosen)}
+        for key, _, digits in COLLAPSE_COLUMNS:
+            row[key] = _spread([r[key] for r in chosen], digits)
+        rows.append(row)
+    columns = [Column("variant", "variant", str), Column("runs", "runs")]
+    columns += [Column(key, header, str) for key, header, _ in COLLAPSE_COLUMNS]
+    raw = [Column("variant", "variant"), Column("seed", "seed")]
+    raw += [Column(key, header, fixed(digits)) for key, header, digits in COLLAPSE_COLUMNS]
+    return [("Median [min–max] over the seeds", columns, rows), ("Every run", raw, record["rows"])]
+
+
+def _collapse_reading(record: dict) -> list[str]:
+    parameters = record["parameters"]
+    lines = [
+        f"Every variant trains the DCGAN for {parameters['epochs']} epoch(s) at batch {parameters['batch_size']} "
+        f"with seeds {', '.join(str(s) for s in parameters['seeds'])}, and the evaluate stage scores "
+        f"{parameters['eval_samples']:,} samples of each."
+    ]
+    by_variant = {v: [r for r in record["rows"] if r["variant"] == v] for v in _collapse_variants(record)}
+    if "ns" in by_variant:
+        base = statistics.median(r["train_seconds"] for r in by_variant["ns"])
+        costs = [
+            f"`{variant}` {statistics.median(r['train_seconds'] for r in rows) / base:.1f}×"
+            for variant, rows in by_variant.items()
+            if variant != "ns"
+        ]
+        if costs:
+            lines.append("Median training time relative to the plain `ns` loss: " + ", ".join(costs) + ".")
+    fewest = min(r["classes_hit"] for r in record["rows"])
+    lines.append(f"The fewest classes any single run hit: {fewest:.0f}.")
+    return lines
+
+
+MODE_COLLAPSE = Section(
+    title="Mode-collapse study",
+    about=(
+        "The same DCGAN budget with the plain non-saturating loss and with each fix for GAN training "
+        "problems, several seeds each, every run through the pipeline's own train, export and evaluate "
+        "stages. Class entropy is in nats (the uniform distribution over Fashion-MNIST's classes is the "
+        "largest possible); classes hit counts the classes the feature classifier sees among the samples; "
+        "FID is in the feature classifier's space. Training seconds are wall time and move with whatever "
+        "else ran on the machine: read them as rough ratios."
+    ),
+    tables=_collapse_tables,
+    reading=_collapse_reading,
+)
+
+SECTIONS = {"inference": INFERENCE, "serving": SERVING, "evaluate": EVALUATE, "mode_collapse": MODE_COLLAPSE}
+
+
+# ---- rendering ---------------------------------------------------------------------------------
+def _generic_tables(record: dict):
+    keys: list[str] = []
+    for row in record["rows"]:
+        keys += [k for k in row if k not in keys]
+    tables = [("", [Column(k, k) for k in keys], record["rows"])]
+    for name, rows in record.get("tables", {}).items():
+        names: list[str] = []
+        for row in rows:
+            names += [k for k in row if k not in names]
+        tables.append((name, [Column(k, k) for k in names], rows))
+    return tables
+
+
+def markdown_table(columns: list[Column], rows: list[dict]) -> list[str]:
+    lines = ["| " + " | ".join(c.header for c in columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = [c.format(row[c.key]) if row.get(c.key) is not None else "" for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def provenance(record: dict, source: Path) -> list[str]:
+    """Where the numbers come from: command, commit, date, machine, load, raw file."""
+    machine = record.get("machine") or {}
+    commit = record.get("commit")
+    if commit is None:
+        state = MISSING
+    else:
+        state = f"`{commit[:12]}`"
+        if record.get("dirty"):
+            state += " with uncommitted changes in " + ", ".join(f"`{p}`" for p in record.get("dirty_paths", []))
+        elif record.get("dirty") is False:
+            state += " (clean tree)"
+    cores = machine.get("logical_cores")
+    cpu = machine.get("cpu") or f"CPU model {MISSING}"
+    hardware = f"{cpu}, {cores if cores is not None else MISSING} logical cores"
+    if machine.get("usable_cores") not in (None, cores):
+        hardware += f" ({machine['usable_cores']} usable)"
+    if machine.get("memory_gib") is not None:
+        hardware += f", {machine['memory_gib']} GiB memory"
+    software = ", ".join(p for p in (machine.get("os"), machine.get("kernel") and f"Linux {machine['kernel']}") if p)
+    versions = ", ".join(f"{name} {version}" for name, version in (machine.get("versions") or {}).items())
+    load = record.get("load_average")
+    environment = " ".join(f"{k}={v}" for k, v in (record.get("environment") or {}).items())
+    command = f"{environment} {record['command']}".strip() if record.get("command") else MISSING
+    lines = [
+        f"- Command: `{command}`" + (f" (at niceness {machine['niceness']})" if machine.get("niceness") else ""),
+        f"- Commit: {state}",
+        f"- Date (UTC): {record.get('date') or MISSING}"
+        + (f"; took {record['duration_s']:,.0f} s" if record.get("duration_s") is not None else ""),
+        f"- Machine: {hardware}",
+        f"- Software: {'; '.join(p for p in (software, versions) if p) or MISSING}",
+        "- Load average (1, 5, 15 min): "
+        + (f"{_triple(load['start'])} at the start, {_triple(load['end'])} at the end" if load else MISSING),
+    ]
+    if record.get("parameters"):
+        lines.append(f"- Parameters: {_inline(record['parameters'])}")
+    if record.get("subject"):
+        lines.append(f"- Measured: {_inline(record['subject'])}")
+    try:
+        relative = source.resolve().relative_to(ROOT).as_posix()
+        lines.append(f"- Raw data: [`{relative}`](../{relative})")
+    except ValueError:
+        lines.append(f"- Raw data: `{source.name}`")
+    return lines
+
+
+def _triple(values: list[float]) -> str:
+    return "/".join(f"{v:.2f}" for v in values)
+
+
+def _inline(mapping: dict) -> str:
+    return ", ".join(f"{key} {plain(value)}" for key, value in mapping.items())
+
+
+def section(record: dict, source: Path) -> list[str]:
+    spec = SECTIONS.get(record["benchmark"])
+    title = spec.title if spec else record["benchmark"]
+    lines = [f"## {title}", ""]
+    if spec:
+        lines += [spec.about, ""]
+    for caption, columns, rows in (spec.tables if spec else _generic_tables)(record):
+        if caption:
+            lines += [f"**{caption}**", ""]
+        lines += markdown_table(columns, rows) + [""]
+    reading = spec.reading(record) if spec else []
+    if reading:
+        lines += [" ".join(reading), ""]
+    if record.get("note"):
+        lines += [f"*Note:* {record['note']}", ""]
+    lines += provenance(record, source) + [""]
+    return lines
+
+
+def render(results: Path = RESULTS) -> str:
+    """The whole of docs/results.md from the JSON files under `results`."""
+    records = []
+    for path in sorted(results.glob("*.json")):
+        record = json.loads(path.read_text())
+        record.setdefault("benchmark", path.stem)
+        records.append((path, record))
+    rank = {name: i for i, name in enumerate(ORDER)}
+    records.sort(key=lambda item: (rank.get(item[1]["benchmark"], len(ORDER)), item[1]["benchmark"]))
+    lines = [
+        "# Measured results",
+        "",
+        "<!-- Generated by bench/report.py from bench/results/*.json; do not edit by hand. -->",
+        "",
+        "Every number below was written by a benchmark under `bench/` into `bench/results/<name>.json`, "
+        "together with the commit, date, machine and command it came from, and rendered here by "
+        "`bench/report.py`. To refresh a section, rerun its command (each script's `--help` lists its "
+        "options), then `.venv/bin/python bench/report.py`. The benchmarks read the registered models of "
+        "`$MLFLOW_TRACKING_URI` (default `sqlite:///mlflow.db`), so run the pipeline (`bin/run`) first.",
+        "",
+    ]
+    if records:
+        lines += ["Sections:", ""]
+        for _, record in records:
+            spec = SECTIONS.get(record["benchmark"])
+            title = spec.title if spec else record["benchmark"]
+            lines.append(f"- [{title}](#{_anchor(title)})")
+        lines.append("")
+    else:
+        lines += ["No results yet.", ""]
+    for path, record in records:
+        lines += section(record, path)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _anchor(title: str) -> str:
+    """GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens."""
+    kept = "".join(ch for ch in title.lower() if ch.isalnum() or ch in " -_")
+    return kept.replace(" ", "-")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default=str(RESULTS), help="folder of the benchmarks' JSON files")
+    parser.add_argument("--output", default=str(OUTPUT), help="the Markdown file to write or check")
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 when the output differs from what the JSON gives"
+    )
+    args = parser.parse_args()
+    text = render(Path(args.results))
+    output = Path(args.output)
+    if args.check:
+        current = output.read_text() if output.is_file() else None
+        if current != text:
+            print(
+                f"{output} is stale: it differs from what {args.results}/*.json gives; "
+                "run .venv/bin/python bench/report.py",
+                file=sys.stderr,
+            )
+            sys.exit(1)
+        print(f"{output} is up to date")
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import data, tracking
+from pipeline import inputs, tracking
 from pipeline.errors import UserError
 from serving.files import sha256_file, write_atomic_with
 
@@ -47,12 +47,12 @@ class Extractor:
         self.test_accuracy = test_accuracy
         self.identity = identity or sha256_file(onnx_path)[:16]
 
-    def real_features(self, spec: data.DatasetSpec, split: str, limit: int = 0) -> np.ndarray:
+    def real_features(self, spec: inputs.DatasetSpec, split: str, limit: int = 0) -> np.ndarray:
         """Features of the first ``limit`` images of a split (0 = all), cached per (dataset, extractor)."""
         path = cache_dir() / f"{spec.name}-{spec.version}" / self.identity / f"{split}-{limit or 'all'}.npy"
         if path.is_file():
             return np.load(path)
-        images, _ = data.load_arrays(spec, split, limit=limit)
+        images, _ = inputs.load_arrays(spec, split, limit=limit)
         feats, _ = self(images.astype(np.float32) / 255.0)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic_with(path, lambda out: np.save(out, feats))
@@ -94,7 +94,7 @@ def recipe_version(epochs: int = EPOCHS, examples: int = 0) -> str:
     return f"{classifier.VERSION}-e{epochs}-n{examples}"
 
 
-def get_extractor(spec: data.DatasetSpec, seed: int = 0, epochs: int = EPOCHS, examples: int = 0) -> Extractor:
+def get_extractor(spec: inputs.DatasetSpec, seed: int = 0, epochs: int = EPOCHS, examples: int = 0) -> Extractor:
     """The registered extractor for ``spec``'s dataset, training and registering it if missing.
 
     Args:
@@ -113,7 +113,7 @@ def get_extractor(spec: data.DatasetSpec, seed: int = 0, epochs: int = EPOCHS, e
     return Extractor(str(onnx_path), version, float(found.tags["test_accuracy"]), identity)
 
 
-def run_features(spec: data.DatasetSpec, seed: int = 0, epochs: int = EPOCHS, examples: int = 0):
+def run_features(spec: inputs.DatasetSpec, seed: int = 0, epochs: int = EPOCHS, examples: int = 0):
     """Train, export and register the classifier; returns the registered model version."""
     import keras
     import mlflow
@@ -126,8 +126,8 @@ def run_features(spec: data.DatasetSpec, seed: int = 0, epochs: int = EPOCHS, ex
     if not spec.class_names:
         raise UserError(f"dataset '{spec.name}' has no labels; the feature extractor needs a labelled dataset")
     version = recipe_version(epochs, examples)
-    train_x, train_y = data.load_arrays(spec, "train", limit=examples)
-    test_x, test_y = data.load_arrays(spec, "test")
+    train_x, train_y = inputs.load_arrays(spec, "train", limit=examples)
+    test_x, test_y = inputs.load_arrays(spec, "test")
     train_x, test_x = train_x.astype(np.float32) / 255.0, test_x.astype(np.float32) / 255.0
     keras.utils.set_random_seed(seed)
     network = classifier.build_classifier(spec.image_shape, len(spec.class_names))

@@ -1,0 +1,226 @@
+"""Input pipeline: what the stages read from a dataset the data stage prepared.
+
+Reads: the prepared TFDS dataset (in the TFDS data dir), and the data run's params to find it.
+Gives: its description (``DatasetSpec``: shape, classes, splits), the seeded ``tf.data``
+training pipeline the models train on, and the test and train splits as numpy arrays for
+evaluation and the feature extractor. Writes nothing; preparing the dataset is ``pipeline/data.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from pipeline.errors import UserError
+from serving.files import first_line
+
+# Image datasets known to work (shown when a name is unknown); any TFDS image dataset may be tried.
+SUGGESTED_DATASETS = ("fashion_mnist", "mnist", "kmnist", "cifar10", "svhn_cropped")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What the rest of the pipeline needs to know about a prepared dataset."""
+
+    name: str
+    version: str
+    image_shape: tuple[int, int, int]  # (height, width, channels)
+    class_names: tuple[str, ...]
+    splits: dict[str, int]  # split name -> number of examples
+    tfds_dir: str
+    verified: str  # how the source files were verified
+
+    def as_params(self) -> dict[str, str]:
+        return {
+            "dataset.name": self.name,
+            "dataset.version": self.version,
+            "dataset.image_shape": "x".join(map(str, self.image_shape)),
+            "dataset.num_classes": str(len(self.class_names)),
+            "dataset.tfds_dir": self.tfds_dir,
+            **{f"dataset.split.{k}": str(v) for k, v in self.splits.items()},
+        }
+
+
+# ---- the dataset and its description -----------------------------------------------------------
+def import_tfds():
+    """tensorflow_datasets (imported on first use: it pulls in TensorFlow), with the progress bar
+    off and few download retries."""
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.download import downloader
+
+    tfds.disable_progress_bar()
+    # TFDS retries a failed download with exponential back-off (minutes when offline);
+    # a few quick retries tell "no network" from a hiccup just as well.
+    downloader.MAX_RETRIES = min(getattr(downloader, "MAX_RETRIES", 3), 3)
+    return tfds
+
+
+def tfds_data_dir(tfds_dir: str) -> str:
+    """The TFDS data dir: ``tfds_dir``, else $TFDS_DATA_DIR, else ~/tensorflow_datasets."""
+    return os.path.expanduser(tfds_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets"))
+
+
+def tfds_builder(name: str, data_dir: str):
+    """The TFDS builder of ``name`` ("fashion_mnist", or "name/config:version") over ``data_dir``.
+
+    Raises:
+        UserError: TFDS does not know the name, or cannot build it (bad config or version).
+    """
+    tfds = import_tfds()
+    try:
+        return tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise UserError(
+            f"unknown dataset '{name}'; valid: {', '.join(SUGGESTED_DATASETS)} "
+            "or any TFDS image dataset (python -c 'import tensorflow_datasets as t; print(t.list_builders())')"
+        ) from None
+    except Exception as error:  # a bad config or version in "name/config:version"
+        raise UserError(f"dataset '{name}' cannot be loaded by TFDS ({first_line(error)}); check the name") from None
+
+
+def spec_from_builder(builder, data_dir: str, verified: str) -> DatasetSpec:
+    """Describe the dataset of a prepared ``builder``, checking that the models can read it.
+
+    Raises:
+        UserError: no fixed-size image feature, sides not divisible by 4, or no train or test split.
+    """
+    features = builder.info.features
+    if "image" not in features or features["image"].shape[0] is None:
+        raise UserError(
+            f"dataset '{builder.name}' has no fixed-size 'image' feature; pick an image dataset "
+            f"such as {', '.join(SUGGESTED_DATASETS)}"
+        )
+    height, width, channels = features["image"].shape
+    if height % 4 or width % 4:
+        raise UserError(f"dataset '{builder.name}' has {height}x{width} images; the models need sides divisible by 4")
+    missing = [split for split in ("train", "test") if split not in builder.info.splits]
+    if missing:
+        raise UserError(f"dataset '{builder.name}' has no {' or '.join(missing)} split; pick one with train and test")
+    names = tuple(features["label"].names) if "label" in features else ()
+    return DatasetSpec(
+        name=builder.name,
+        version=str(builder.info.version),
+        image_shape=(height, width, channels),
+        class_names=names,
+        splits={name: split.num_examples for name, split in builder.info.splits.items()},
+        tfds_dir=data_dir,
+        verified=verified,
+    )
+
+
+def describe(dataset: str, tfds_dir: str = "") -> DatasetSpec:
+    """The spec of an already prepared dataset (raises UserError when it is not prepared)."""
+    data_dir = tfds_data_dir(tfds_dir)
+    builder = tfds_builder(dataset, data_dir)
+    if not builder.is_prepared():
+        raise UserError(
+            f"dataset '{dataset}' is not prepared in {data_dir}; run 'latentforge data --dataset {dataset}' first"
+        )
+    return spec_from_builder(builder, data_dir, "already prepared")
+
+
+def spec_from_run(data_run_id: str, tfds_dir: str = "") -> DatasetSpec:
+    """The dataset a data run prepared, read from ``tfds_dir`` when given (this machine's TFDS
+    dir), else from the dir the data run recorded."""
+    from pipeline import tracking
+
+    run = tracking.get_run(data_run_id, "data")
+    return describe(run.data.params["dataset.name"], tfds_dir or run.data.params["dataset.tfds_dir"])
+
+
+# ---- tf.data -------------------------------------------------------------------------------
+def _load(spec: DatasetSpec, split: str, examples: int = 0, **kwargs):
+    """tfds.load of a split, or of its first ``examples`` examples."""
+    name = f"{split}[:{examples}]" if examples else split
+    return import_tfds().load(spec.name, split=name, data_dir=spec.tfds_dir, try_gcs=False, **kwargs)
+
+
+def normalize(images, value_range: str):
+    """uint8 images -> float32 in [0, 1] ("unit") or [-1, 1] ("tanh")."""
+    import tensorflow as tf
+
+    images = tf.cast(images, tf.float32)
+    if value_range == "unit":
+        return images / 255.0
+    if value_range == "tanh":
+        return images / 127.5 - 1.0
+    raise ValueError(f"unknown value range {value_range!r}; expected 'unit' or 'tanh'")
+
+
+def training_dataset(
+    spec: DatasetSpec,
+    *,
+    batch_size: int,
+    value_range: str,
+    seed: int,
+    examples: int = 0,
+    repeat: bool = False,
+    binarize: bool = False,
+    labels: bool = False,
+):
+    """Normalized, cached, shuffled (seeded), batched and prefetched training images
+    (``(images, labels)`` pairs with ``labels=True``).
+
+    Args:
+        spec: the prepared dataset.
+        batch_size: global batch size; the last partial batch is dropped so every step
+            has the same shape (needed by tf.distribute and by the GAN step).
+        value_range: "unit" for [0, 1] (VAE) or "tanh" for [-1, 1] (GANs).
+        seed: shuffle seed.
+        examples: use only the first N training examples (0 = all).
+        repeat: repeat forever (when the trainer counts steps per epoch).
+        binarize: dynamic binarization: each pixel becomes 1 with probability its grey level,
+            drawn afresh every epoch (the protocol of binarized-MNIST likelihood tables).
+        labels: also yield the class labels (int32), for conditional models.
+    """
+    import tensorflow as tf
+
+    if labels and not spec.class_names:
+        raise UserError(f"dataset {spec.name} has no labels; conditional models need a labelled dataset")
+    ds = _load(spec, "train", examples)
+    if labels:
+        ds = ds.map(
+            lambda ex: (normalize(ex["image"], value_range), tf.cast(ex["label"], tf.int32)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    else:
+        ds = ds.map(lambda ex: normalize(ex["image"], value_range), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.cache()
+    count = examples or spec.splits["train"]
+    if count < batch_size:
+        raise UserError(f"batch_size {batch_size} is larger than the {count} training examples; lower batch_size")
+    ds = ds.shuffle(min(count, 20000), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size, drop_remainder=True)
+    if binarize:
+        ds = ds.map(
+            lambda x: tf.cast(tf.random.uniform(tf.shape(x), seed=seed) < x, tf.float32),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def grey_test_images(spec: DatasetSpec):
+    """The test split in [0, 1]: float32 (n, h, w, c)."""
+    import numpy as np
+
+    images, _ = load_arrays(spec, "test")
+    return images.astype(np.float32) / 255.0
+
+
+def binarized_test_images(spec: DatasetSpec, seed: int = 0):
+    """The test split in [0, 1], binarized once with a fixed seed: float32 (n, h, w, c) of 0/1."""
+    import numpy as np
+
+    grey = grey_test_images(spec)
+    return (np.random.default_rng(seed).random(grey.shape, dtype=np.float32) < grey).astype(np.float32)
+
+
+def load_arrays(spec: DatasetSpec, split: str, limit: int = 0):
+    """(uint8 images (n, h, w, c), int labels (n,)) of a split, as numpy arrays."""
+    import numpy as np
+
+    ds = import_tfds().as_numpy(_load(spec, split, limit, batch_size=-1))
+    labels = ds["label"] if "label" in ds else np.zeros(len(ds["image"]), dtype=np.int64)
+    return ds["image"], labels

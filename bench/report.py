@@ -48,7 +48,10 @@ def plain(value: object) -> str:
 
 
 def times(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.2f}×"
+    """A ratio for prose: whole numbers from 10 up, one decimal below."""
+    if value is None:
+        return "-"
+    return f"{value:,.0f}×" if value >= 10 else f"{value:.1f}×"
 
 
 @dataclass(frozen=True)
@@ -199,8 +202,8 @@ EVALUATE = Section(
         "and feature extraction (both in onnxruntime), then every metric of the default list. Scores are "
         "in the feature space of latentforge's own Fashion-MNIST classifier, not Inception's, so they "
         "compare with each other, not with published FIDs. `fid_floor` is the FID of training images "
-        "against test images: what a perfect generator would score. Lower is better for `fid`, `fid_floor` "
-        "and `kid`; higher is better for precision, recall, density, coverage, classes hit and class entropy."
+        "against test images: what a perfect generator would score. Lower is better for `fid` and `kid`; "
+        "higher is better for precision, recall, density, coverage, classes hit and class entropy."
     ),
     tables=_evaluate_tables,
     reading=_evaluate_reading,

@@ -43,10 +43,28 @@ class InterpolateRequest(_Body):
     format: Literal["png", "npy", "json"] = "png"
 
 
-def validation_message(errors) -> str:
-    """FastAPI's validation errors -> one line naming each field and what to change."""
+def validation_message(errors, body=None) -> str:
+    """FastAPI's validation errors -> one line naming each field and what to change; a body that
+    is not JSON at all -> what is wrong and where (``body`` is the text FastAPI tried to parse)."""
+    if errors and errors[0].get("type") == "json_invalid":
+        return _json_message(errors[0], body)
     parts = []
     for e in errors[:5]:
         where = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
         parts.append(f"{where}: {e.get('msg', 'invalid')}")
     return "; ".join(parts) + ("" if len(errors) <= 5 else f"; and {len(errors) - 5} more")
+
+
+def _json_message(error, document) -> str:
+    """'body is not valid JSON: expecting value at line 1 column 9': json.JSONDecodeError's own
+    words (FastAPI passes them as ``ctx.error``) and its line and column, counted from 1."""
+    reason = str(error.get("ctx", {}).get("error", "cannot be parsed"))
+    # "Unterminated string starting at", "Invalid control character at": the position follows
+    reason = (reason[:1].lower() + reason[1:]).removesuffix(" at")
+    location = error.get("loc", ())
+    position = location[-1] if location else None  # a character index into the document
+    if not isinstance(document, str) or not isinstance(position, int) or not 0 <= position <= len(document):
+        return f"body is not valid JSON: {reason}"
+    line = document.count("\n", 0, position) + 1
+    column = position - document.rfind("\n", 0, position)  # as json.JSONDecodeError.colno
+    return f"body is not valid JSON: {reason} at line {line} column {column}"

@@ -4,7 +4,10 @@ request answered 4xx with JSON (and the server still serving), concurrency, relo
 from __future__ import annotations
 
 import io
+import json
 import shutil
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -156,6 +159,46 @@ def test_unknown_label_bad_uploads_and_oversized_bodies(cdcgan, vae):
     assert requests.post(vae + "/v1/generate", json={"n": 1}).status_code == 200
 
 
+def _post_whole_body_first(url: str, data, headers: dict | None = None) -> tuple[int, dict]:
+    """POST with Python's urllib, which sends all of the body (and 'Connection: close') before it
+    reads a byte of the answer; (status, JSON answer)."""
+    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.loads(error.read())
+
+
+def test_an_oversized_body_sent_whole_before_reading_still_gets_the_413_json(dcgan):
+    # A server that answers 413 and closes with the body unread resets the connection: this
+    # client then saw "connection reset by peer" instead of the answer.
+    over = {"error": "request body over 1000000 bytes; send a smaller one"}
+    for _ in range(3):
+        declared = _post_whole_body_first(dcgan + "/v1/generate", b"x" * (8 << 20))  # Content-Length: 8 MiB
+        assert declared == (413, over)
+        chunked = _post_whole_body_first(dcgan + "/v1/generate", (b"x" * (1 << 20) for _ in range(8)))  # no length
+        assert chunked == (413, over)
+    assert _post_whole_body_first(dcgan + "/v1/generate", json.dumps({"n": 1, "format": "json"}).encode())[0] == 200
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"{x}", "expecting property name enclosed in double quotes at line 1 column 2"),
+        (b'{"n": 1,', "expecting property name enclosed in double quotes at line 1 column 9"),
+        (b'{"n": 2, "seed": }', "expecting value at line 1 column 18"),
+        (b'{"n": 1}\n{"n": 2}', "extra data at line 2 column 1"),
+        (b'\n\n  {"n": 1 "seed": 2}', "expecting ',' delimiter at line 3 column 11"),
+        (b'{"format": "pn', "unterminated string starting at line 1 column 12"),
+    ],
+)
+def test_malformed_json_says_what_is_wrong_and_where(dcgan, data, message):
+    answer = requests.post(dcgan + "/v1/generate", data=data, headers={"content-type": "application/json"})
+    assert answer.status_code == 422 and answer.json() == {"error": f"body is not valid JSON: {message}"}
+
+
 def test_concurrent_load_has_no_errors_and_is_batched(dcgan):
     session = requests.Session()
 
@@ -183,6 +226,15 @@ def test_bearer_token(exports, monkeypatch):
         assert wrong.status_code == 401
         ok = requests.post(server.url + "/v1/generate", json={"n": 1}, headers={"authorization": "Bearer s3cret"})
         assert ok.status_code == 200
+
+
+def test_a_refused_token_with_a_big_body_still_gets_the_401_json(exports, monkeypatch):
+    monkeypatch.setenv("LATENTFORGE_TOKEN", "s3cret")
+    with RunningServer(ServeSettings(model=str(exports["dcgan"]))) as server:
+        status, answer = _post_whole_body_first(server.url + "/v1/generate", b"x" * 900_000)  # under the limit
+        assert status == 401 and "bearer token" in answer["error"]
+        status, answer = _post_whole_body_first(server.url + "/v1/generate", b"x" * (8 << 20))  # and over it
+        assert status == 401 and "bearer token" in answer["error"]
 
 
 def test_reload_under_load_loses_no_request(exports, tmp_path):

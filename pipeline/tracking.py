@@ -7,7 +7,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from serving.files import DEFAULT_TRACKING_URI
+from serving.files import use_tracking_store
 
 STAGE_TAG = "latentforge.stage"
 KEY_TAG = "latentforge.key"
@@ -19,9 +19,7 @@ def setup(experiment: str) -> str:
     """Point MLflow at MLFLOW_TRACKING_URI (default sqlite:///mlflow.db) and the experiment."""
     import mlflow
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-    mlflow.set_tracking_uri(uri)
+    uri = use_tracking_store()
     if not os.environ.get("MLFLOW_EXPERIMENT_ID"):  # mlflow run sets this for us
         mlflow.set_experiment(experiment)
     return uri

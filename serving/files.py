@@ -48,3 +48,16 @@ def write_atomic_with(path: str | Path, write: Callable[[BinaryIO], object]) -> 
     except BaseException:  # an interrupted write must not leave a .partial behind either
         partial.unlink(missing_ok=True)
         raise
+
+
+def use_tracking_store() -> str:
+    """Point MLflow at ``MLFLOW_TRACKING_URI`` (default ``sqlite:///mlflow.db``), without
+    artifact-download progress bars; returns the URI."""
+    import os
+
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    mlflow.set_tracking_uri(uri)
+    return uri

@@ -8,14 +8,19 @@ import math
 import numpy as np
 
 
-def to_uint8(images: np.ndarray, value_range: str) -> np.ndarray:
-    """float images in [-1, 1] ("tanh") or [0, 1] ("unit") -> uint8 in [0, 255]."""
+def to_unit(images: np.ndarray, value_range: str) -> np.ndarray:
+    """float images in [-1, 1] ("tanh") or [0, 1] ("unit") -> float32 in [0, 1] (not clipped)."""
     images = np.asarray(images, dtype=np.float32)
     if value_range == "tanh":
-        images = (images + 1.0) * 0.5
-    elif value_range != "unit":
+        return (images + 1.0) * 0.5
+    if value_range != "unit":
         raise ValueError(f"unknown value range {value_range!r}; expected 'tanh' or 'unit'")
-    return np.clip(np.rint(images * 255.0), 0, 255).astype(np.uint8)
+    return images
+
+
+def to_uint8(images: np.ndarray, value_range: str) -> np.ndarray:
+    """float images in [-1, 1] ("tanh") or [0, 1] ("unit") -> uint8 in [0, 255]."""
+    return np.clip(np.rint(to_unit(images, value_range) * 255.0), 0, 255).astype(np.uint8)
 
 
 def grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:

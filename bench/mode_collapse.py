@@ -63,13 +63,15 @@ def main() -> None:
     data_run_id = None
     for variant in args.variants.split(","):
         for seed in seeds:
-            config = Config(
-                model="dcgan",
-                epochs=args.epochs,
-                steps_per_epoch=args.steps_per_epoch,
-                seed=seed,
-                eval_samples=args.eval_samples,
-                **VARIANTS[variant],
+            config = Config.from_dict(
+                {
+                    "model": "dcgan",
+                    "epochs": args.epochs,
+                    "steps_per_epoch": args.steps_per_epoch,
+                    "seed": seed,
+                    "eval_samples": args.eval_samples,
+                    **VARIANTS[variant],
+                }
             ).resolved()
             if data_run_id is None:
                 data_run_id, _ = data.run_data(config)

@@ -1,71 +1,273 @@
-"""Model families by name: how to build each from a config, and what each hands out."""
+"""Model families: the interface each implements, and the registry that finds them by name.
+
+A family is one module under ``models/families/`` (or anywhere, e.g. a test) that subclasses
+``Family`` and decorates it with ``@register``, the way StyleGAN2-ADA names a network by
+``class_name`` + kwargs and ``pipeline/metrics.py`` registers metrics. It owns everything
+particular to it: its typed ``options`` (a dataclass; fields carry their help text), how to
+build its networks and compiled training model (``build``), what it exports and with which
+signature (``exports``), its value range, primary metric and its direction, and any
+evaluation extras (``evaluation_extras``). The stages and ``serving/`` ask the family (or the
+model card it wrote); none of them branches on a family's name.
+
+Family modules import Keras only inside their methods, so the registry (and the CLI that
+lists every family's options) loads without TensorFlow.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import dataclasses
+import importlib
+import math
+import pkgutil
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-import keras
+from models.signature import Signature
 
-
-@dataclass(frozen=True)
-class Family:
-    name: str
-    value_range: str  # "tanh" ([-1, 1]) or "unit" ([0, 1]) for images in and out
-    primary_metric: str  # the metric promotion compares (lower is better)
-    binarized: bool = False  # trains on dynamically binarized images (a Bernoulli likelihood's own data)
-    adversarial: bool = False  # a GAN: takes the GAN options (loss, replay, minibatch std, EMA, ...)
-    conditional: bool = False  # the generator takes [z, label]
-    encoder: bool = False  # has an encoder that is exported too (image -> latent)
-    about: str = ""
+FAMILIES: dict[str, Family] = {}
 
 
-FAMILIES = {
-    "dcgan": Family("dcgan", "tanh", "fid", adversarial=True, about="DCGAN (Radford et al. 2015)"),
-    "gan": Family("gan", "tanh", "fid", adversarial=True, about="fully connected GAN (Goodfellow et al. 2014)"),
-    "cdcgan": Family(
-        "cdcgan", "tanh", "fid", adversarial=True, conditional=True, about="conditional DCGAN (label in G and D)"
-    ),
-    "vae": Family("vae", "unit", "test_iwae_nll", binarized=True, encoder=True, about="VAE (Kingma & Welling 2013)"),
-    "ae": Family("ae", "unit", "fid", encoder=True, about="convolutional autoencoder (deterministic)"),
-}
+def option(default, about: str, **checks):
+    """A family option: a dataclass field with its help text (the CLI's and MLproject's).
+
+    ``checks``: ``choices`` (allowed values), ``low``/``high`` (inclusive bounds), ``below``
+    (exclusive upper bound); ``Options.validate`` enforces them."""
+    return dataclasses.field(default=default, metadata={"help": about, **checks})
 
 
 @dataclass(frozen=True)
-class GanOptions:
-    """The GAN-training options of a config (see ``models.gan.GAN``)."""
+class Options:
+    """Base of a family's options: typed fields made with ``option``. Override ``check`` for
+    rules that relate fields (raise ``ValueError`` with a message that names the fix)."""
 
-    loss: str = "ns"
-    critic_steps: int = 1
-    gp_weight: float = 10.0
-    label_smoothing: float = 0.0
-    replay: int = 0  # replay buffer size; 0 = off
-    replay_ratio: float = 0.5
-    minibatch_std: bool = False
-    ema: float = 0.0
+    def check(self, batch_size: int) -> None:
+        """Cross-field rules; ``batch_size`` is the run's global batch."""
 
-    @classmethod
-    def from_dict(cls, data: dict | None) -> GanOptions:
-        data = data or {}
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+    def check_replicas(self, replicas: int) -> None:
+        """Raise ValueError when these options cannot train on ``replicas`` devices."""
+
+    def resolved(self) -> Options:
+        """A copy with "0 = the default" fields filled in."""
+        return self
+
+    def validate(self, batch_size: int) -> None:
+        for f in dataclasses.fields(self):
+            value, meta = getattr(self, f.name), f.metadata
+            if "choices" in meta and value not in meta["choices"]:
+                raise ValueError(f"unknown {f.name} '{value}'; valid: {', '.join(map(str, meta['choices']))}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number, got {value}")
+            if "low" in meta and value < meta["low"]:
+                raise ValueError(f"{f.name} must be >= {meta['low']}, got {value}")
+            if "high" in meta and value > meta["high"]:
+                raise ValueError(f"{f.name} must be <= {meta['high']}, got {value}")
+            if "below" in meta and value >= meta["below"]:
+                raise ValueError(f"{f.name} must be < {meta['below']}, got {value}")
+        self.check(batch_size)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return dataclasses.asdict(self)
 
 
-def _gan_optimizers(learning_rate: float, loss: str):
-    # WGAN-GP's Adam settings (Gulrajani et al. use beta_1 0, beta_2 0.9; Keras's example 0.5, 0.9).
-    beta_2 = 0.9 if loss == "wgan-gp" else 0.999
-    return {
-        "d_optimizer": keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=beta_2),
-        "g_optimizer": keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=beta_2),
-    }
+@dataclass(frozen=True)
+class NoOptions(Options):
+    """A family without options of its own."""
 
 
-DCGAN_WIDTH = 64  # = pipeline.config.MODEL_DEFAULTS (kept apart: no TF import there)
-VAE_WIDTH = 32
+@dataclass(frozen=True)
+class Export:
+    """One network a family ships: ``stem`` names the files (``<stem>.onnx``,
+    ``<stem>_savedmodel/``); the first export of a family is its generator (stem "generator")."""
+
+    stem: str
+    network: Any
+    signature: Signature
 
 
-def build(
+@dataclass(frozen=True)
+class ModelSpec:
+    """What is needed to rebuild a trained model: the train stage writes it as ``model.json``,
+    export and evaluate read it back (``from_dict`` accepts files written before ``options``
+    replaced the GAN-only ``gan``)."""
+
+    model: str
+    latent_dim: int
+    image_shape: tuple[int, int, int]
+    value_range: str
+    dataset: str
+    dataset_version: str
+    class_names: tuple[str, ...]
+    options: dict
+    learning_rate: float
+    width: int
+    lr_schedule: str = "constant"
+    precision: str = "float32"  # of training; the saved weights are float32
+    seed: int = 0
+    binarized: bool = False
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["image_shape"], out["class_names"] = list(self.image_shape), list(self.class_names)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelSpec:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values.setdefault("options", data.get("gan") or {})
+        values["image_shape"] = tuple(values["image_shape"])
+        values["class_names"] = tuple(values.get("class_names") or ())
+        values.setdefault("width", 0)
+        return cls(**values)
+
+
+class Family:
+    """A model family. Subclass it in one module, set the class attributes, implement
+    ``build_model`` and ``exports`` (override the other methods where the family needs to),
+    and decorate the class with ``@register``.
+
+    Class attributes:
+        name: the ``model`` value that picks it (``-P model=<name>``).
+        summary: one line for help texts.
+        options: its options dataclass (subclass of ``Options``); ``NoOptions`` if none.
+        value_range: "tanh" ([-1, 1]) or "unit" ([0, 1]): images in and out.
+        primary_metric, higher_is_better: what promotion compares, and which way is better.
+        labels: trains on (image, label) pairs; the dataset must have class labels.
+        binarized: trains on dynamically binarized images (a Bernoulli likelihood's own data).
+        validates: evaluates on the test split each epoch (``test_step``).
+        mixed_precision: validated under ``precision=mixed_bfloat16``.
+        defaults: ``latent_dim``, ``learning_rate`` and ``width`` (0 = the family has no width).
+    """
+
+    name: ClassVar[str]
+    order: ClassVar[int] = 100  # position in listings (help, errors, MLproject)
+    summary: ClassVar[str] = ""
+    options: ClassVar[type[Options]] = NoOptions
+    value_range: ClassVar[str] = "tanh"
+    primary_metric: ClassVar[str] = "fid"
+    higher_is_better: ClassVar[bool] = False
+    labels: ClassVar[bool] = False
+    binarized: ClassVar[bool] = False
+    validates: ClassVar[bool] = False
+    mixed_precision: ClassVar[bool] = False
+    defaults: ClassVar[dict] = {"latent_dim": 100, "learning_rate": 2e-4, "width": 0}
+
+    def build_model(self, spec: ModelSpec, options: Options, learning_rate):
+        """A compiled training model with freshly initialized networks (override).
+
+        ``learning_rate`` is a number or a Keras schedule."""
+        raise NotImplementedError
+
+    def exports(self, model, spec: ModelSpec) -> list[Export]:
+        """The networks to ship, generator first, each with its signature (override)."""
+        raise NotImplementedError
+
+    def evaluation_extras(self, load_model, load_test_images, config) -> dict:
+        """Family-specific numbers on the test split (e.g. the VAE's likelihood bounds); none by
+        default. ``load_model()`` returns the trained training model, ``load_test_images()`` the
+        test split in [0, 1] (binarized when the family is); each loads only when called.
+        ``config`` is the run's config (read-only)."""
+        return {}
+
+    def protocol(self, config) -> str:
+        """What, beyond the common protocol, decides the family's numbers (e.g. ";iwae_k=64")."""
+        return ""
+
+    def build(self, spec: ModelSpec, learning_rate=None):
+        """``build_model`` with the weight initialization seeded and the options typed."""
+        import keras
+
+        keras.utils.set_random_seed(spec.seed)
+        options = make_options(self, spec.options).resolved()
+        model = self.build_model(spec, options, spec.learning_rate if learning_rate is None else learning_rate)
+        model.build_optimizers()
+        return model
+
+
+def register(cls: type[Family]) -> type[Family]:
+    """Class decorator: add a ``Family`` subclass to the registry under ``cls.name``.
+
+    An option may be shared between families (the GAN families share ``GanOptions``); a name
+    that another family uses with another type or default is refused."""
+    if not getattr(cls, "name", ""):
+        raise ValueError(f"{cls.__name__} needs a class attribute 'name'")
+    for f in dataclasses.fields(cls.options):
+        for other in FAMILIES.values():
+            same = {g.name: g for g in dataclasses.fields(other.options)}.get(f.name)
+            if other.name != cls.name and same is not None and (same.type, same.default) != (f.type, f.default):
+                raise ValueError(f"{cls.name}: option '{f.name}' means something else to {other.name}; rename it")
+    FAMILIES[cls.name] = cls()
+    return cls
+
+
+def unregister(name: str) -> None:
+    """Remove a family (tests that register their own)."""
+    FAMILIES.pop(name, None)
+
+
+_discovered = False
+
+
+def _discover() -> None:
+    """Import every module of ``models/families`` once (each registers its family)."""
+    global _discovered
+    if not _discovered:
+        _discovered = True
+        from models import families
+
+        for module in pkgutil.iter_modules(families.__path__):
+            importlib.import_module(f"{families.__name__}.{module.name}")
+
+
+def names() -> list[str]:
+    """Registered family names, by ``order``."""
+    _discover()
+    return sorted(FAMILIES, key=lambda n: FAMILIES[n].order)
+
+
+def get(name: str) -> Family:
+    """The family registered as ``name``; ValueError naming the valid ones otherwise."""
+    _discover()
+    if name not in FAMILIES:
+        raise ValueError(f"unknown model '{name}'; valid models: {', '.join(names())}")
+    return FAMILIES[name]
+
+
+def option_owners() -> dict[str, list[str]]:
+    """Every family option's name -> the families that take it (in registration order)."""
+    owners: dict[str, list[str]] = {}
+    for family in (get(n) for n in names()):
+        for f in dataclasses.fields(family.options):
+            owners.setdefault(f.name, []).append(family.name)
+    return owners
+
+
+def option_fields() -> dict[str, dataclasses.Field]:
+    """Every family option's dataclass field by name (one per name)."""
+    fields = {}
+    for n in names():
+        for f in dataclasses.fields(get(n).options):
+            fields.setdefault(f.name, f)
+    return fields
+
+
+def make_options(family: Family, values: dict | None) -> Options:
+    """``family.options`` from a dict of typed values; unknown names raise ValueError."""
+    values = dict(values or {})
+    known = {f.name for f in dataclasses.fields(family.options)}
+    legacy = {"loss": "gan_loss"}  # model.json files written before per-family options
+    values = {legacy.get(k, k) if legacy.get(k) in known else k: v for k, v in values.items()}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: not options of {family.name}")
+    return family.options(**values)
+
+
+def model_spec(
     kind: str,
     *,
     image_shape,
@@ -73,70 +275,29 @@ def build(
     learning_rate: float,
     seed: int,
     num_classes: int = 10,
-    gan: GanOptions | dict | None = None,
+    options: dict | None = None,
     width: int = 0,
-) -> keras.Model:
-    """A compiled training model of the given family, with freshly initialized networks.
+) -> ModelSpec:
+    """A ``ModelSpec`` of family ``kind`` for a dataset-free build (tests, benchmarks); classes
+    are named "0", "1", ...; ``width`` 0 = the family's default."""
+    family = get(kind)
+    return ModelSpec(
+        model=kind,
+        latent_dim=latent_dim,
+        image_shape=tuple(image_shape),
+        value_range=family.value_range,
+        dataset="",
+        dataset_version="",
+        class_names=tuple(str(i) for i in range(num_classes)),
+        options=dict(options or {}),
+        learning_rate=learning_rate,
+        width=width or family.defaults["width"],
+        seed=seed,
+        binarized=family.binarized,
+    )
 
-    ``learning_rate`` is a number or a Keras schedule; ``width`` is the networks' base channel
-    count (0 = the family's default; the fully connected GAN has none)."""
-    if kind not in FAMILIES:
-        raise ValueError(f"unknown model kind {kind!r}; valid: {', '.join(FAMILIES)}")
-    keras.utils.set_random_seed(seed)  # weight initialization
-    image_shape = tuple(image_shape)
-    if FAMILIES[kind].adversarial:
-        from models import dcgan
-        from models import gan as gan_module
-        from models.layers import ReplayBuffer
 
-        options = gan if isinstance(gan, GanOptions) else GanOptions.from_dict(gan)
-        conditional = FAMILIES[kind].conditional
-        if kind == "gan":
-            generator = gan_module.build_mlp_generator(latent_dim, image_shape)
-            discriminator = gan_module.build_mlp_discriminator(image_shape, minibatch_std=options.minibatch_std)
-        else:
-            classes = num_classes if conditional else 0
-            width = width or DCGAN_WIDTH
-            generator = dcgan.build_generator(latent_dim, image_shape, width=width, num_classes=classes)
-            discriminator = dcgan.build_discriminator(
-                image_shape, width=width, minibatch_std=options.minibatch_std, num_classes=classes
-            )
-        replay = ReplayBuffer(options.replay, image_shape, options.replay_ratio, seed=seed) if options.replay else None
-        model = gan_module.GAN(
-            generator,
-            discriminator,
-            latent_dim=latent_dim,
-            loss=options.loss,
-            critic_steps=options.critic_steps,
-            gp_weight=options.gp_weight,
-            label_smoothing=options.label_smoothing,
-            replay=replay,
-            ema_decay=options.ema,
-            num_classes=num_classes if conditional else 0,
-            seed=seed,
-        )
-        model.compile(**_gan_optimizers(learning_rate, options.loss))
-        model.build_optimizers()
-        return model
-    if kind == "vae":
-        from models import vae
-
-        model = vae.VAE(
-            # two convolutions per resolution and 512 hidden units: measured to reach a better
-            # likelihood bound per CPU-second than the AE's single-conv networks (README, VAE)
-            vae.build_encoder(image_shape, latent_dim, width or VAE_WIDTH, hidden=512, blocks=2),
-            vae.build_decoder(latent_dim, image_shape, width or VAE_WIDTH, hidden=512, blocks=2),
-            latent_dim=latent_dim,
-            seed=seed,
-        )
-    else:  # ae
-        from models import ae
-
-        model = ae.AutoEncoder(
-            ae.build_encoder(image_shape, latent_dim, width or VAE_WIDTH),
-            ae.build_decoder(latent_dim, image_shape, width or VAE_WIDTH),
-            latent_dim,
-        )
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
-    model.build_optimizers()
-    return model
+def build(kind: str, **spec):
+    """A compiled training model of family ``kind`` with freshly initialized networks:
+    ``get(kind).build(model_spec(kind, **spec))``."""
+    return get(kind).build(model_spec(kind, **spec))

@@ -12,11 +12,12 @@ import sys
 
 from pipeline import config as config_module
 from pipeline.errors import StageError, UserError, load_runtime
+from serving.files import write_atomic
 
 STAGE_FIELDS = {
     "main": None,  # every field
     "data": ("dataset", "data_dir", "tfds_dir", "experiment"),
-    "train": ("preset",) + config_module.TRAIN_FIELDS + ("tfds_dir", "experiment"),
+    "train": ("preset", *config_module.TRAIN_FIELDS, "tfds_dir", "experiment"),
     "features": ("dataset", "tfds_dir", "seed", "features_epochs", "features_examples", "experiment"),
     "evaluate": (
         "eval_samples",
@@ -84,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--columns", type=int, default=0, help="grid columns (default: square)")
     generate.add_argument(
         "--label", default=None, help="conditional models: a class name (e.g. Sneaker) or index; default every class"
+    )
+    generate.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set one of the generator's other inputs for every image (its model card lists them), e.g. psi=0.7",
     )
     generate.add_argument("--out", default="grid.png", help="output PNG path (default grid.png)")
     serve = commands.add_parser("serve", help="HTTP API over a generator (onnxruntime; see serving/server.py)")
@@ -180,20 +188,36 @@ def _generate(args) -> None:
         raise UserError(f"--out {out} is a folder; pass a file name such as {out / 'grid.png'}")
     if not out.parent.is_dir():
         raise UserError(f"output folder {out.parent} does not exist; create it or pass another --out")
+    values = _input_values(args.input)
     runtime = load_runtime(args.model)
     try:
-        generated = runtime.generate_uint8(args.n, args.seed, args.label)
+        runtime.labels(args.label, args.n)  # checked first, so the message can name the flag
     except ValueError as error:  # a label the model does not have, or a label for an unconditional model
         raise UserError(f"--label: {error}") from None
-    picture = images.grid(generated, columns=args.columns or None)
-    tmp = out.with_name(out.name + ".partial")
     try:
-        tmp.write_bytes(images.png_bytes(picture))
-        tmp.replace(out)
+        generated = runtime.generate_uint8(args.n, args.seed, args.label, values)
+    except ValueError as error:  # an input the model does not have, or a value out of its bounds
+        raise UserError(f"--input: {error}") from None
+    picture = images.grid(generated, columns=args.columns or None)
+    try:
+        write_atomic(out, images.png_bytes(picture))
     except OSError as error:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write {out}: {error.strerror}; pass another --out") from None
     print(f"wrote {out} ({args.n} images, seed {args.seed}, {runtime.card['model']} from {args.model})")
+
+
+def _input_values(items: list[str]) -> dict[str, float]:
+    """``--input NAME=VALUE`` flags -> {name: number}; UserError for a malformed one."""
+    values = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not (sep and name.strip()):
+                raise ValueError(item)
+            values[name.strip()] = float(value)
+        except ValueError:
+            raise UserError(f"--input {item!r}: give NAME=NUMBER, e.g. --input psi=0.7") from None
+    return values
 
 
 def _run_stage(args) -> None:
@@ -221,8 +245,8 @@ def _run_stage(args) -> None:
 
         print(run_train(config, args.data_run_id or None))
     elif args.command == "features":
-        from pipeline.data import describe
         from pipeline.features import get_extractor
+        from pipeline.inputs import describe
 
         extractor = get_extractor(
             describe(config.dataset, config.tfds_dir), config.seed, config.features_epochs, config.features_examples

@@ -11,85 +11,80 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from pipeline.errors import UserError
 
-MODELS = ("dcgan", "gan", "cdcgan", "vae", "ae")  # model kinds a config may name; see models/registry.py
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("float32", "mixed_bfloat16")
-MIXED_PRECISION_MODELS = ("vae", "ae")  # the families validated under mixed_bfloat16
-GAN_MODELS = ("dcgan", "gan", "cdcgan")
-GAN_LOSSES = ("minimax", "ns", "lsgan", "hinge", "wgan-gp")  # = models.losses.LOSSES (no TF import here)
-
-# Per-model defaults for fields whose config value 0 means "the model's default".
-MODEL_DEFAULTS = {
-    "dcgan": {"latent_dim": 100, "learning_rate": 2e-4, "width": 64},
-    "gan": {"latent_dim": 100, "learning_rate": 2e-4, "width": 0},  # fully connected: no width
-    "cdcgan": {"latent_dim": 100, "learning_rate": 2e-4, "width": 64},
-    "vae": {"latent_dim": 32, "learning_rate": 1e-3, "width": 32},
-    "ae": {"latent_dim": 32, "learning_rate": 1e-3, "width": 32},
-}
-WGAN_GP_CRITIC_STEPS = 5  # critic updates per generator update (Gulrajani et al. 2017)
-
 DEFAULT_IDX_DIR = "/usr/share/datasets/fashion-mnist"  # where Debian's dataset-fashion-mnist puts the files
+OPTIONS = "*options"  # in a list of field names: every family's options (see ``expand``)
+
+
+def setting(default, about: str):
+    """A config field with its help text (the CLI's and MLproject's)."""
+    return field(default=default, metadata={"help": about})
 
 
 @dataclass
 class Config:
-    """Everything a run depends on. Field comments are the CLI's help."""
+    """Everything a run depends on, but the family's own options, which live in ``options``
+    (the family's typed ``Options``; read them as ``config.options.<name>`` or ``config.<name>``).
+    Build it with ``Config.from_dict`` from flat names, as the CLI and MLproject do."""
 
-    preset: str = ""  # a named configuration (pipeline/presets.py); fields given too override it
-    model: str = "dcgan"  # dcgan | gan | cdcgan | vae | ae
-    dataset: str = "fashion_mnist"  # a TFDS image dataset name
-    epochs: int = 2  # passes over the training data (or over steps_per_epoch batches)
-    steps_per_epoch: int = 0  # batches per epoch; 0 = one full pass over the data
-    batch_size: int = 64  # global batch size (split across replicas under tf.distribute)
-    latent_dim: int = 0  # 0 = the model's default (GANs 100, VAE and AE 32)
-    learning_rate: float = 0.0  # 0 = the model's default (GANs 2e-4, VAE and AE 1e-3)
-    lr_schedule: str = "constant"  # constant | cosine (decays to 5% of learning_rate over the run)
-    width: int = 0  # base channel count of the networks; 0 = the model's default (DCGAN 64, VAE 32)
-    precision: str = "float32"  # float32 | mixed_bfloat16 (vae and ae: ~1.5-2x faster on CPUs with AMX/AVX512-BF16)
-    seed: int = 0  # seeds shuffling, weights, latents and sampling
-    gan_loss: str = "ns"  # GANs: minimax | ns (non-saturating) | lsgan | hinge | wgan-gp
-    critic_steps: int = 0  # GANs: D updates per G update; 0 = 5 for wgan-gp, else 1
-    gp_weight: float = 10.0  # wgan-gp: gradient penalty weight (lambda)
-    label_smoothing: float = 0.0  # GANs: one-sided; the real target becomes 1 - s (minimax, ns, lsgan)
-    replay: int = 0  # GANs: experience replay buffer size (old fakes); 0 = off
-    replay_ratio: float = 0.5  # GANs: fraction of D's fake batch drawn from the replay buffer
-    minibatch_std: int = 0  # GANs: 1 = mini-batch standard deviation layer in D
-    ema: float = 0.0  # GANs: decay of the generator's weight EMA, exported instead of G; 0 = off
-    train_examples: int = 0  # use only the first N training examples; 0 = all
-    eval_samples: int = 10000  # generated samples scored by the evaluate stage
-    metrics: str = "fid,fid_floor,kid_metric,pr,dc,classes"  # evaluate's metrics, comma-separated
-    iwae_k: int = 64  # importance samples of the VAE's likelihood bound (the literature's protocol: 5000)
-    iwae_examples: int = 0  # test images the IWAE bound averages over; 0 = all
-    features_epochs: int = 4  # epochs of the feature classifier (trained once per dataset)
-    features_examples: int = 0  # training examples of the feature classifier; 0 = all
-    data_dir: str = DEFAULT_IDX_DIR  # local IDX files used when TFDS cannot download
-    tfds_dir: str = ""  # TFDS data dir; "" = TFDS's default (~/tensorflow_datasets)
-    promote_margin: float = 0.0  # a challenger must beat the champion by more than this
-    primary_metric: str = (
-        ""  # the metric promotion compares; "" = the family's (fid for GANs, test_iwae_nll for the VAE)
+    preset: str = setting("", "a named configuration (pipeline/presets.py); fields given too override it")
+    model: str = setting("dcgan", "the model family (models/families/); e.g. dcgan, vae")
+    dataset: str = setting("fashion_mnist", "a TFDS image dataset name")
+    epochs: int = setting(2, "passes over the training data (or over steps_per_epoch batches)")
+    steps_per_epoch: int = setting(0, "batches per epoch; 0 = one full pass over the data")
+    batch_size: int = setting(64, "global batch size (split across replicas under tf.distribute)")
+    latent_dim: int = setting(0, "0 = the family's default (GANs 100, VAE and AE 32)")
+    learning_rate: float = setting(0.0, "0 = the family's default (GANs 2e-4, VAE and AE 1e-3)")
+    lr_schedule: str = setting("constant", "constant | cosine (decays to 5% of learning_rate over the run)")
+    width: int = setting(0, "base channel count of the networks; 0 = the family's default (DCGAN 64, VAE 32)")
+    precision: str = setting(
+        "float32", "float32 | mixed_bfloat16 (families that allow it: ~1.5-2x faster on CPUs with AMX/AVX512-BF16)"
     )
-    experiment: str = "latentforge"  # MLflow experiment name
+    seed: int = setting(0, "seeds shuffling, weights, latents and sampling")
+    train_examples: int = setting(0, "use only the first N training examples; 0 = all")
+    eval_samples: int = setting(10000, "generated samples scored by the evaluate stage")
+    metrics: str = setting("fid,fid_floor,kid_metric,pr,dc,classes", "evaluate's metrics, comma-separated")
+    iwae_k: int = setting(64, "VAE: importance samples of the likelihood bound (the literature's protocol: 5000)")
+    iwae_examples: int = setting(0, "VAE: test images the IWAE bound averages over; 0 = all")
+    features_epochs: int = setting(4, "epochs of the feature classifier (trained once per dataset)")
+    features_examples: int = setting(0, "training examples of the feature classifier; 0 = all")
+    data_dir: str = setting(DEFAULT_IDX_DIR, "local IDX files used when TFDS cannot download")
+    tfds_dir: str = setting("", 'TFDS data dir; "" = TFDS\'s default (~/tensorflow_datasets)')
+    promote_margin: float = setting(0.0, "a challenger must beat the champion by more than this")
+    primary_metric: str = setting("", 'the metric promotion compares; "" = the family\'s (GANs fid, VAE test_iwae_nll)')
+    experiment: str = setting("latentforge", "MLflow experiment name")
+    options: Any = field(default=None, metadata={"internal": True})  # the family's Options; None = its defaults
 
     def __post_init__(self) -> None:
+        from models import registry
+
         self._check_types()
-        if self.model not in MODELS:
-            raise UserError(f"unknown model '{self.model}'; valid models: {', '.join(MODELS)}")
-        self._check_gan_options()
+        try:
+            family = registry.get(self.model)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+        if self.options is None:
+            self.options = family.options()
+        if not isinstance(self.options, family.options):
+            raise UserError(f"options must be {family.options.__name__} for {self.model}; build with Config.from_dict")
         if self.lr_schedule not in LR_SCHEDULES:
             raise UserError(f"unknown lr_schedule '{self.lr_schedule}'; valid: {', '.join(LR_SCHEDULES)}")
         if self.precision not in PRECISIONS:
             raise UserError(f"unknown precision '{self.precision}'; valid: {', '.join(PRECISIONS)}")
-        if self.precision != "float32" and self.model not in MIXED_PRECISION_MODELS:
+        if self.precision != "float32" and not family.mixed_precision:
+            allowed = [n for n in registry.names() if registry.get(n).mixed_precision]
             raise UserError(
-                f"precision={self.precision} is validated for {', '.join(MIXED_PRECISION_MODELS)} only, "
+                f"precision={self.precision} is validated for {', '.join(allowed)} only, "
                 f"not {self.model}; drop it or pass precision=float32"
             )
         if self.width < 0 or self.width % 2:
             raise UserError(f"width must be an even number >= 2 (or 0 for the default), got {self.width}")
-        if self.width and not MODEL_DEFAULTS[self.model]["width"]:
+        if self.width and not family.defaults["width"]:
             raise UserError(f"width applies to convolutional models, not {self.model}; drop it")
         positive = {
             "epochs": self.epochs,
@@ -129,114 +124,110 @@ class Config:
             or not self.dataset.replace("_", "").replace("/", "").replace(":", "").replace(".", "").isalnum()
         ):
             raise UserError(f"dataset name '{self.dataset}' is not a TFDS name; e.g. fashion_mnist, mnist, cifar10")
-
-    def _check_gan_options(self) -> None:
-        if self.gan_loss not in GAN_LOSSES:
-            raise UserError(f"unknown gan_loss '{self.gan_loss}'; valid: {', '.join(GAN_LOSSES)}")
-        given = [f.name for f in fields(self) if f.name in GAN_FIELDS and getattr(self, f.name) != f.default]
-        if self.model not in GAN_MODELS and given:
-            raise UserError(
-                f"{', '.join(given)} apply to GAN models ({', '.join(GAN_MODELS)}), not {self.model}; drop them"
-            )
-        if self.critic_steps < 0 or self.replay < 0:
-            raise UserError("critic_steps and replay must be >= 0; pass 0 for the default (off)")
-        if self.minibatch_std not in (0, 1):
-            raise UserError(f"minibatch_std must be 0 or 1, got {self.minibatch_std}")
-        for name in ("label_smoothing", "replay_ratio", "ema", "gp_weight"):
-            if not math.isfinite(getattr(self, name)):
-                raise UserError(f"{name} must be a finite number, got {getattr(self, name)}")
-        if not 0.0 <= self.label_smoothing < 1.0 or not 0.0 <= self.ema < 1.0:
-            raise UserError("label_smoothing and ema must be in [0, 1); e.g. label_smoothing=0.1, ema=0.999")
-        if not 0.0 <= self.replay_ratio <= 1.0:
-            raise UserError(f"replay_ratio must be in [0, 1], got {self.replay_ratio}")
-        if self.gp_weight < 0:
-            raise UserError(f"gp_weight must be >= 0, got {self.gp_weight}")
-        if self.label_smoothing and self.gan_loss not in ("minimax", "ns", "lsgan"):
-            raise UserError(
-                f"label_smoothing moves a real target; {self.gan_loss} has none; use gan_loss=ns, minimax or lsgan"
-            )
-        if self.replay and self.replay < self.batch_size:
-            raise UserError(f"replay buffer ({self.replay}) must hold at least one batch ({self.batch_size})")
+        try:
+            self.options.validate(self.batch_size)
+        except ValueError as error:
+            raise UserError(str(error)) from None
 
     def _check_types(self) -> None:
         for f in fields(self):
-            value = getattr(self, f.name)
-            expected = {"int": int, "float": float, "str": str}[str(f.type)]
-            if expected is float and isinstance(value, int) and not isinstance(value, bool):
-                setattr(self, f.name, float(value))
+            if f.metadata.get("internal"):
                 continue
-            if not isinstance(value, expected) or isinstance(value, bool):
-                raise UserError(f"{f.name} must be {f.type}, got {value!r}")
+            setattr(self, f.name, _typed(f, getattr(self, f.name)))
+
+    def __getattr__(self, name: str):
+        # Only called when normal lookup fails: the family's options read as config fields.
+        options = self.__dict__.get("options")
+        if options is not None and name in {f.name for f in fields(options)}:
+            return getattr(options, name)
+        raise AttributeError(f"Config has no field '{name}'")
 
     # ---- derived values -------------------------------------------------------------------
+    @property
+    def family(self):
+        from models import registry
+
+        return registry.get(self.model)
+
     def metric_names(self) -> list[str]:
         return [name.strip() for name in self.metrics.split(",") if name.strip()]
 
+    def option_names(self) -> list[str]:
+        return [f.name for f in fields(self.options)]
+
     def resolved(self) -> Config:
-        """A copy with model defaults filled in (latent_dim, learning_rate, width, critic_steps)."""
-        defaults = MODEL_DEFAULTS[self.model]
-        critic_steps = self.critic_steps or (WGAN_GP_CRITIC_STEPS if self.gan_loss == "wgan-gp" else 1)
+        """A copy with the family's defaults filled in (latent_dim, learning_rate, width, and
+        options such as critic_steps)."""
+        defaults = self.family.defaults
         return dataclasses.replace(
             self,
             latent_dim=self.latent_dim or defaults["latent_dim"],
             learning_rate=self.learning_rate or defaults["learning_rate"],
             width=self.width or defaults["width"],
-            critic_steps=critic_steps if self.model in GAN_MODELS else 0,
+            options=self.options.resolved(),
         )
 
-    def gan_options(self) -> dict:
-        """The GAN options in the form ``models.registry.GanOptions`` takes (resolved config)."""
-        return {
-            "loss": self.gan_loss,
-            "critic_steps": self.critic_steps,
-            "gp_weight": self.gp_weight,
-            "label_smoothing": self.label_smoothing,
-            "replay": self.replay,
-            "replay_ratio": self.replay_ratio,
-            "minibatch_std": bool(self.minibatch_std),
-            "ema": self.ema,
-        }
-
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every field and every option of the family, flat (what is logged as MLflow params)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if not f.metadata.get("internal")}
+        return {**out, **self.options.to_dict()}
 
     def key(self, *names: str) -> str:
-        """A stable hash of the named fields (all fields when none are named)."""
+        """A stable hash of the named fields (``OPTIONS``: the family's options; all fields when none are named)."""
         data = self.to_dict()
+        names = [m for n in names for m in (self.option_names() if n == OPTIONS else [n])]
         chosen = {n: data[n] for n in (names or data)}
         return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
     def from_dict(cls, data: dict) -> Config:
-        """Build from a dict of raw values (strings from MLflow params are converted).
+        """Build from flat names (strings from MLflow params and flags are converted).
 
         An empty string means "not given" (MLproject's defaults), so a preset's value or the
-        field's default applies."""
+        field's default applies. Names that are options of the chosen family go into
+        ``options``; options of other families are refused."""
+        from models import registry
         from pipeline import presets
 
-        known = {f.name: f for f in fields(cls)}
-        data = presets.apply({k: v for k, v in data.items() if v != ""})
-        unknown = sorted(set(data) - set(known))
+        known = {f.name: f for f in fields(cls) if not f.metadata.get("internal")}
+        data = presets.apply({k: v for k, v in data.items() if v != "" and v is not None})
+        owners = registry.option_owners()
+        unknown = sorted(set(data) - set(known) - set(owners))
         if unknown:
-            raise UserError(f"unknown config field(s): {', '.join(unknown)}; valid: {', '.join(known)}")
-        converted = {}
-        for name, value in data.items():
-            converted[name] = _convert(name, str(known[name].type), value)
-        return cls(**converted)
+            valid = [*known, *owners]
+            raise UserError(f"unknown config field(s): {', '.join(unknown)}; valid: {', '.join(valid)}")
+        values = {name: _typed(f, data[name]) for name, f in known.items() if name in data}
+        model = values.get("model", known["model"].default)
+        try:
+            family = registry.get(model)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+        option_fields = {f.name: f for f in fields(family.options)}
+        given = [name for name in data if name in owners]
+        foreign = [name for name in given if name not in option_fields]
+        if foreign:
+            holders = sorted({o for name in foreign for o in owners[name]}, key=registry.names().index)
+            group = getattr(registry.get(holders[0]).options, "applies_to", "")
+            raise UserError(
+                f"{', '.join(foreign)} apply to {group + ' ' if group else ''}models ({', '.join(holders)}), "
+                f"not {model}; drop them"
+            )
+        options = {name: _typed(option_fields[name], data[name]) for name in given}
+        return cls(**values, options=family.options(**options))
 
 
-GAN_FIELDS = (
-    "gan_loss",
-    "critic_steps",
-    "gp_weight",
-    "label_smoothing",
-    "replay",
-    "replay_ratio",
-    "minibatch_std",
-    "ema",
-)
+def expand(names) -> list[str]:
+    """Field names with ``OPTIONS`` replaced by every family's option names."""
+    from models import registry
 
-# Fields that decide what the train stage produces (and so which runs can be reused/resumed).
+    out = []
+    for name in names:
+        out.extend(registry.option_owners() if name == OPTIONS else [name])
+    return out
+
+
+# Fields that decide what the train stage produces (and so which runs can be reused/resumed),
+# with the family's options.
 TRAIN_FIELDS = (
     "model",
     "dataset",
@@ -250,58 +241,70 @@ TRAIN_FIELDS = (
     "precision",
     "seed",
     "train_examples",
-    *GAN_FIELDS,
+    OPTIONS,
 )
 
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+_BOOLEANS = {"1": True, "true": True, "0": False, "false": False}
 
-def _convert(name: str, type_name: str, value):
-    if not isinstance(value, str):
-        return value
-    try:
-        if type_name == "int":
-            number = float(value)  # MLflow passes its "float" params as "2" or "2.0"
-            if not number.is_integer():
-                raise ValueError(value)
-            return int(number)
-        if type_name == "float":
-            return float(value)
-    except ValueError:
-        raise UserError(f"{name} must be {type_name}, got '{value}'") from None
+
+def _typed(f, value):
+    """``value`` as ``f``'s type: strings (MLflow params, flags) are converted; numbers are
+    checked (an int is a valid float; bools take 0/1 and true/false)."""
+    type_name = f.type if isinstance(f.type, str) else f.type.__name__
+    expected = _TYPES[type_name]
+    if isinstance(value, str) and expected is not str:
+        text = value.strip().lower()
+        try:
+            if expected is bool:
+                return _BOOLEANS[text]
+            if expected is int:
+                number = float(text)  # MLflow passes its "float" params as "2" or "2.0"
+                if not number.is_integer():
+                    raise ValueError(value)
+                return int(number)
+            return float(text)
+        except (ValueError, KeyError):
+            raise UserError(_type_error(f.name, type_name, repr(value))) from None
+    if expected is bool:
+        if value in (0, 1):  # also True/False
+            return bool(value)
+        raise UserError(_type_error(f.name, type_name, repr(value)))
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, expected) or isinstance(value, bool):
+        raise UserError(_type_error(f.name, type_name, repr(value)))
     return value
 
 
-def add_arguments(parser, only: tuple[str, ...] | None = None) -> None:
-    """Add one --flag per config field to an argparse parser."""
-    source = _field_comments()
-    for f in fields(Config):
-        if only is not None and f.name not in only:
-            continue
-        default = f.default if f.default is not dataclasses.MISSING else field()
+def _type_error(name: str, type_name: str, shown: str) -> str:
+    if type_name == "bool":
+        return f"{name} must be 0 or 1 (or true/false), got {shown}"
+    return f"{name} must be {type_name}, got {shown}"
+
+
+def add_arguments(parser, only=None) -> None:
+    """Add one --flag per config field (and family option) named in ``only`` (all when None)."""
+    for name, f in parameter_fields(only).items():
         parser.add_argument(
-            "--" + f.name.replace("_", "-"),
-            dest=f.name,
+            "--" + name.replace("_", "-"),
+            dest=name,
             type=str,
             default=None,
-            help=f"{source.get(f.name, '')} (default: {default})",
+            help=f"{f.metadata.get('help', '')} (default: {f.default})",
         )
 
 
-def from_args(args, only: tuple[str, ...] | None = None) -> Config:
-    given = {
-        f.name: getattr(args, f.name)
-        for f in fields(Config)
-        if (only is None or f.name in only) and getattr(args, f.name, None) is not None
-    }
+def parameter_fields(only=None) -> dict:
+    """name -> dataclass field for the fields (and family options) named in ``only``."""
+    from models import registry
+
+    own = {f.name: f for f in fields(Config) if not f.metadata.get("internal")}
+    everything = {**own, **registry.option_fields()}
+    names = expand(only) if only is not None else list(everything)
+    return {name: everything[name] for name in names}
+
+
+def from_args(args, only=None) -> Config:
+    given = {name: getattr(args, name) for name in parameter_fields(only) if getattr(args, name, None) is not None}
     return Config.from_dict(given)
-
-
-def _field_comments() -> dict[str, str]:
-    import inspect
-
-    comments = {}
-    for line in inspect.getsource(Config).splitlines():
-        line = line.strip()
-        if ":" in line and "#" in line and not line.startswith(("#", '"')):
-            name = line.split(":", 1)[0].strip()
-            comments[name] = line.split("#", 1)[1].strip()
-    return comments

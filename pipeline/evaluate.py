@@ -14,9 +14,10 @@ images against the test split:
     generator would score); ``kid`` ± ``kid_std``; ``precision``/``recall`` (k=3);
     ``density``/``coverage`` (k=5); ``class_entropy``, ``classes_hit`` (mode coverage) and
     ``classifier_score``.
-  - VAE: ``test_loss`` (negative ELBO), ``test_reconstruction_loss``, ``test_kl_loss`` and
-    ``test_iwae_nll`` (importance-weighted bound, ``iwae_k`` samples), in nats per image on the
-    test split binarized once with seed 0. AE: ``test_reconstruction_loss`` (nats per image, grey levels).
+  - The family's extras (``Family.evaluation_extras``), e.g. the VAE's ``test_loss`` (negative
+    ELBO), ``test_reconstruction_loss``, ``test_kl_loss`` and ``test_iwae_nll`` (importance-weighted
+    bound, ``iwae_k`` samples), in nats per image on the test split binarized once with seed 0;
+    the AE's ``test_reconstruction_loss`` (nats per image, grey levels).
   - Conditional generators: samples cycle through the classes; ``label_accuracy`` (and per
     class ``label_accuracy_<i>``) is how often the classifier agrees with the requested label.
   - ``int8_fid`` and ``int8_fid_change``: the FID of the export's INT8 generator on the same
@@ -35,10 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import data, features, metrics, tracking
+from models import registry
+from pipeline import features, inputs, metrics, tracking
 from pipeline.config import Config
 from pipeline.errors import UserError, load_runtime
-from pipeline.train import load_trained
+from pipeline.train import load_trained, test_images
 
 
 @dataclass
@@ -57,8 +59,7 @@ def generate(run, latent_dim: int, n: int, seed: int, value_range: str, batch_si
     for i in range(0, n, batch_size):
         extra = () if labels is None else (labels[i : i + batch_size],)
         chunks.append(np.asarray(run(z[i : i + batch_size], *extra)))
-    out = np.concatenate(chunks)
-    return (out + 1.0) / 2.0 if value_range == "tanh" else out
+    return images.to_unit(np.concatenate(chunks), value_range)
 
 
 def conditional_accuracy(logits: np.ndarray, labels: np.ndarray, class_names) -> dict:
@@ -96,14 +97,14 @@ def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: st
     started = time.perf_counter()
     runtime = load_generator(export_run_id, model_uri)
     description = runtime.card
+    family = registry.get(description["model"])
     train_run_id = description.get("train_run_id", "")
-    spec = data.describe(description["dataset"], config.tfds_dir)
+    spec = inputs.describe(description["dataset"], config.tfds_dir)
     n = config.eval_samples
     extractor_version = features.recipe_version(config.features_epochs, config.features_examples)
     # How the numbers are measured: promotion compares only numbers with equal protocols.
     protocol = f"extractor={extractor_version};n={n}"
-    if description["model"] == "vae":  # likelihood bounds on the test split, binarized once with seed 0
-        protocol += f";iwae_k={config.iwae_k};test={config.iwae_examples or 'all'};binarized-seed0"
+    protocol += family.protocol(config)  # e.g. the VAE's likelihood bound settings
     params = {
         "export_run_id": export_run_id or description.get("export_run_id", ""),
         "model_uri": model_uri or "",
@@ -119,7 +120,7 @@ def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: st
         extractor = features.get_extractor(spec, config.seed, config.features_epochs, config.features_examples)
         labels = runtime.balanced_labels(n) if runtime.conditional else None
         samples = generate(
-            runtime.run, description["latent_dim"], n, config.seed + 1, description["value_range"], labels=labels
+            runtime.run, runtime.latent_dim, n, config.seed + 1, description["value_range"], labels=labels
         )
         train_limit = min(n, spec.splits["train"])
         sample_f, sample_logits = extractor(samples)
@@ -141,17 +142,17 @@ def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: st
         int8 = _int8_twin(runtime)
         if int8 is not None and "fid" in results:  # what quantization costs in quality
             int8_samples = generate(
-                int8.run, description["latent_dim"], n, config.seed + 1, description["value_range"], labels=labels
+                int8.run, runtime.latent_dim, n, config.seed + 1, description["value_range"], labels=labels
             )
             results["int8_fid"] = metrics.fid_between(context.real, extractor(int8_samples)[0])
             results["int8_fid_change"] = results["int8_fid"] - results["fid"]
-        if description["model"] == "vae":
-            model, _ = load_trained(train_run_id)
-            results.update(likelihood_bounds(model, spec, config.iwae_k, config.iwae_examples))
-        elif description["model"] == "ae":
-            model, _ = load_trained(train_run_id)
-            scores = model.evaluate(data.grey_test_images(spec), batch_size=500, verbose=0, return_dict=True)
-            results["test_reconstruction_loss"] = float(scores["loss"])
+        # The family's own numbers (the VAE's likelihood bounds, the AE's reconstruction loss),
+        # from the trained model on the test split (binarized once, seed 0, for a Bernoulli family).
+        results.update(
+            family.evaluation_extras(
+                lambda: load_trained(train_run_id)[0], lambda: test_images(spec, family.binarized), config
+            )
+        )
         results["eval_seconds"] = time.perf_counter() - started
         mlflow.log_metrics({**results, **timings})
         report = {
@@ -164,7 +165,7 @@ def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: st
         mlflow.log_dict(report, "evaluation/report.json")
         picture = images.grid(images.to_uint8(samples[:64], "unit"), columns=8)
         mlflow.log_image(picture, artifact_file="evaluation/samples.png")
-        train_images, _ = data.load_arrays(spec, "train", limit=train_limit)
+        train_images, _ = inputs.load_arrays(spec, "train", limit=train_limit)
         mlflow.log_image(
             nearest_neighbour_grid(samples[:32], sample_f[:32], train_images, context.train),
             artifact_file="evaluation/nearest_neighbours.png",
@@ -172,7 +173,7 @@ def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: st
         mlflow.log_image(
             interpolation_strip(
                 _row_labelled(runtime) if runtime.conditional else runtime.run,
-                description["latent_dim"],
+                runtime.latent_dim,
                 config.seed,
                 description["value_range"],
             ),
@@ -196,19 +197,6 @@ def _int8_twin(runtime):
     if not (folder.is_dir() and (folder / "generator_int8.onnx").is_file()):
         return None
     return GeneratorRuntime.load(str(folder / "generator_int8.onnx"))
-
-
-def likelihood_bounds(model, spec, k: int, examples: int = 0, batch_size: int = 100) -> dict:
-    """A VAE's test numbers in nats per image, on the test split binarized once (seed 0):
-    ``test_loss`` (negative ELBO) = ``test_reconstruction_loss`` + ``test_kl_loss``, and
-    ``test_iwae_nll``, the importance-weighted bound with ``k`` samples (<= negative ELBO)."""
-    images = data.binarized_test_images(spec)
-    images = images[:examples] if examples else images
-    scores = model.evaluate(images, batch_size=500, verbose=0, return_dict=True)
-    bounds = np.concatenate(
-        [np.asarray(model.iwae_nll(images[i : i + batch_size], k)) for i in range(0, len(images), batch_size)]
-    )
-    return {**{f"test_{name}": float(v) for name, v in scores.items()}, "test_iwae_nll": float(bounds.mean())}
 
 
 def nearest_neighbour_grid(samples, sample_features, train_images, train_features, columns: int = 8):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models import signature
 from pipeline import inputs, tracking
 from pipeline.errors import UserError
 from serving.files import sha256_file, write_atomic_with
@@ -146,7 +147,14 @@ def run_features(spec: inputs.DatasetSpec, seed: int = 0, epochs: int = EPOCHS, 
         )
         loss, accuracy = trainable.evaluate(test_x, test_y, batch_size=1000, verbose=0)
         mlflow.log_metrics({"test_accuracy": float(accuracy), "test_loss": float(loss)})
-        endpoint = files.Endpoint("features", {"image": spec.image_shape}, ("features", "logits"))
+        endpoint = signature.Signature(
+            "features",
+            (signature.TensorSpec("image", spec.image_shape, "image", default={"kind": "uniform"}),),
+            tuple(
+                signature.TensorSpec(name, tuple(out.shape[1:]), "scalar")
+                for name, out in zip(("features", "logits"), network.outputs)
+            ),
+        )
         with tempfile.TemporaryDirectory() as tmp:
             path = files.write_onnx(network, endpoint, Path(tmp) / "features.onnx")
             registered = tracking.log_onnx_model(

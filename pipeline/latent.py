@@ -24,6 +24,8 @@ import numpy as np
 from pipeline import tracking
 from pipeline.errors import UserError, load_runtime
 from serving import images
+from serving.files import write_atomic
+from serving.runtime import class_index
 
 
 @dataclass
@@ -57,9 +59,9 @@ def interpolate(model: str, *, seed: int = 0, rows: int = 6, steps: int = 10, me
 
 
 def _classifier(runtime, tfds_dir: str, epochs: int, examples: int):
-    from pipeline import data, features
+    from pipeline import features, inputs
 
-    spec = data.describe(runtime.card["dataset"], tfds_dir)
+    spec = inputs.describe(runtime.card["dataset"], tfds_dir)
     return spec, features.get_extractor(spec, 0, epochs, examples)
 
 
@@ -88,7 +90,7 @@ def arithmetic(
     spec, extractor = _classifier(runtime, tfds_dir, features_epochs, features_examples)
     names = list(spec.class_names)
     try:
-        classes = [_class_index(names, x) for x in (a, b, c)]
+        classes = [class_index(names, x) for x in (a, b, c)]
     except ValueError as error:
         raise UserError(str(error)) from None
     z = images.latents(seed, samples, runtime.latent_dim)
@@ -96,7 +98,7 @@ def arithmetic(
     rows, means, report = [], [], {}
     for name, cls in zip("abc", classes):
         labels = np.full(samples, cls, np.int32) if runtime.conditional else None
-        generated = _unit(runtime.run(z, labels), value_range)
+        generated = images.to_unit(runtime.run(z, labels), value_range)
         _, logits = extractor(generated)
         probability = _softmax(logits)[:, cls]
         if not runtime.conditional and int(np.sum(np.argmax(logits, 1) == cls)) < exemplars:
@@ -107,7 +109,7 @@ def arithmetic(
         chosen = np.argsort(-probability)[:exemplars]
         mean = z[chosen].mean(axis=0)
         means.append(mean)
-        mean_image = _unit(runtime.run(mean[None], None if labels is None else labels[:1]), value_range)
+        mean_image = images.to_unit(runtime.run(mean[None], None if labels is None else labels[:1]), value_range)
         rows.append(np.concatenate([generated[chosen], mean_image]))
         report[f"{name}_class"] = names[cls]
         report[f"{name}_exemplar_probability"] = float(probability[chosen].mean())
@@ -115,7 +117,7 @@ def arithmetic(
     rng = np.random.default_rng(seed + 1)
     perturbed = np.concatenate([result[None], result + rng.uniform(-noise, noise, (variations - 1, result.size))])
     result_labels = np.full(variations, classes[2], np.int32) if runtime.conditional else None
-    decoded = _unit(runtime.run(perturbed.astype(np.float32), result_labels), value_range)
+    decoded = images.to_unit(runtime.run(perturbed.astype(np.float32), result_labels), value_range)
     _, logits = extractor(decoded)
     predicted = np.argmax(logits, 1)
     report["result_classes"] = {names[i]: int(np.sum(predicted == i)) for i in np.unique(predicted)}
@@ -127,19 +129,6 @@ def arithmetic(
     picture = images.grid(images.to_uint8(np.stack(tiles), "unit"), columns=width)
     summary = {"model": model, "seed": seed, "samples": samples, "exemplars": exemplars, "noise": noise, **report}
     return runtime, picture, summary
-
-
-def _class_index(names: list[str], value: str) -> int:
-    lowered = [n.lower() for n in names]
-    if value.strip().lower() in lowered:
-        return lowered.index(value.strip().lower())
-    if value.strip().isdigit() and int(value) < len(names):
-        return int(value)
-    raise ValueError(f"unknown class '{value}'; valid: {', '.join(names)} or 0-{len(names) - 1}")
-
-
-def _unit(out: np.ndarray, value_range: str) -> np.ndarray:
-    return (out + 1.0) / 2.0 if value_range == "tanh" else out
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -156,9 +145,7 @@ def run_latent(kind: str, out: str, **kwargs) -> LatentResult:
         raise UserError(f"--out {out} must be a file in an existing folder, e.g. latent.png")
     runtime, picture, summary = (interpolate if kind == "interpolate" else arithmetic)(**kwargs)
     png = images.png_bytes(picture)
-    tmp = out_path.with_name(out_path.name + ".partial")
-    tmp.write_bytes(png)
-    tmp.replace(out_path)
+    write_atomic(out_path, png)
     params = {"kind": kind, "model": kwargs["model"], "generator_model": runtime.card["model"]}
     with tracking.stage_run("latent", params) as run:
         mlflow.log_image(picture, artifact_file=f"latent/{kind}.png")

@@ -18,6 +18,9 @@ import math
 import tempfile
 from dataclasses import dataclass
 
+from export import card as model_card
+from models import registry
+from models.signature import Signature, default_feed
 from pipeline import tracking
 from pipeline.config import Config
 from pipeline.errors import UserError
@@ -72,29 +75,16 @@ def decide(
     return False, f"{value:.4f} does not beat champion {champion_value:.4f} by margin {margin}"
 
 
-def _signature(card: dict):
+def _signature(generator: Signature):
+    """The MLflow signature of the registered generator, from its card's signature."""
     import numpy as np
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 
-    inputs = [TensorSpec(np.dtype(np.float32), (-1, card["latent_dim"]), "z")]
-    if card.get("conditional"):
-        inputs.append(TensorSpec(np.dtype(np.int32), (-1,), "label"))
-    return ModelSignature(
-        inputs=Schema(inputs),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *card["output_shape"]), "image")]),
-    )
+    def schema(tensors):
+        return Schema([TensorSpec(np.dtype(t.dtype), (-1, *t.shape), t.name) for t in tensors])
 
-
-def _input_example(card: dict) -> dict:
-    import numpy as np
-
-    from serving import images
-
-    example = {"z": images.latents(0, 2, card["latent_dim"])}
-    if card.get("conditional"):
-        example["label"] = np.arange(2, dtype=np.int32)
-    return example
+    return ModelSignature(inputs=schema(generator.inputs), outputs=schema(generator.outputs))
 
 
 def run_promote(config: Config, export_run_id: str, eval_run_id: str) -> PromoteResult:
@@ -105,8 +95,6 @@ def run_promote(config: Config, export_run_id: str, eval_run_id: str) -> Promote
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from models.registry import FAMILIES
-
     tracking.get_run(export_run_id, "export")
     evaluation = tracking.get_run(eval_run_id, "evaluate")
     if evaluation.data.params.get("export_run_id") != export_run_id:
@@ -116,7 +104,7 @@ def run_promote(config: Config, export_run_id: str, eval_run_id: str) -> Promote
         )
     with tempfile.TemporaryDirectory() as tmp:
         folder = tracking.download(export_run_id, "export", tmp)
-        card = json.loads((folder / "model_card.json").read_text())
+        card = model_card.upgrade(json.loads((folder / "model_card.json").read_text()))
         onnx_model = onnx.load(str(folder / "generator.onnx"))
     card = {
         **card,
@@ -125,7 +113,11 @@ def run_promote(config: Config, export_run_id: str, eval_run_id: str) -> Promote
         "eval_run_id": eval_run_id,
     }
     name = registered_name(card)
-    metric = config.primary_metric or FAMILIES[card["model"]].primary_metric
+    metric = config.primary_metric or card.get("primary_metric") or registry.get(card["model"]).primary_metric
+    higher_is_better = metric in HIGHER_IS_BETTER
+    if not config.primary_metric and "higher_is_better" in card:
+        higher_is_better = bool(card["higher_is_better"])
+    generator = Signature.from_dict(card["graphs"]["generator"])
     if metric not in card["metrics"]:
         raise UserError(f"evaluate run {eval_run_id} has no '{metric}' metric; evaluate with it listed in --metrics")
     value = float(card["metrics"][metric])
@@ -143,8 +135,8 @@ def run_promote(config: Config, export_run_id: str, eval_run_id: str) -> Promote
             name="generator",
             registered_name=name,
             tags={},
-            signature=_signature(card),
-            input_example=_input_example(card),
+            signature=_signature(generator),
+            input_example=default_feed(generator.inputs, 2),
             metadata={"model_card": card},
         )
         client.set_registered_model_alias(name, CHALLENGER, version)
@@ -171,7 +163,7 @@ def run_promote(config: Config, export_run_id: str, eval_run_id: str) -> Promote
             parity_passed,
             measured,
             champion_measured,
-            higher_is_better=metric in HIGHER_IS_BETTER,
+            higher_is_better=higher_is_better,
         )
         if promoted and champion is not None and champion_value is None:
             reason = f"champion v{champion.version} has no recorded {metric}"

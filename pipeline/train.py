@@ -21,12 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import data, tracking
+from models.registry import ModelSpec
+from pipeline import inputs, tracking
 from pipeline.config import TRAIN_FIELDS, Config
 from pipeline.errors import UserError
 from serving.files import sha256_file
 
-CODE_PATHS = ("models", "pipeline/train.py", "pipeline/data.py")
+CODE_PATHS = ("models", "pipeline/train.py", "pipeline/data.py", "pipeline/inputs.py")
 GRID_SAMPLES = 64
 COSINE_FLOOR = 0.05  # lr_schedule=cosine ends at this fraction of learning_rate
 
@@ -55,16 +56,18 @@ def train_key(config: Config) -> str:
     return f"{config.key(*TRAIN_FIELDS)}-{tracking.code_version(*CODE_PATHS)}"
 
 
-def _callbacks(model, config: Config, value_range: str):
+def _callbacks(model, config: Config, exported):
+    """The stage's callbacks; ``exported`` is the family's generator export (network, signature)."""
     import keras
     import mlflow
 
+    from models import signature
     from serving import images
 
-    fixed_latents = images.latents(config.seed, GRID_SAMPLES, config.latent_dim)
-    network = getattr(model, "exported_generator", model.generator)  # the EMA generator when on
-    if getattr(model, "conditional", False):  # each row of the grid: one class
-        fixed_latents = [fixed_latents, (np.arange(GRID_SAMPLES) // 8 % model.num_classes).astype(np.int32)]
+    feed = signature.default_feed(exported.signature.inputs, GRID_SAMPLES, config.seed)
+    label = exported.signature.input("label")
+    if label is not None:  # each row of the grid: one class
+        feed[label.name] = (np.arange(GRID_SAMPLES) // 8 % label.classes).astype(np.int32)
 
     class TrackEpoch(keras.callbacks.Callback):
         """Per epoch: metrics, a sample grid from fixed latents, and a checkpoint."""
@@ -76,8 +79,8 @@ def _callbacks(model, config: Config, value_range: str):
             if optimizer is not None:  # the rate the next step would use (moves under lr_schedule=cosine)
                 metrics["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
             mlflow.log_metrics(metrics, step=step)
-            generated = network(fixed_latents, training=False)
-            picture = images.grid(images.to_uint8(np.asarray(generated), value_range), columns=8)
+            generated = signature.call(exported.network, exported.signature, feed)
+            picture = images.grid(images.to_uint8(np.asarray(generated), config.family.value_range), columns=8)
             mlflow.log_image(picture, key="samples", step=step)
             mlflow.log_image(picture, artifact_file=f"samples/epoch_{step:03d}.png")
             with tempfile.TemporaryDirectory() as tmp:
@@ -145,13 +148,11 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
     """
     import mlflow
 
-    from models import registry
-
     config = config.resolved()
     spec = (
-        data.spec_from_run(data_run_id, config.tfds_dir)
+        inputs.spec_from_run(data_run_id, config.tfds_dir)
         if data_run_id
-        else data.describe(config.dataset, config.tfds_dir)
+        else inputs.describe(config.dataset, config.tfds_dir)
     )
     if spec.name != config.dataset:
         raise UserError(
@@ -166,16 +167,16 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
         print(f"train: reusing finished run {run.info.run_id} (same config and code)")
         return TrainResult(run.info.run_id, "reused", dict(run.data.metrics))
     resume_id = previous[0].info.run_id if previous else None
-
-    family = registry.FAMILIES[config.model]
+    family = config.family
     strategy = distribution_strategy()
-    if strategy.num_replicas_in_sync > 1 and (config.replay or config.ema):
-        raise UserError("replay and ema are not supported on several GPUs yet; drop them or use one device")
-    if family.conditional and not spec.class_names:
+    try:
+        config.options.check_replicas(strategy.num_replicas_in_sync)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    if family.labels and not spec.class_names:
         raise UserError(f"{config.model} needs class labels and {spec.name} has none; pick a labelled dataset")
-    gan_options = config.gan_options() if family.adversarial else {}
     steps = config.steps_per_epoch or None
-    dataset = data.training_dataset(
+    dataset = inputs.training_dataset(
         spec,
         batch_size=config.batch_size,
         value_range=family.value_range,
@@ -183,32 +184,34 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
         examples=config.train_examples,
         repeat=steps is not None,
         binarize=family.binarized,
-        labels=family.conditional,
+        labels=family.labels,
     )
     examples = min(config.train_examples or spec.splits["train"], spec.splits["train"])
     steps_per_epoch = steps or examples // config.batch_size
     learning_rate = _learning_rate(config.learning_rate, config.lr_schedule, config.epochs * steps_per_epoch)
+    model_spec = ModelSpec(
+        model=config.model,
+        latent_dim=config.latent_dim,
+        image_shape=tuple(spec.image_shape),
+        value_range=family.value_range,
+        dataset=spec.name,
+        dataset_version=spec.version,
+        class_names=tuple(spec.class_names),
+        options=config.options.to_dict(),
+        learning_rate=config.learning_rate,
+        width=config.width,
+        lr_schedule=config.lr_schedule,
+        precision=config.precision,
+        seed=config.seed,
+        binarized=family.binarized,
+    )
     with strategy.scope(), precision_policy(config.precision):
-        model = registry.build(
-            config.model,
-            image_shape=spec.image_shape,
-            latent_dim=config.latent_dim,
-            learning_rate=learning_rate,
-            seed=config.seed,
-            num_classes=len(spec.class_names),
-            gan=gan_options,
-            width=config.width,
-        )
+        model = family.build(model_spec, learning_rate)
     validation = None
-    if config.model == "vae":  # test-split ELBO each epoch (test_step changes no weight)
+    if family.validates:  # the test split's loss each epoch (test_step changes no weight)
         import tensorflow as tf
 
-        validation = tf.data.Dataset.from_tensor_slices(data.binarized_test_images(spec)).batch(500)
-    elif config.model == "ae":  # test-split reconstruction loss each epoch
-        import tensorflow as tf
-
-        validation = tf.data.Dataset.from_tensor_slices(data.grey_test_images(spec)).batch(500)
-
+        validation = tf.data.Dataset.from_tensor_slices(test_images(spec, family.binarized)).batch(500)
     params = {
         **config.to_dict(),
         "data_run_id": data_run_id or "",
@@ -229,53 +232,35 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
             steps_per_epoch=steps,
             validation_data=validation,
             shuffle=False,  # the tf.data pipeline shuffles, seeded
-            callbacks=[*_callbacks(model, config, family.value_range), *callbacks],
+            callbacks=[*_callbacks(model, config, family.exports(model, model_spec)[0]), *callbacks],
             verbose=1 if sys.stdout.isatty() else 2,
         )
         with tempfile.TemporaryDirectory() as tmp:
             model.save_weights(str(Path(tmp) / "model.weights.h5"))
-            description = {
-                "model": config.model,
-                "latent_dim": config.latent_dim,
-                "image_shape": list(spec.image_shape),
-                "value_range": family.value_range,
-                "binarized": family.binarized,
-                "dataset": spec.name,
-                "dataset_version": spec.version,
-                "class_names": list(spec.class_names),
-                "conditional": family.conditional,
-                "gan": gan_options,
-                "learning_rate": config.learning_rate,
-                "width": config.width,
-                "lr_schedule": config.lr_schedule,
-                "precision": config.precision,  # of training; the saved weights are float32
-                "seed": config.seed,
-            }
-            (Path(tmp) / "model.json").write_text(json.dumps(description, indent=2))
+            (Path(tmp) / "model.json").write_text(json.dumps(model_spec.to_dict(), indent=2))
             mlflow.log_artifacts(tmp, "model")
         metrics = {k: float(v[-1]) for k, v in history.history.items()} if history.history else {}
     return TrainResult(run.info.run_id, status, metrics)
 
 
+def test_images(spec, binarized: bool):
+    """The test split in [0, 1]: binarized once (seed 0) for a Bernoulli family, else grey levels."""
+    return inputs.binarized_test_images(spec) if binarized else inputs.grey_test_images(spec)
+
+
 def load_trained(train_run_id: str):
-    """(training model with trained weights, model.json dict) of a finished train run."""
+    """(training model with trained weights, its ``ModelSpec``) of a finished train run."""
     from models import registry
 
     run = tracking.get_run(train_run_id, "train")
     with tempfile.TemporaryDirectory() as tmp:
         folder = tracking.download(run.info.run_id, "model", tmp)
-        description = json.loads((folder / "model.json").read_text())
-        model = registry.build(
-            description["model"],
-            image_shape=tuple(description["image_shape"]),
-            latent_dim=description["latent_dim"],
-            # the same kind of learning rate as in training, so the optimizer's variables line up
-            learning_rate=_learning_rate(description["learning_rate"], description.get("lr_schedule", "constant"), 1),
-            seed=description["seed"],
-            num_classes=len(description["class_names"]),
-            gan=description.get("gan") or {},
-            width=description.get("width", 0),
-        )
-        model.build_optimizers()
+        spec = ModelSpec.from_dict(json.loads((folder / "model.json").read_text()))
+        try:
+            family = registry.get(spec.model)
+        except ValueError as error:
+            raise UserError(f"train run {train_run_id}: {error}") from None
+        # the same kind of learning rate as in training, so the optimizer's variables line up
+        model = family.build(spec, _learning_rate(spec.learning_rate, spec.lr_schedule, 1))
         model.load_weights(str(folder / "model.weights.h5"))
-    return model, description
+    return model, spec

@@ -18,13 +18,17 @@ import numpy as np
 
 @dataclass
 class _Job:
-    z: np.ndarray
-    labels: np.ndarray | None
+    feed: dict[str, np.ndarray]  # every generator input, batch first (GeneratorRuntime.feed)
     future: asyncio.Future
+
+    @property
+    def size(self) -> int:
+        return len(next(iter(self.feed.values())))
 
 
 class MicroBatcher:
-    """Merges ``submit`` calls into batched ``run(z, labels)`` calls of the current runtime.
+    """Merges ``submit`` calls into batched ``run_feed(feed)`` calls of the current runtime: each
+    input of the feeds is concatenated along the batch axis.
 
     Args:
         get_runtime: returns the runtime to use for the next batch (so a reload takes effect
@@ -56,11 +60,12 @@ class MicroBatcher:
                 await self.task
         self.executor.shutdown(wait=True)
 
-    async def submit(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+    async def submit(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """The images for one request's ``feed`` (every input of the generator, batch first)."""
         future = asyncio.get_running_loop().create_future()
         self.inflight += 1
         try:
-            await self.queue.put(_Job(z, labels, future))
+            await self.queue.put(_Job(feed, future))
             return await future
         finally:
             self.inflight -= 1
@@ -69,7 +74,7 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         first = self._carry or await self.queue.get()
         self._carry = None
-        batch, total = [first], len(first.z)
+        batch, total = [first], first.size
         deadline = loop.time() + self.max_latency
         while total < self.max_batch_size:
             try:
@@ -84,11 +89,11 @@ class MicroBatcher:
                     job = await asyncio.wait_for(self.queue.get(), remaining)
                 except TimeoutError:
                     break
-            if total + len(job.z) > self.max_batch_size:
+            if total + job.size > self.max_batch_size:
                 self._carry = job  # first of the next batch
                 break
             batch.append(job)
-            total += len(job.z)
+            total += job.size
         return batch
 
     async def _loop(self) -> None:
@@ -98,21 +103,18 @@ class MicroBatcher:
             batch = [job for job in batch if not job.future.cancelled()]
             if not batch:
                 continue
-            z = np.concatenate([job.z for job in batch])
-            labels = None
-            if batch[0].labels is not None:
-                labels = np.concatenate([job.labels for job in batch])
             try:
+                feed = {name: np.concatenate([job.feed[name] for job in batch]) for name in batch[0].feed}
                 runtime = self.get_runtime()
-                images = await loop.run_in_executor(self.executor, runtime.run, z, labels)
-            except Exception as error:  # the session failed: every waiting request gets the error
+                images = await loop.run_in_executor(self.executor, runtime.run_feed, feed)
+            except Exception as error:  # the session (or a feed from before a reload) failed: every request gets it
                 for job in batch:
                     if not job.future.done():
                         job.future.set_exception(error)
                 continue
-            self.on_batch(len(z))
+            self.on_batch(len(images))
             start = 0
             for job in batch:
                 if not job.future.done():
-                    job.future.set_result(images[start : start + len(job.z)])
-                start += len(job.z)
+                    job.future.set_result(images[start : start + job.size])
+                start += job.size

@@ -4,7 +4,7 @@ Copy it next to an exported generator (the export stage's ``generator.onnx`` and
 ``model_card.json``, or ``generator_int8.onnx``) and run:
 
     pip install numpy onnxruntime pillow
-    python edge.py --model export/ --n 16 --seed 0 --out grid.png [--label 7] [--int8]
+    python edge.py --model export/ --n 16 --seed 0 --out grid.png [--label 7] [--input psi=0.7] [--int8]
 
 The file's sha256 is checked against the model card before it is loaded; the same seed gives
 the same bytes as ``latentforge generate`` (same latents: numpy's default_rng(seed)).
@@ -51,14 +51,52 @@ def load(model: str, int8: bool = False):
     return session, card
 
 
-def generate(session, card: dict, n: int, seed: int, label: int | None = None) -> np.ndarray:
-    """(n, h, w, c) uint8 images."""
-    z = np.random.default_rng(seed).standard_normal((n, int(card["latent_dim"]))).astype(np.float32)
-    feed = {"z": z}
+def generator_inputs(card: dict) -> list[dict]:
+    """The generator's inputs as the card records them (name, dtype, shape, role, default); a
+    version 1 card (before the signature was recorded) implies ``z`` [+ ``label``]."""
+    graphs = card.get("graphs")
+    if graphs:
+        return graphs["generator"]["inputs"]
+    inputs = [{"name": "z", "dtype": "float32", "shape": [None, card["latent_dim"]], "default": {"kind": "normal"}}]
     if card.get("conditional"):
         classes = len(card.get("label_classes") or [])
-        feed["label"] = (np.full(n, label) if label is not None else np.arange(n) % classes).astype(np.int32)
-    out = session.run(["image"], feed)[0]
+        inputs.append(
+            {"name": "label", "dtype": "int32", "shape": [None], "default": {"kind": "classes", "classes": classes}}
+        )
+    return inputs
+
+
+def default_value(spec: dict, n: int, seed: int, position: int) -> np.ndarray:
+    """An input's default for n images, as latentforge fills it (models/signature.py): the first
+    input from default_rng(seed), the others from default_rng([seed, position])."""
+    shape, default = (n, *spec["shape"][1:]), spec.get("default") or {"kind": "normal"}
+    rng = np.random.default_rng(seed if position == 0 else [seed, position])
+    if default["kind"] == "normal":
+        value = rng.standard_normal(shape)
+    elif default["kind"] == "uniform":
+        value = rng.uniform(default.get("low", 0.0), default.get("high", 1.0), shape)
+    elif default["kind"] == "classes":
+        value = np.broadcast_to(
+            (np.arange(n) % max(default["classes"], 1)).reshape((n,) + (1,) * (len(shape) - 1)), shape
+        )
+    else:
+        value = np.full(shape, default.get("value", 0.0))
+    return np.ascontiguousarray(value, dtype=spec.get("dtype", "float32"))
+
+
+def generate(session, card: dict, n: int, seed: int, values: dict | None = None) -> np.ndarray:
+    """(n, h, w, c) uint8 images; ``values``: input name -> one number for every image."""
+    inputs = generator_inputs(card)
+    feed = {spec["name"]: default_value(spec, n, seed, i) for i, spec in enumerate(inputs)}
+    for name, value in (values or {}).items():
+        spec = next((s for s in inputs if s["name"] == name), None)
+        if spec is None:
+            raise SystemExit(
+                f"edge: unknown input '{name}'; this model's inputs: {', '.join(s['name'] for s in inputs)}"
+            )
+        feed[name] = np.full((n, *spec["shape"][1:]), value, dtype=spec.get("dtype", "float32"))
+    output = card["graphs"]["generator"]["outputs"][0]["name"] if card.get("graphs") else "image"
+    out = session.run([output], feed)[0]
     if card["value_range"] == "tanh":
         out = (out + 1.0) * 0.5
     return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
@@ -86,15 +124,26 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--label", type=int, default=None, help="class index, conditional models only")
+    parser.add_argument("--input", action="append", default=[], metavar="NAME=VALUE", help="set an input, e.g. psi=0.7")
     parser.add_argument("--int8", action="store_true", help="use generator_int8.onnx")
     parser.add_argument("--out", default="grid.png")
     args = parser.parse_args(argv)
     if not 1 <= args.n <= 4096 or not 0 <= args.seed < 2**32:
         raise SystemExit("edge: --n must be 1-4096 and --seed 0 to 2**32 - 1")
     session, card = load(args.model, args.int8)
-    if args.label is not None and not (card.get("conditional") and 0 <= args.label < len(card["label_classes"])):
-        raise SystemExit("edge: --label needs a conditional model and an index in its label_classes")
-    picture = grid(generate(session, card, args.n, args.seed, args.label))
+    values = {}
+    for item in args.input:
+        name, _, value = item.partition("=")
+        try:
+            values[name.strip()] = float(value)
+        except ValueError:
+            raise SystemExit(f"edge: --input {item}: give NAME=NUMBER, e.g. psi=0.7") from None
+    if args.label is not None:
+        label = next((s for s in generator_inputs(card) if (s.get("default") or {}).get("kind") == "classes"), None)
+        if label is None or not 0 <= args.label < label["default"]["classes"]:
+            raise SystemExit("edge: --label needs a conditional model and an index in its label_classes")
+        values[label["name"]] = args.label
+    picture = grid(generate(session, card, args.n, args.seed, values))
     image = Image.fromarray(picture[..., 0], mode="L") if picture.shape[-1] == 1 else Image.fromarray(picture)
     image.save(args.out, format="PNG")
     print(f"edge: wrote {args.out} ({args.n} images, seed {args.seed})")

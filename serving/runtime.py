@@ -11,17 +11,19 @@ Every file is checked against the sha256 the card records before a session is cr
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from export import card as model_card
+from models import signature
+from models.signature import Signature
 from serving import images
-from serving.files import DEFAULT_TRACKING_URI, sha256_file
+from serving.files import first_line, sha256_file, use_tracking_store
 
-CARD_FIELDS = ("model", "latent_dim", "value_range", "files")
+CARD_FIELDS = ("model", "value_range", "files", "graphs")
 
 
 class ModelLoadError(Exception):
@@ -30,12 +32,23 @@ class ModelLoadError(Exception):
 
 @dataclass
 class GeneratorRuntime:
-    """An onnxruntime session over a generator, with its model card."""
+    """An onnxruntime session over a generator, with its model card.
+
+    The generator's inputs come from the card's signature (``card["graphs"]["generator"]``):
+    ``feed`` fills every input a caller does not give from its default (seeded latents, every
+    class in turn, constants...), so callers name roles (a seed, a label, extra values), not
+    tensors."""
 
     session: object
     card: dict
     source: str
     encoder: object = None  # onnxruntime session over the encoder (VAE, AE) when loaded
+
+    def __post_init__(self):
+        self.signature = Signature.from_dict(self.card["graphs"]["generator"])
+        self.output = self.signature.output_names[0]
+        self.latent_input = self.signature.input("latent")
+        self.label_input = self.signature.input("label")
 
     @classmethod
     def load(cls, uri: str, threads: int = 0, with_encoder: bool = False, spinning: bool = True) -> GeneratorRuntime:
@@ -45,34 +58,45 @@ class GeneratorRuntime:
         worker threads from spin-waiting, which a server sharing few cores with its event loop needs.
         """
         onnx_path, card = _resolve(uri)
-        missing = [f for f in CARD_FIELDS if not isinstance(card, dict) or f not in card]
+        try:
+            card = model_card.upgrade(card)
+        except ValueError as error:
+            raise ModelLoadError(f"'{uri}': {error}") from None
+        missing = [f for f in CARD_FIELDS if f not in card]
         if missing:
             raise ModelLoadError(f"model card of '{uri}' lacks {', '.join(missing)}; re-export the model")
         # generator.onnx, or another generator file of the export its card lists (generator_int8.onnx)
-        name = onnx_path.name if onnx_path.name in card.get("files", {}) else "generator.onnx"
+        name = onnx_path.name if onnx_path.name in card.get("files", {}) else card["graphs"]["generator"]["file"]
         session = _verified_session(uri, onnx_path, card, name, threads, spinning)
-        names = ({i.name for i in session.get_inputs()}, {o.name for o in session.get_outputs()})
-        if "z" not in names[0] or "image" not in names[1]:
-            raise ModelLoadError(f"'{uri}' is not a latentforge generator (inputs {names[0]}, outputs {names[1]})")
+        expected = Signature.from_dict(card["graphs"]["generator"])
+        found = ({i.name for i in session.get_inputs()}, {o.name for o in session.get_outputs()})
+        if found[0] != {t.name for t in expected.inputs} or not set(expected.output_names) <= found[1]:
+            raise ModelLoadError(
+                f"'{uri}' does not match its model card (graph inputs {sorted(found[0])}, outputs {sorted(found[1])}; "
+                f"card inputs {[t.name for t in expected.inputs]}); re-export the model"
+            )
         encoder = None
-        if with_encoder and "encoder.onnx" in card.get("files", {}):
-            encoder_path = _encoder_path(uri, onnx_path, card)
-            encoder = _verified_session(uri, encoder_path, card, "encoder.onnx", threads, spinning)
+        graph = card["graphs"].get("encoder")
+        if with_encoder and graph is not None:
+            encoder_path = _beside_or_from_export(uri, onnx_path, card, graph["file"])
+            encoder = _verified_session(uri, encoder_path, card, graph["file"], threads, spinning)
         return cls(session, card, uri, encoder)
 
     def encode(self, images_unit: np.ndarray) -> np.ndarray:
-        """Images in [0, 1] (n, h, w, c) -> latents (the posterior mean for the VAE)."""
+        """Images in [0, 1] (n, h, w, c) -> latents (the first output: the posterior mean for the VAE)."""
         if self.encoder is None:
             raise ValueError(f"{self.card['model']} has no encoder loaded")
-        return self.encoder.run(None, {"image": np.ascontiguousarray(images_unit, dtype=np.float32)})[0]
+        signature = Signature.from_dict(self.card["graphs"]["encoder"])
+        feed = {signature.inputs[0].name: np.ascontiguousarray(images_unit, dtype=np.float32)}
+        return self.encoder.run([signature.output_names[0]], feed)[0]
 
     @property
     def latent_dim(self) -> int:
-        return int(self.card["latent_dim"])
+        return int(self.latent_input.shape[0]) if self.latent_input is not None else 0
 
     @property
     def conditional(self) -> bool:
-        return bool(self.card.get("conditional"))
+        return self.label_input is not None
 
     @property
     def class_names(self) -> list[str]:
@@ -80,16 +104,7 @@ class GeneratorRuntime:
 
     def label_index(self, label: str | int) -> int:
         """A class index from an index or a class name (case-insensitive); ValueError otherwise."""
-        names = self.class_names
-        if isinstance(label, str) and not label.strip().lstrip("-").isdigit():
-            lowered = [n.lower() for n in names]
-            if label.strip().lower() not in lowered:
-                raise ValueError(f"unknown label '{label}'; valid: {', '.join(names)} or 0-{len(names) - 1}")
-            return lowered.index(label.strip().lower())
-        index = int(label)
-        if not 0 <= index < len(names):
-            raise ValueError(f"label {index} is out of range; valid: 0-{len(names) - 1} ({', '.join(names)})")
-        return index
+        return class_index(self.class_names, label)
 
     def labels(self, label: str | int | None, n: int) -> np.ndarray | None:
         """The label input for n images: None for an unconditional generator, every class in turn
@@ -105,25 +120,63 @@ class GeneratorRuntime:
 
     def balanced_labels(self, n: int) -> np.ndarray:
         """0, 1, ..., C-1, 0, 1, ...: n labels covering every class evenly."""
-        return (np.arange(n) % max(len(self.class_names), 1)).astype(np.int32)
+        return signature.default_value(self.label_input, n) if self.conditional else None
 
-    def generate(self, n: int, seed: int, label: str | int | None = None) -> np.ndarray:
+    def feed(self, latents=None, labels=None, values: dict | None = None, seed: int = 0, n: int | None = None) -> dict:
+        """Every generator input for a batch: ``latents`` for the latent input, ``labels`` for the
+        label input, ``values`` (input name -> one value for all, or one per image) for any
+        input, and the card's default for the rest (seeded by ``seed``).
+
+        Raises:
+            ValueError: an unknown input name, or a value of the wrong shape or out of bounds.
+        """
+        n = len(latents) if latents is not None else (len(labels) if labels is not None else n)
+        if n is None:
+            raise ValueError("feed needs latents, labels or n")
+        feed = signature.default_feed(self.signature.inputs, n, seed)
+        if latents is not None:
+            feed[self.latent_input.name] = np.ascontiguousarray(latents, dtype=np.float32)
+        if labels is not None and self.label_input is not None:
+            feed[self.label_input.name] = np.ascontiguousarray(labels, dtype=np.int32)
+        specs = {t.name: t for t in self.signature.inputs}
+        for name, value in (values or {}).items():
+            if name not in specs:
+                raise ValueError(f"unknown input '{name}'; this model's inputs: {', '.join(specs)}")
+            feed[name] = signature.coerce(specs[name], value, n)
+        return feed
+
+    def generate(self, n: int, seed: int, label: str | int | None = None, values: dict | None = None) -> np.ndarray:
         """(n, h, w, c) float32 images in the card's value range, from the latents of ``seed``.
 
         A conditional generator draws class ``label`` (a name or index), or every class in turn
-        when None (see ``labels``; ValueError for a bad label)."""
-        return self.run(images.latents(seed, n, self.latent_dim), self.labels(label, n))
+        when None (see ``labels``); ``values`` sets other inputs (``feed``). ValueError for a
+        bad label or value."""
+        latents = images.latents(seed, n, self.latent_dim) if self.latent_input is not None else None
+        return self.run_feed(self.feed(latents, self.labels(label, n), values, seed, n))
 
-    def run(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
-        feed = {"z": np.ascontiguousarray(z, dtype=np.float32)}
-        if self.conditional:
-            if labels is None:
-                labels = self.balanced_labels(len(z))
-            feed["label"] = np.ascontiguousarray(labels, dtype=np.int32)
-        return self.session.run(["image"], feed)[0]
+    def run(self, z: np.ndarray, labels: np.ndarray | None = None, values: dict | None = None, seed: int = 0):
+        """Images for latents ``z`` (and ``labels``; every class in turn when None), the other
+        inputs from ``values`` or their defaults."""
+        return self.run_feed(self.feed(z, labels, values, seed))
 
-    def generate_uint8(self, n: int, seed: int, label: str | int | None = None) -> np.ndarray:
-        return images.to_uint8(self.generate(n, seed, label), self.card["value_range"])
+    def run_feed(self, feed: dict) -> np.ndarray:
+        return self.session.run([self.output], feed)[0]
+
+    def generate_uint8(self, n: int, seed: int, label: str | int | None = None, values=None) -> np.ndarray:
+        return images.to_uint8(self.generate(n, seed, label, values), self.card["value_range"])
+
+
+def class_index(names: list[str], label: str | int) -> int:
+    """A class index from an index or a class name (case-insensitive); ValueError otherwise."""
+    if isinstance(label, str) and not label.strip().lstrip("-").isdigit():
+        lowered = [n.lower() for n in names]
+        if label.strip().lower() not in lowered:
+            raise ValueError(f"unknown label '{label}'; valid: {', '.join(names)} or 0-{len(names) - 1}")
+        return lowered.index(label.strip().lower())
+    index = int(label)
+    if not 0 <= index < len(names):
+        raise ValueError(f"label {index} is out of range; valid: 0-{len(names) - 1} ({', '.join(names)})")
+    return index
 
 
 def _verified_session(uri: str, path: Path, card: dict, name: str, threads: int, spinning: bool = True):
@@ -147,9 +200,10 @@ def _verified_session(uri: str, path: Path, card: dict, name: str, threads: int,
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
-def _encoder_path(uri: str, generator_path: Path, card: dict) -> Path:
-    """encoder.onnx beside the generator, or (registered models) from the export run the card names."""
-    beside = generator_path.parent / "encoder.onnx"
+def _beside_or_from_export(uri: str, generator_path: Path, card: dict, name: str) -> Path:
+    """File ``name`` of the export beside the generator, or (registered models) from the export
+    run the card names."""
+    beside = generator_path.parent / name
     if beside.is_file():
         return beside
     import mlflow
@@ -157,13 +211,12 @@ def _encoder_path(uri: str, generator_path: Path, card: dict) -> Path:
     try:
         return Path(
             mlflow.artifacts.download_artifacts(
-                artifact_uri=f"runs:/{card.get('export_run_id')}/export/encoder.onnx", dst_path=tempfile.mkdtemp()
+                artifact_uri=f"runs:/{card.get('export_run_id')}/export/{name}", dst_path=tempfile.mkdtemp()
             )
         )
     except Exception as error:
-        first = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
         raise ModelLoadError(
-            f"'{uri}': cannot fetch its encoder from export run {card.get('export_run_id')} ({first})"
+            f"'{uri}': cannot fetch {name} from export run {card.get('export_run_id')} ({first_line(error)})"
         ) from None
 
 
@@ -195,15 +248,12 @@ def _resolve_mlflow(uri: str) -> tuple[Path, dict]:
     import yaml
     from mlflow.exceptions import MlflowException
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-    mlflow.set_tracking_uri(tracking_uri)
+    tracking_uri = use_tracking_store()
     try:
         folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tempfile.mkdtemp()))
     except MlflowException as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ModelLoadError(
-            f"model '{uri}' not found in {tracking_uri} ({first[:200]}); "
+            f"model '{uri}' not found in {tracking_uri} ({first_line(error)}); "
             "run the pipeline (mlflow run .) or check the name and alias in mlflow ui"
         ) from None
     mlmodel = folder / "MLmodel"

@@ -31,6 +31,11 @@ class GenerateRequest(_Body):
     truncation: float | None = Field(
         None, ge=0.05, le=10, allow_inf_nan=False, description="redraw latent entries beyond this magnitude (0.05-10)"
     )
+    inputs: dict[str, float | list] | None = Field(
+        None,
+        description="values for the generator's other inputs by name (GET /v1/models lists them with their "
+        "roles, shapes and bounds): one value for every image, or a list with one per image",
+    )
     format: Literal["png", "npy", "json"] = "png"
 
 

@@ -167,7 +167,7 @@ def _add_image_routes(app: FastAPI, settings: ServeSettings, holder: ModelHolder
         z = images.latents(seed, body.n, rt.latent_dim)
         if body.truncation is not None:
             z = images.truncate(z, body.truncation, seed)
-        out = await batcher.submit(z, _labels(rt, body.label, body.n))
+        out = await batcher.submit(_feed(rt, z, body.label, body.inputs, seed))
         return _respond(rt, out, body.format, seed)
 
     @app.post("/v1/interpolate", summary="Images along a latent path between two seeds")
@@ -178,7 +178,7 @@ def _add_image_routes(app: FastAPI, settings: ServeSettings, holder: ModelHolder
         a = images.latents(body.seed_a, 1, rt.latent_dim)[0]
         b = images.latents(body.seed_b, 1, rt.latent_dim)[0]
         z = images.interpolate(a, b, body.steps, body.method)
-        out = await batcher.submit(z, _labels(rt, body.label, body.steps))
+        out = await batcher.submit(_feed(rt, z, body.label, None, body.seed_a))
         return _respond(rt, out, body.format, None, columns=body.steps)
 
     @app.post(
@@ -196,7 +196,7 @@ def _add_image_routes(app: FastAPI, settings: ServeSettings, holder: ModelHolder
         picture = _decode_image(data, tuple(rt.card["output_shape"]))
         loop = asyncio.get_running_loop()
         z = await loop.run_in_executor(batcher.executor, rt.encode, picture[None])
-        out = await batcher.submit(z)
+        out = await batcher.submit(_feed(rt, z, None, None, 0))
         return _respond(rt, out, format, None)
 
 
@@ -233,9 +233,11 @@ def _add_model_routes(app: FastAPI, holder: ModelHolder, metrics: Metrics) -> No
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
 
-def _labels(rt: GeneratorRuntime, label, n: int):
+def _feed(rt: GeneratorRuntime, z: np.ndarray, label, values: dict | None, seed: int) -> dict:
+    """Every generator input for latents ``z``: the label asked for (or every class in turn),
+    ``values`` for named inputs, the card's defaults for the rest; a bad one is a 422."""
     try:
-        return rt.labels(label, n)
+        return rt.feed(z, rt.labels(label, len(z)), values, seed)
     except ValueError as exc:
         raise BadRequest(str(exc), 422) from None
 

@@ -48,13 +48,13 @@ def tfds_dir(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def spec(tfds_dir):
-    from pipeline import data
+    from pipeline import inputs
 
-    return data.describe("fashion_mnist", tfds_dir)
+    return inputs.describe("fashion_mnist", tfds_dir)
 
 
 def tiny_config(tfds_dir: str, **overrides) -> Config:
-    return Config(**{**TINY, "tfds_dir": tfds_dir, **overrides})
+    return Config.from_dict({**TINY, "tfds_dir": tfds_dir, **overrides})
 
 
 @pytest.fixture()

@@ -6,13 +6,13 @@ import onnxruntime as ort
 import pytest
 
 from export import files, parity
-from models import registry
+from models import registry, signature
 
 
 @pytest.mark.parametrize("kind", ["dcgan", "vae"])
 def test_generator_parity_at_two_batch_sizes(kind, tmp_path):
     model = registry.build(kind, image_shape=(28, 28, 1), latent_dim=6, learning_rate=1e-3, seed=0)
-    endpoint = files.Endpoint("generate", {"z": (6,)}, ("image",))
+    endpoint = signature.generator(6, (28, 28, 1))
     savedmodel = files.write_savedmodel(model.generator, endpoint, tmp_path / "sm")
     onnx_path = files.write_onnx(model.generator, endpoint, tmp_path / "g.onnx")
     report = parity.check(model.generator, endpoint, savedmodel, onnx_path)
@@ -29,7 +29,7 @@ def test_generator_parity_at_two_batch_sizes(kind, tmp_path):
 
 def test_vae_encoder_parity(tmp_path):
     model = registry.build("vae", image_shape=(28, 28, 1), latent_dim=6, learning_rate=1e-3, seed=0)
-    endpoint = files.Endpoint("encode", {"image": (28, 28, 1)}, ("z_mean", "z_log_var"))
+    endpoint = signature.encoder((28, 28, 1), 6, ("z_mean", "z_log_var"))
     savedmodel = files.write_savedmodel(model.encoder, endpoint, tmp_path / "sm")
     onnx_path = files.write_onnx(model.encoder, endpoint, tmp_path / "e.onnx")
     report = parity.check(model.encoder, endpoint, savedmodel, onnx_path)
@@ -40,7 +40,7 @@ def test_parity_detects_a_different_network(tmp_path):
     # Export one network and compare it with another: the check must fail.
     a = registry.build("dcgan", image_shape=(28, 28, 1), latent_dim=6, learning_rate=1e-3, seed=0)
     b = registry.build("dcgan", image_shape=(28, 28, 1), latent_dim=6, learning_rate=1e-3, seed=1)
-    endpoint = files.Endpoint("generate", {"z": (6,)}, ("image",))
+    endpoint = signature.generator(6, (28, 28, 1))
     savedmodel = files.write_savedmodel(a.generator, endpoint, tmp_path / "sm")
     onnx_path = files.write_onnx(a.generator, endpoint, tmp_path / "g.onnx")
     report = parity.check(b.generator, endpoint, savedmodel, onnx_path)

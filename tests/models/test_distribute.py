@@ -21,7 +21,7 @@ strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 assert strategy.num_replicas_in_sync == 2
 kind, options = sys.argv[1], json.loads(sys.argv[2])
 with strategy.scope():
-    model = registry.build(kind, image_shape=(28, 28, 1), latent_dim=8, learning_rate=1e-3, seed=0, gan=options)
+    model = registry.build(kind, image_shape=(28, 28, 1), latent_dim=8, learning_rate=1e-3, seed=0, options=options)
 value_range = 0.0 if kind in ("vae", "ae") else -1.0
 images = np.random.default_rng(0).uniform(value_range, 1.0, (64, 28, 28, 1)).astype("float32")
 data = (images, np.arange(64, dtype="int32") % 10) if kind == "cdcgan" else images
@@ -39,7 +39,7 @@ print("ok", {k: round(float(v[-1]), 3) for k, v in history.history.items()})
 
 @pytest.mark.parametrize(
     "kind, options",
-    [("dcgan", {}), ("vae", {}), ("cdcgan", {"loss": "wgan-gp", "critic_steps": 2, "minibatch_std": True})],
+    [("dcgan", {}), ("vae", {}), ("cdcgan", {"gan_loss": "wgan-gp", "critic_steps": 2, "minibatch_std": True})],
 )
 def test_training_runs_on_two_replicas(kind, options):
     result = subprocess.run(

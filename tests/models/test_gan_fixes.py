@@ -95,7 +95,7 @@ def test_minibatch_std_sees_a_collapsed_batch():
     assert out_varied[..., 4].min() > 0.5  # ~1 for unit-variance features
     assert out_collapsed[..., 4].max() < 1e-3  # only the epsilon's sqrt remains
     discriminator = registry.build(
-        "dcgan", image_shape=(28, 28, 1), latent_dim=4, learning_rate=1e-3, seed=0, gan={"minibatch_std": True}
+        "dcgan", image_shape=(28, 28, 1), latent_dim=4, learning_rate=1e-3, seed=0, options={"minibatch_std": True}
     ).discriminator
     image = np.random.default_rng(1).uniform(-1, 1, (1, 28, 28, 1)).astype(np.float32)
     other = np.random.default_rng(2).uniform(-1, 1, (7, 28, 28, 1)).astype(np.float32)
@@ -105,7 +105,9 @@ def test_minibatch_std_sees_a_collapsed_batch():
 
 
 def test_generator_ema_follows_the_formula():
-    model = registry.build("dcgan", image_shape=(28, 28, 1), latent_dim=4, learning_rate=1e-2, seed=0, gan={"ema": 0.9})
+    model = registry.build(
+        "dcgan", image_shape=(28, 28, 1), latent_dim=4, learning_rate=1e-2, seed=0, options={"ema": 0.9}
+    )
     before = [v.numpy().copy() for v in model.ema_generator.trainable_weights or model.ema_generator.weights]
     trainable_before = [v.numpy().copy() for v in model.generator.trainable_weights]
     np.testing.assert_array_equal(before[0], trainable_before[0])  # starts as a copy
@@ -128,7 +130,7 @@ def test_every_gan_family_trains_with_every_loss(kind):
             latent_dim=4,
             learning_rate=1e-3,
             seed=0,
-            gan={"loss": loss, "critic_steps": 2},
+            options={"gan_loss": loss, "critic_steps": 2},
         )
         images = rng.uniform(-1, 1, (8, 28, 28, 1)).astype(np.float32)
         batch = (images, rng.integers(0, 10, 8).astype(np.int32)) if kind == "cdcgan" else images

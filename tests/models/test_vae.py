@@ -42,10 +42,10 @@ def test_test_step_changes_no_weight(model):
 
 
 def test_loss_falls_when_training_on_real_images(spec):
-    from pipeline import data
+    from pipeline import inputs
 
     model = registry.build("vae", image_shape=spec.image_shape, latent_dim=8, learning_rate=1e-3, seed=0)
-    ds = data.training_dataset(spec, batch_size=64, value_range="unit", seed=0, examples=1024)
+    ds = inputs.training_dataset(spec, batch_size=64, value_range="unit", seed=0, examples=1024)
     first = model.evaluate(ds, verbose=0, return_dict=True)["loss"]
     model.fit(ds, epochs=3, verbose=0, shuffle=False)
     last = model.evaluate(ds, verbose=0, return_dict=True)["loss"]
@@ -59,12 +59,12 @@ def test_generator_outputs_unit_range(model):
 
 
 def test_iwae_bound_is_below_the_elbo_in_nats_and_tightens_with_k(spec):
-    from pipeline import data
+    from pipeline import inputs
 
     model = registry.build("vae", image_shape=spec.image_shape, latent_dim=8, learning_rate=1e-3, seed=0)
-    ds = data.training_dataset(spec, batch_size=64, value_range="unit", seed=0, examples=1024, binarize=True)
+    ds = inputs.training_dataset(spec, batch_size=64, value_range="unit", seed=0, examples=1024, binarize=True)
     model.fit(ds, epochs=2, verbose=0, shuffle=False)
-    images = data.binarized_test_images(spec)[:128]
+    images = inputs.binarized_test_images(spec)[:128]
     elbo = model.evaluate(images, batch_size=128, verbose=0, return_dict=True)["loss"]
     bounds = {k: float(np.mean(np.asarray(model.iwae_nll(images, k)))) for k in (1, 10, 100)}
     assert bounds[1] == pytest.approx(elbo, rel=0.02)  # k = 1 is a one-sample ELBO
@@ -73,9 +73,9 @@ def test_iwae_bound_is_below_the_elbo_in_nats_and_tightens_with_k(spec):
 
 
 def test_dynamic_binarization_draws_new_pixels_each_epoch(spec):
-    from pipeline import data
+    from pipeline import inputs
 
-    ds = data.training_dataset(spec, batch_size=8, value_range="unit", seed=0, examples=8, binarize=True)
+    ds = inputs.training_dataset(spec, batch_size=8, value_range="unit", seed=0, examples=8, binarize=True)
     first, second = (np.asarray(next(iter(ds))) for _ in range(2))
     assert set(np.unique(first)) <= {0.0, 1.0}
     assert not np.array_equal(first, second)
@@ -86,7 +86,7 @@ def test_mixed_bfloat16_training_keeps_float32_weights_and_outputs(spec):
     weights load into a float32 model (what export and evaluate rebuild) and give close outputs."""
     import keras
 
-    from pipeline import data
+    from pipeline import inputs
     from pipeline.train import precision_policy
 
     with precision_policy("mixed_bfloat16"):
@@ -94,7 +94,7 @@ def test_mixed_bfloat16_training_keeps_float32_weights_and_outputs(spec):
     assert keras.mixed_precision.global_policy().name == "float32"  # restored
     assert mixed.decoder.layers[1].compute_dtype == "bfloat16"
     assert all(v.dtype == "float32" for v in mixed.weights)
-    ds = data.training_dataset(spec, batch_size=64, value_range="unit", seed=0, examples=512, binarize=True)
+    ds = inputs.training_dataset(spec, batch_size=64, value_range="unit", seed=0, examples=512, binarize=True)
     history = mixed.fit(ds, epochs=2, verbose=0, shuffle=False).history["loss"]
     assert history[-1] < history[0]
     images = next(iter(ds))

@@ -22,7 +22,7 @@ def _collapsed_copy(train_run_id: str) -> str:
     last.set_weights([np.zeros_like(kernel), bias + 0.3])
     with tracking.stage_run("train", {"collapsed_from": train_run_id}) as run, tempfile.TemporaryDirectory() as tmp:
         model.save_weights(str(Path(tmp) / "model.weights.h5"))
-        (Path(tmp) / "model.json").write_text(json.dumps(description))
+        (Path(tmp) / "model.json").write_text(json.dumps(description.to_dict()))
         mlflow.log_artifacts(tmp, "model")
     return run.info.run_id
 

@@ -55,4 +55,4 @@ def test_train_run_logs_params_metrics_grids_and_model(store, tfds_dir):
     names = {a.path for a in MlflowClient().list_artifacts(result.run_id, "samples")}
     assert names == {"samples/epoch_001.png", "samples/epoch_002.png"}
     model, description = train.load_trained(result.run_id)
-    assert description["latent_dim"] == 100 and description["value_range"] == "tanh"
+    assert description.latent_dim == 100 and description.value_range == "tanh"

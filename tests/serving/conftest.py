@@ -3,6 +3,7 @@ uvicorn server on loopback serving one."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import threading
 import time
@@ -12,33 +13,32 @@ import requests
 
 
 def write_export(folder, kind: str = "dcgan", latent_dim: int = 10, seed: int = 0):
-    """An export folder as the export stage writes it (generator, encoder for vae/ae, card)."""
+    """An export folder as the export stage writes it (every network the family exports, and a
+    card with their signatures), without the parity check and INT8 twin."""
     from export import card, files
     from models import registry
 
-    family = registry.FAMILIES[kind]
+    family = registry.get(kind)
     folder.mkdir(parents=True, exist_ok=True)
-    model = registry.build(kind, image_shape=(28, 28, 1), latent_dim=latent_dim, learning_rate=1e-3, seed=seed)
-    inputs = {"z": (latent_dim,), **({"label": ()} if family.conditional else {})}
-    endpoint = files.Endpoint("generate", inputs, ("image",), {"label": 10} if family.conditional else {})
-    files.write_onnx(model.generator, endpoint, folder / "generator.onnx")
-    if family.encoder:
-        outputs = ("z_mean", "z_log_var") if kind == "vae" else ("z",)
-        files.write_onnx(
-            model.encoder, files.Endpoint("encode", {"image": (28, 28, 1)}, outputs), folder / "encoder.onnx"
-        )
-    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    spec = registry.model_spec(kind, image_shape=(28, 28, 1), latent_dim=latent_dim, learning_rate=1e-3, seed=seed)
+    spec = dataclasses.replace(spec, class_names=tuple(CLASS_NAMES))
+    exports = family.exports(family.build(spec), spec)
+    for export in exports:
+        files.write_onnx(export.network, export.signature, folder / f"{export.stem}.onnx")
     card.write_card(
         folder,
         model=kind,
+        graphs={e.stem: card.graph_entry(e.stem, e.signature) for e in exports},
         latent_dim=latent_dim,
         value_range=family.value_range,
         output_shape=[28, 28, 1],
-        conditional=family.conditional,
-        label_classes=names,
+        label_classes=CLASS_NAMES,
         files=files.sha256_tree(folder),
     )
     return folder
+
+
+CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
 
 def tamper(path) -> None:

@@ -13,21 +13,23 @@ from tests.serving.conftest import tamper
 
 @pytest.fixture(scope="module")
 def export_folder(tmp_path_factory):
-    from export import card, files
-    from models import registry
+    """An export with a version 1 model card (written before cards recorded signatures): it
+    must still load, its inputs implied by latent_dim."""
+    from export import files
+    from models import registry, signature
 
     folder = tmp_path_factory.mktemp("export")
     model = registry.build("dcgan", image_shape=(28, 28, 1), latent_dim=10, learning_rate=1e-3, seed=0)
-    endpoint = files.Endpoint("generate", {"z": (10,)}, ("image",))
-    files.write_onnx(model.generator, endpoint, folder / "generator.onnx")
-    card.write_card(
-        folder,
-        model="dcgan",
-        latent_dim=10,
-        value_range="tanh",
-        output_shape=[28, 28, 1],
-        files=files.sha256_tree(folder),
-    )
+    files.write_onnx(model.generator, signature.generator(10, (28, 28, 1)), folder / "generator.onnx")
+    card = {
+        "card_version": 1,
+        "model": "dcgan",
+        "latent_dim": 10,
+        "value_range": "tanh",
+        "output_shape": [28, 28, 1],
+        "files": files.sha256_tree(folder),
+    }
+    (folder / "model_card.json").write_text(json.dumps(card))
     return folder
 
 

@@ -1,0 +1,45 @@
+"""Convolutional autoencoder (deterministic): ``models/ae.py``; exports the decoder (with a
+sigmoid) as the generator and the encoder."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from models import signature
+from models.registry import Export, Family, ModelSpec, register
+
+
+@register
+class AutoEncoder(Family):
+    name = "ae"
+    order = 5
+    summary = "convolutional autoencoder (deterministic)"
+    value_range = "unit"
+    primary_metric = "fid"
+    validates = True
+    mixed_precision = True
+    defaults: ClassVar[dict] = {"latent_dim": 32, "learning_rate": 1e-3, "width": 32}
+
+    def build_model(self, spec: ModelSpec, options, learning_rate):
+        import keras
+
+        from models import ae
+
+        model = ae.AutoEncoder(
+            ae.build_encoder(spec.image_shape, spec.latent_dim, spec.width),
+            ae.build_decoder(spec.latent_dim, spec.image_shape, spec.width),
+            spec.latent_dim,
+        )
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+        return model
+
+    def exports(self, model, spec: ModelSpec) -> list[Export]:
+        return [
+            Export("generator", model.generator, signature.generator(spec.latent_dim, spec.image_shape)),
+            Export("encoder", model.encoder, signature.encoder(spec.image_shape, spec.latent_dim, ("z",))),
+        ]
+
+    def evaluation_extras(self, load_model, load_test_images, config) -> dict:
+        """Test reconstruction loss, nats per image on grey levels."""
+        scores = load_model().evaluate(load_test_images(), batch_size=500, verbose=0, return_dict=True)
+        return {"test_reconstruction_loss": float(scores["loss"])}

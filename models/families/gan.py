@@ -1,0 +1,119 @@
+"""GAN families' shared part (options, training model, signature) and the fully connected GAN
+(Goodfellow et al. 2014). ``dcgan`` and ``cdcgan`` subclass ``GanFamily`` with their networks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from models import signature
+from models.registry import Export, Family, ModelSpec, Options, option, register
+
+LOSSES = ("minimax", "ns", "lsgan", "hinge", "wgan-gp")  # = models.losses.LOSSES (no TF import here)
+SMOOTHABLE = ("minimax", "ns", "lsgan")  # = models.losses.SMOOTHABLE
+WGAN_GP_CRITIC_STEPS = 5  # critic updates per generator update (Gulrajani et al. 2017)
+
+
+@dataclass(frozen=True)
+class GanOptions(Options):
+    """The GAN-training options (see ``models.gan.GAN``): the course's loss functions and its
+    fixes for mode collapse and oscillation."""
+
+    applies_to: ClassVar[str] = "GAN"
+
+    gan_loss: str = option("ns", "minimax | ns (non-saturating) | lsgan | hinge | wgan-gp", choices=LOSSES)
+    critic_steps: int = option(0, "D updates per G update; 0 = 5 for wgan-gp, else 1", low=0)
+    gp_weight: float = option(10.0, "wgan-gp: gradient penalty weight (lambda)", low=0.0)
+    label_smoothing: float = option(0.0, "one-sided; the real target becomes 1 - s (minimax, ns, lsgan)")
+    replay: int = option(0, "experience replay buffer size (old fakes); 0 = off", low=0)
+    replay_ratio: float = option(0.5, "fraction of D's fake batch drawn from the replay buffer", low=0.0, high=1.0)
+    minibatch_std: bool = option(False, "mini-batch standard deviation layer in D (0/1, true/false)")
+    ema: float = option(0.0, "decay of the generator's weight EMA, exported instead of G; 0 = off")
+
+    def check(self, batch_size: int) -> None:
+        if not 0.0 <= self.label_smoothing < 1.0 or not 0.0 <= self.ema < 1.0:
+            raise ValueError("label_smoothing and ema must be in [0, 1); e.g. label_smoothing=0.1, ema=0.999")
+        if self.label_smoothing and self.gan_loss not in SMOOTHABLE:
+            raise ValueError(
+                f"label_smoothing moves a real target; {self.gan_loss} has none; use gan_loss=ns, minimax or lsgan"
+            )
+        if self.replay and self.replay < batch_size:
+            raise ValueError(f"replay buffer ({self.replay}) must hold at least one batch ({batch_size})")
+
+    def check_replicas(self, replicas: int) -> None:
+        if replicas > 1 and (self.replay or self.ema):
+            raise ValueError("replay and ema are not supported on several GPUs yet; drop them or use one device")
+
+    def resolved(self) -> GanOptions:
+        from dataclasses import replace
+
+        steps = self.critic_steps or (WGAN_GP_CRITIC_STEPS if self.gan_loss == "wgan-gp" else 1)
+        return replace(self, critic_steps=steps)
+
+
+class GanFamily(Family):
+    """Adversarial families: ``models.gan.GAN``'s two-phase step over ``networks``'s pair."""
+
+    options = GanOptions
+    value_range = "tanh"
+    primary_metric = "fid"
+    defaults: ClassVar[dict] = {"latent_dim": 100, "learning_rate": 2e-4, "width": 64}
+
+    def networks(self, spec: ModelSpec, options: GanOptions):
+        """(generator, discriminator), freshly initialized (override)."""
+        raise NotImplementedError
+
+    def build_model(self, spec: ModelSpec, options: GanOptions, learning_rate):
+        import keras
+
+        from models import gan
+        from models.layers import ReplayBuffer
+
+        generator, discriminator = self.networks(spec, options)
+        replay = None
+        if options.replay:
+            replay = ReplayBuffer(options.replay, spec.image_shape, options.replay_ratio, seed=spec.seed)
+        model = gan.GAN(
+            generator,
+            discriminator,
+            latent_dim=spec.latent_dim,
+            loss=options.gan_loss,
+            critic_steps=options.critic_steps,
+            gp_weight=options.gp_weight,
+            label_smoothing=options.label_smoothing,
+            replay=replay,
+            ema_decay=options.ema,
+            num_classes=spec.num_classes if self.labels else 0,
+            seed=spec.seed,
+        )
+        # WGAN-GP's Adam settings (Gulrajani et al. use beta_1 0, beta_2 0.9; Keras's example 0.5, 0.9).
+        beta_2 = 0.9 if options.gan_loss == "wgan-gp" else 0.999
+        model.compile(
+            d_optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=beta_2),
+            g_optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=beta_2),
+        )
+        return model
+
+    def exports(self, model, spec: ModelSpec) -> list[Export]:
+        classes = spec.num_classes if self.labels else 0
+        return [
+            Export(
+                "generator", model.exported_generator, signature.generator(spec.latent_dim, spec.image_shape, classes)
+            )
+        ]
+
+
+@register
+class MlpGan(GanFamily):
+    name = "gan"
+    order = 2
+    summary = "fully connected GAN (Goodfellow et al. 2014)"
+    defaults: ClassVar[dict] = {"latent_dim": 100, "learning_rate": 2e-4, "width": 0}  # no width
+
+    def networks(self, spec: ModelSpec, options: GanOptions):
+        from models import gan
+
+        return (
+            gan.build_mlp_generator(spec.latent_dim, spec.image_shape),
+            gan.build_mlp_discriminator(spec.image_shape, minibatch_std=options.minibatch_std),
+        )

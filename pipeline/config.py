@@ -291,7 +291,7 @@ def add_arguments(parser, only=None) -> None:
             dest=name,
             type=str,
             default=None,
-            help=f"{f.metadata.get('help', '')} (default: {f.default})",
+            help=f"{f.metadata.get('help', '')} (default: {f.default})".replace("%", "%%"),  # argparse formats %
         )
 
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import tensorflow as tf
 from keras import ops
 
-LOSSES = ("minimax", "ns", "lsgan", "hinge", "wgan-gp")
-SMOOTHABLE = ("minimax", "ns", "lsgan")  # losses with a real target that label smoothing can move
+from models.families.gan import LOSSES  # the GAN options' choices (a TF-free module)
+
 PROBABILITY_OUTPUT = ("minimax", "ns")  # sigmoid(output) is D's probability that the input is real
 
 

@@ -9,8 +9,8 @@ from typing import ClassVar
 from models import signature
 from models.registry import Export, Family, ModelSpec, Options, option, register
 
-LOSSES = ("minimax", "ns", "lsgan", "hinge", "wgan-gp")  # = models.losses.LOSSES (no TF import here)
-SMOOTHABLE = ("minimax", "ns", "lsgan")  # = models.losses.SMOOTHABLE
+LOSSES = ("minimax", "ns", "lsgan", "hinge", "wgan-gp")  # models/losses.py's table, by name
+SMOOTHABLE = ("minimax", "ns", "lsgan")  # losses with a real target that label smoothing can move
 WGAN_GP_CRITIC_STEPS = 5  # critic updates per generator update (Gulrajani et al. 2017)
 
 

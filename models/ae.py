@@ -35,8 +35,6 @@ class AutoEncoder(keras.Model):
     ``generator`` is the decoder followed by a sigmoid (z -> image in [0, 1]).
     """
 
-    value_range = "unit"
-
     def __init__(self, encoder, decoder, latent_dim: int, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder

@@ -5,7 +5,7 @@ Discriminator: strided Conv2D + LeakyReLU (+ dropout), no pooling, one output.
 Conditional: the generator takes [z, label] (the label embedded and joined to z); the
 discriminator takes [image, label] (the label embedded as one extra image channel, and a
 projection of the label's embedding onto the features added to the output, Miyato & Koyama 2018).
-Training is ``models.gan.GAN``'s two-phase step; ``DCGAN`` is that class.
+Training is ``models.gan.GAN``'s two-phase step (``models/families/dcgan.py`` puts them together).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.gan import GAN as DCGAN  # noqa: F401  the training model of every GAN family
 from models.layers import MinibatchStd
 
 EMBEDDING_DIM = 50

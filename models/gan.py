@@ -72,8 +72,6 @@ class GAN(keras.Model):
         seed: seeds the latents and labels drawn in ``train_step``.
     """
 
-    value_range = "tanh"
-
     def __init__(
         self,
         generator,

@@ -90,8 +90,6 @@ class VAE(keras.Model):
         seed: seeds the reparameterization noise.
     """
 
-    value_range = "unit"
-
     def __init__(self, encoder, decoder, latent_dim: int, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder

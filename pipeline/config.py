@@ -13,7 +13,9 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from pipeline import features
 from pipeline.errors import UserError
+from pipeline.metrics import DEFAULT_METRICS
 
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("float32", "mixed_bfloat16")
@@ -48,10 +50,10 @@ class Config:
     seed: int = setting(0, "seeds shuffling, weights, latents and sampling")
     train_examples: int = setting(0, "use only the first N training examples; 0 = all")
     eval_samples: int = setting(10000, "generated samples scored by the evaluate stage")
-    metrics: str = setting("fid,fid_floor,kid_metric,pr,dc,classes", "evaluate's metrics, comma-separated")
+    metrics: str = setting(",".join(DEFAULT_METRICS), "evaluate's metrics, comma-separated")
     iwae_k: int = setting(64, "VAE: importance samples of the likelihood bound (the literature's protocol: 5000)")
     iwae_examples: int = setting(0, "VAE: test images the IWAE bound averages over; 0 = all")
-    features_epochs: int = setting(4, "epochs of the feature classifier (trained once per dataset)")
+    features_epochs: int = setting(features.EPOCHS, "epochs of the feature classifier (trained once per dataset)")
     features_examples: int = setting(0, "training examples of the feature classifier; 0 = all")
     data_dir: str = setting(DEFAULT_IDX_DIR, "local IDX files used when TFDS cannot download")
     tfds_dir: str = setting("", 'TFDS data dir; "" = TFDS\'s default (~/tensorflow_datasets)')

@@ -7,6 +7,7 @@ Errors in the user's input print one line (``latentforge: error: …``) and exit
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -55,7 +56,12 @@ def _parser() -> argparse.ArgumentParser:
         "promote": "register the ONNX generator and move the champion alias when it is better",
     }
     for name, fields in STAGE_FIELDS.items():
-        sub = commands.add_parser(name, help=helps[name])
+        sub = commands.add_parser(
+            name,
+            help=helps[name],
+            epilog=_families() if fields is None or "model" in fields else None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         config_module.add_arguments(sub, fields)
         sub.add_argument("--dry-run", action="store_true", help="print the resolved config and stop")
         if name == "train":
@@ -121,6 +127,18 @@ def _parser() -> argparse.ArgumentParser:
     latent.add_argument("--exemplars", type=int, default=3, help="arithmetic: latents averaged per group")
     config_module.add_arguments(latent, ("tfds_dir", "features_epochs", "features_examples", "experiment"))
     return parser
+
+
+def _families() -> str:
+    """The registered model families and the options each takes, for --help."""
+    from models import registry
+
+    lines = ["model families (--model):"]
+    for name in registry.names():
+        family = registry.get(name)
+        options = [f.name for f in dataclasses.fields(family.options)]
+        lines.append(f"  {name:8} {family.summary}" + (f"; options: {', '.join(options)}" if options else ""))
+    return "\n".join(lines)
 
 
 def _latent(args) -> None:

@@ -49,11 +49,11 @@ def test_mlflow_run_takes_the_vae_training_fields(tmp_path, tfds_dir):
     command = [sys.executable, "-m", "mlflow", "run", str(ROOT), "--env-manager", "local", "--experiment-name", "p"]
     result = subprocess.run([*command, *params], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    import mlflow
+    from mlflow import MlflowClient
 
-    train = mlflow.search_runs(
-        experiment_names=["p"], filter_string="tags.`latentforge.stage` = 'train'", output_format="list"
-    )
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("p").experiment_id
+    train = client.search_runs([experiment], filter_string="tags.`latentforge.stage` = 'train'")
     assert len(train) == 1, train
     params = train[0].data.params
     assert (params["model"], params["lr_schedule"], params["width"], params["precision"]) == (

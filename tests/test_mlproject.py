@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import ROOT, TINY
 
+pytestmark = pytest.mark.slow  # end to end: `mlflow run` and every stage, servers in subprocesses
+
 
 @pytest.fixture(scope="module")
 def pipeline_store(tmp_path_factory, tfds_dir):

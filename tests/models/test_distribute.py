@@ -9,6 +9,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # a TensorFlow subprocess per case
+
 SCRIPT = """
 import json
 import sys

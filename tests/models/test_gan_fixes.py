@@ -120,6 +120,7 @@ def test_generator_ema_follows_the_formula():
     assert model.exported_generator is model.ema_generator
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["gan", "cdcgan"])
 def test_every_gan_family_trains_with_every_loss(kind):
     rng = np.random.default_rng(0)

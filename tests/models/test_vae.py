@@ -41,6 +41,7 @@ def test_test_step_changes_no_weight(model):
     assert float(logs["loss"]) == pytest.approx(float(logs["reconstruction_loss"]) + float(logs["kl_loss"]), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_loss_falls_when_training_on_real_images(spec):
     from pipeline import inputs
 
@@ -58,6 +59,7 @@ def test_generator_outputs_unit_range(model):
     assert images.min() >= 0 and images.max() <= 1
 
 
+@pytest.mark.slow
 def test_iwae_bound_is_below_the_elbo_in_nats_and_tightens_with_k(spec):
     from pipeline import inputs
 
@@ -81,6 +83,7 @@ def test_dynamic_binarization_draws_new_pixels_each_epoch(spec):
     assert not np.array_equal(first, second)
 
 
+@pytest.mark.slow
 def test_mixed_bfloat16_training_keeps_float32_weights_and_outputs(spec):
     """precision=mixed_bfloat16: bf16 compute, float32 variables, float32 logits and latents; the
     weights load into a float32 model (what export and evaluate rebuild) and give close outputs."""

@@ -57,16 +57,19 @@ def test_config_errors(args, fragments, tmp_path):
     assert not (tmp_path / "mlflow.db").exists()  # rejected before any work
 
 
+@pytest.mark.slow  # a subprocess that imports TensorFlow or MLflow
 def test_unknown_dataset_lists_valid_ones(tmp_path):
     result = latentforge("data", "--dataset", "imagenet_tiny_nope", "--tfds-dir", str(tmp_path / "tfds"), cwd=tmp_path)
     assert_one_line_error(result, "unknown dataset 'imagenet_tiny_nope'", "valid: fashion_mnist")
 
 
+@pytest.mark.slow  # a subprocess that imports TensorFlow or MLflow
 def test_dataset_not_available_offline(tmp_path):
     result = latentforge("data", "--dataset", "mnist", "--tfds-dir", str(tmp_path / "tfds"), cwd=tmp_path)
     assert_one_line_error(result, "dataset 'mnist'", "could not be downloaded")
 
 
+@pytest.mark.slow  # a subprocess that imports TensorFlow or MLflow
 def test_missing_model_uri(tmp_path):
     result = latentforge("generate", "--model", "models:/no-such-model@champion", "--out", "x.png", cwd=tmp_path)
     assert_one_line_error(result, "models:/no-such-model@champion", "not found")
@@ -106,6 +109,7 @@ def test_every_preset_is_a_valid_config(name):
         assert getattr(config, field) == value
 
 
+@pytest.mark.slow  # a subprocess that imports TensorFlow or MLflow
 def test_latent_arithmetic_needs_three_classes(tmp_path):
     result = latentforge("latent", "arithmetic", "--model", str(tmp_path / "none.onnx"), cwd=tmp_path)
     assert_one_line_error(result, "arithmetic needs --a, --b and --c")

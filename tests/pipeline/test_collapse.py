@@ -7,10 +7,13 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pytest
 from mlflow import MlflowClient
 
 from pipeline import data, evaluate, export_stage, promote, tracking, train
 from tests.conftest import tiny_config
+
+pytestmark = pytest.mark.slow  # trains, exports and evaluates twice
 
 
 def _collapsed_copy(train_run_id: str) -> str:

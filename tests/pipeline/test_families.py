@@ -9,6 +9,8 @@ from mlflow import MlflowClient
 from pipeline import cli, main
 from tests.conftest import tiny_config
 
+pytestmark = pytest.mark.slow  # every stage, per family
+
 
 @pytest.mark.parametrize(
     "overrides",

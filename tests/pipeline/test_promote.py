@@ -30,6 +30,7 @@ def _evaluation(export_run_id: str, fid: float | None, protocol: str = "extracto
     return run.info.run_id
 
 
+@pytest.mark.slow
 def test_worse_challenger_is_not_promoted(store, tfds_dir):
     config = tiny_config(tfds_dir)
     data_run, _ = data.run_data(config)
@@ -74,6 +75,7 @@ def test_worse_challenger_is_not_promoted(store, tfds_dir):
     assert images.shape == (2, 28, 28, 1)
 
 
+@pytest.mark.slow
 def test_promote_refuses_the_evaluation_of_another_export_or_one_without_the_metric(store, tfds_dir):
     from pipeline.errors import UserError
 

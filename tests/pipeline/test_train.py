@@ -8,6 +8,8 @@ from mlflow import MlflowClient
 from pipeline import data, train
 from tests.conftest import tiny_config
 
+pytestmark = pytest.mark.slow  # train stages on the real dataset and store
+
 
 class StopAfterFirstEpoch(keras.callbacks.Callback):
     """Simulates a killed run: raises after the stage has checkpointed epoch 1."""

@@ -199,6 +199,7 @@ def test_malformed_json_says_what_is_wrong_and_where(dcgan, data, message):
     assert answer.status_code == 422 and answer.json() == {"error": f"body is not valid JSON: {message}"}
 
 
+@pytest.mark.slow
 def test_concurrent_load_has_no_errors_and_is_batched(dcgan):
     session = requests.Session()
 
@@ -237,6 +238,7 @@ def test_a_refused_token_with_a_big_body_still_gets_the_401_json(exports, monkey
         assert status == 401 and "bearer token" in answer["error"]
 
 
+@pytest.mark.slow
 def test_reload_under_load_loses_no_request(exports, tmp_path):
     folder = tmp_path / "live"
     shutil.copytree(exports["dcgan"], folder)

@@ -93,20 +93,32 @@ def _inference_tables(record: dict):
     return [("", columns, rows)]
 
 
+RUNTIME_PROSE = {
+    "keras_predict": "Keras `predict`",
+    "keras_call": "a Keras call",
+    "savedmodel": "the SavedModel signature",
+}
+
+
 def _inference_reading(record: dict) -> list[str]:
     lines = []
     for key, speedups in record.get("summary", {}).items():
         batch = key.removeprefix("batch_")
         parts = [
-            f"{times(value)} faster than {RUNTIME_NAMES.get(name.removeprefix('onnx_fp32_over_'), name)}"
-            for name, value in speedups.items()
-            if name.startswith("onnx_fp32_over_")
+            f"{times(value)} as fast as {RUNTIME_PROSE.get(name, name)}"
+            for name, value in ((k.removeprefix("onnx_fp32_over_"), v) for k, v in speedups.items())
+            if name != "onnx_int8_over_onnx_fp32"
         ]
-        sentence = f"At batch {batch}, ONNX FP32 is " + ", ".join(parts) + "."
+        sentence = f"At batch {batch}, ONNX FP32 is " + _series(parts) + "."
         if "onnx_int8_over_onnx_fp32" in speedups:
-            sentence += f" INT8 is {times(speedups['onnx_int8_over_onnx_fp32'])} faster than FP32."
+            sentence += f" INT8 is {times(speedups['onnx_int8_over_onnx_fp32'])} as fast as FP32."
         lines.append(sentence)
     return lines
+
+
+def _series(parts: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 INFERENCE = Section(
@@ -142,13 +154,16 @@ def _serving_tables(record: dict):
 
 
 def _serving_reading(record: dict) -> list[str]:
+    ours = [r for r in record["rows"] if r["server"] == "latentforge" and r.get("ratio_to_mlflow") is not None]
     lines = []
-    for row in record["rows"]:
-        if row["server"] == "latentforge" and row.get("ratio_to_mlflow") is not None:
-            lines.append(
-                f"At concurrency {row['concurrency']}, `latentforge serve` answered {times(row['ratio_to_mlflow'])} "
-                "the requests per second of `mlflow models serve`."
-            )
+    if ours:
+        lines.append(
+            "`latentforge serve` answered "
+            + _series([times(r["ratio_to_mlflow"]) for r in ours])
+            + " the requests per second of `mlflow models serve` at concurrency "
+            + _series([str(r["concurrency"]) for r in ours])
+            + "."
+        )
     errors = sum(row.get("errors", 0) for row in record["rows"])
     lines.append(f"Errors over all levels: {errors}.")
     return lines
@@ -180,9 +195,9 @@ def _evaluate_tables(record: dict):
         rows.append({"step": "**total**", "median_s": record["summary"]["total_median_s"]})
     scores = [
         Column("metric", "metric"),
-        Column("median", "median", fixed(4)),
-        Column("min", "min", fixed(4)),
-        Column("max", "max", fixed(4)),
+        Column("median", "median"),
+        Column("min", "min"),
+        Column("max", "max"),
     ]
     return [("Seconds per step", steps, rows), ("Scores", scores, record.get("tables", {}).get("scores", []))]
 
@@ -254,7 +269,8 @@ def _collapse_tables(record: dict):
 def _collapse_reading(record: dict) -> list[str]:
     parameters = record["parameters"]
     lines = [
-        f"Every variant trains the DCGAN for {parameters['epochs']} epoch(s) at batch {parameters['batch_size']} "
+        f"Every variant trains the DCGAN for {parameters['epochs']} epoch{'s' if parameters['epochs'] != 1 else ''} "
+        f"at batch {parameters['batch_size']} "
         f"with seeds {', '.join(str(s) for s in parameters['seeds'])}, and the evaluate stage scores "
         f"{parameters['eval_samples']:,} samples of each."
     ]
@@ -404,6 +420,11 @@ def render(results: Path = RESULTS) -> str:
         "`bench/report.py`. To refresh a section, rerun its command (each script's `--help` lists its "
         "options), then `.venv/bin/python bench/report.py`. The benchmarks read the registered models of "
         "`$MLFLOW_TRACKING_URI` (default `sqlite:///mlflow.db`), so run the pipeline (`bin/run`) first.",
+        "",
+        "Timings depend on the machine and on what else ran on it. Each section gives the load average at the "
+        "start and end of its run: a load above the number of logical cores means other work competed for the "
+        "CPU, so the timings are slower and noisier than on a quiet machine, while ratios between runtimes "
+        "or servers measured in the same run hold up better.",
         "",
     ]
     if records:

@@ -268,11 +268,12 @@ def _collapse_tables(record: dict):
 
 def _collapse_reading(record: dict) -> list[str]:
     parameters = record["parameters"]
+    epochs, steps, seeds = parameters["epochs"], parameters.get("steps_per_epoch", 0), parameters["seeds"]
+    budget = f"{epochs} epoch{'s' if epochs != 1 else ''}" + (f" of {steps} steps" if steps else "")
     lines = [
-        f"Every variant trains the DCGAN for {parameters['epochs']} epoch{'s' if parameters['epochs'] != 1 else ''} "
-        f"at batch {parameters['batch_size']} "
-        f"with seeds {', '.join(str(s) for s in parameters['seeds'])}, and the evaluate stage scores "
-        f"{parameters['eval_samples']:,} samples of each."
+        f"Every variant trains the DCGAN for {budget} at batch {parameters['batch_size']} with "
+        f"seed{'s' if len(seeds) != 1 else ''} {_series([str(s) for s in seeds])}, and the evaluate stage "
+        f"scores {parameters['eval_samples']:,} samples of each."
     ]
     by_variant = {v: [r for r in record["rows"] if r["variant"] == v] for v in _collapse_variants(record)}
     if "ns" in by_variant:

@@ -38,17 +38,16 @@ def main() -> None:
     record.add_arguments(parser, "inference")
     args = parser.parse_args()
 
-    import numpy as np
     import onnxruntime as ort
     import tensorflow as tf
 
     from pipeline import tracking
     from pipeline.train import load_trained
-    from serving import images
     from serving.runtime import GeneratorRuntime
 
     tracking.setup("latentforge-bench")
-    card = GeneratorRuntime.load(args.model).card
+    runtime = GeneratorRuntime.load(args.model)
+    card, output = runtime.card, runtime.output
     model, _ = load_trained(card["train_run_id"])
     network = getattr(model, "exported_generator", model.generator)
     folder = tracking.download(card["export_run_id"], "export", tempfile.mkdtemp())
@@ -58,7 +57,6 @@ def main() -> None:
         for name, f in (("onnx_fp32", "generator.onnx"), ("onnx_int8", "generator_int8.onnx"))
         if (folder / f).is_file()
     }
-    conditional = bool(card.get("conditional"))
     print(
         f"{args.model}: {card['model']}, latent {card['latent_dim']}, {os.cpu_count()} CPUs, {args.repeats} calls each"
     )
@@ -67,16 +65,15 @@ def main() -> None:
     print("|---|---|---|---|---|")
     rows = []
     for batch in (int(b) for b in args.batches.split(",")):
-        z = images.latents(0, batch, card["latent_dim"])
-        labels = (np.arange(batch) % 10).astype(np.int32)
-        inputs = [z, labels] if conditional else z
-        feed = {"z": z, **({"label": labels} if conditional else {})}
+        feed = runtime.feed(n=batch)  # every input from the model card's defaults, seed 0
+        values = [feed[t.name] for t in runtime.signature.inputs]
+        inputs = values[0] if len(values) == 1 else values
         tensors = {k: tf.constant(v) for k, v in feed.items()}
         runtimes = {
             "keras_predict": lambda inputs=inputs, b=batch: network.predict(inputs, batch_size=b, verbose=0),
             "keras_call": lambda inputs=inputs: network(inputs, training=False).numpy(),
-            "savedmodel": lambda t=tensors: signature(**t)["image"].numpy(),
-            **{name: (lambda s=s, f=feed: s.run(["image"], f)[0]) for name, s in sessions.items()},
+            "savedmodel": lambda t=tensors: signature(**t)[output].numpy(),
+            **{name: (lambda s=s, f=feed: s.run([output], f)[0]) for name, s in sessions.items()},
         }
         times = {name: [] for name in runtimes}
         for fn in runtimes.values():  # warm-up (tracing, graph optimization)

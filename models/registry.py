@@ -182,6 +182,7 @@ class Family:
         import keras
 
         keras.utils.set_random_seed(spec.seed)
+        spec = dataclasses.replace(spec, width=spec.width or self.defaults["width"])  # model.json before width
         options = make_options(self, spec.options).resolved()
         model = self.build_model(spec, options, spec.learning_rate if learning_rate is None else learning_rate)
         model.build_optimizers()
@@ -198,7 +199,12 @@ def register(cls: type[Family]) -> type[Family]:
     for f in dataclasses.fields(cls.options):
         for other in FAMILIES.values():
             same = {g.name: g for g in dataclasses.fields(other.options)}.get(f.name)
-            if other.name != cls.name and same is not None and (same.type, same.default) != (f.type, f.default):
+            meaning = (f.type, f.default, dict(f.metadata))
+            if (
+                other.name != cls.name
+                and same is not None
+                and (same.type, same.default, dict(same.metadata)) != meaning
+            ):
                 raise ValueError(f"{cls.name}: option '{f.name}' means something else to {other.name}; rename it")
     FAMILIES[cls.name] = cls()
     return cls

@@ -133,19 +133,26 @@ class Signature:
         )
 
 
-def _generator(seed: int, position: int) -> np.random.Generator:
-    # The first input draws from default_rng(seed) (the project-wide latent of a seed); the
-    # others from their own stream, so adding an input never changes the first one's numbers.
-    return np.random.default_rng(seed if position == 0 else [seed, position])
+def _generator(seed: int, stream: int | None) -> np.random.Generator:
+    # The primary latent draws from default_rng(seed) (the project-wide latent of a seed, as
+    # serving.images.latents); every other input from its own stream [seed, position + 1], so
+    # adding an input never changes another's numbers. (+ 1: numpy seeds [s, 0] like s.)
+    return np.random.default_rng(seed if stream is None else [seed, stream + 1])
 
 
-def default_value(spec: TensorSpec, n: int, seed: int = 0, position: int = 0) -> np.ndarray:
-    """``spec``'s default for ``n`` items: (n, *shape) of its dtype."""
+def primary_latent(inputs) -> int | None:
+    """Position of the first input with role ``latent`` (the one a seed stands for), or None."""
+    return next((i for i, spec in enumerate(inputs) if spec.role == "latent"), None)
+
+
+def default_value(spec: TensorSpec, n: int, seed: int = 0, stream: int | None = None) -> np.ndarray:
+    """``spec``'s default for ``n`` items: (n, *shape) of its dtype; random kinds draw from
+    ``default_rng(seed)`` (``stream`` None) or ``default_rng([seed, stream])``."""
     shape, kind = (n, *spec.shape), spec.default["kind"]
     if kind == "normal":
-        value = _generator(seed, position).standard_normal(shape)
+        value = _generator(seed, stream).standard_normal(shape)
     elif kind == "uniform":
-        value = _generator(seed, position).uniform(spec.default.get("low", 0.0), spec.default.get("high", 1.0), shape)
+        value = _generator(seed, stream).uniform(spec.default.get("low", 0.0), spec.default.get("high", 1.0), shape)
     elif kind == "classes":
         value = np.broadcast_to((np.arange(n) % max(spec.classes, 1)).reshape((n,) + (1,) * len(spec.shape)), shape)
     else:  # constant
@@ -163,7 +170,7 @@ def coerce(spec: TensorSpec, value, n: int) -> np.ndarray:
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
         raise ValueError(f"input '{spec.name}' must be numeric, got {value!r}")
-    if array.shape == spec.shape:
+    if array.ndim == 0 or array.shape == spec.shape:  # one value (or one tensor) for every item
         array = np.broadcast_to(array, (n, *spec.shape))
     elif array.shape != (n, *spec.shape):
         raise ValueError(
@@ -223,8 +230,13 @@ def encoder(image_shape, latent_dim: int, outputs: tuple[str, ...]) -> Signature
 
 
 def default_feed(inputs, n: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Every input filled by its default for ``n`` items; the first from ``default_rng(seed)``."""
-    return {spec.name: default_value(spec, n, seed, position) for position, spec in enumerate(inputs)}
+    """Every input filled by its default for ``n`` items: the primary latent from
+    ``default_rng(seed)``, the input at position i from ``default_rng([seed, i + 1])``."""
+    primary = primary_latent(inputs)
+    return {
+        spec.name: default_value(spec, n, seed, None if position == primary else position)
+        for position, spec in enumerate(inputs)
+    }
 
 
 def call(network, signature: Signature, feed: dict):

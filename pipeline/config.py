@@ -194,6 +194,12 @@ class Config:
         known = {f.name: f for f in fields(cls) if not f.metadata.get("internal")}
         data = presets.apply({k: v for k, v in data.items() if v != "" and v is not None})
         owners = registry.option_owners()
+        shadowing = sorted(set(owners) & set(known))
+        if shadowing:
+            holders = sorted({o for name in shadowing for o in owners[name]})
+            raise UserError(
+                f"option(s) {', '.join(shadowing)} of {', '.join(holders)} shadow config fields; rename them"
+            )
         unknown = sorted(set(data) - set(known) - set(owners))
         if unknown:
             valid = [*known, *owners]
@@ -205,6 +211,16 @@ class Config:
         except ValueError as error:
             raise UserError(str(error)) from None
         option_fields = {f.name: f for f in fields(family.options)}
+        fields_by_name = registry.option_fields()
+        # Another family's option at its default changes nothing (e.g. a config.json of a VAE run
+        # that lists the GAN options); given any other value, it is refused.
+        data = {
+            name: value
+            for name, value in data.items()
+            if name not in owners
+            or name in option_fields
+            or _typed(fields_by_name[name], value) != fields_by_name[name].default
+        }
         given = [name for name in data if name in owners]
         foreign = [name for name in given if name not in option_fields]
         if foreign:
@@ -259,7 +275,7 @@ def _typed(f, value):
         text = value.strip().lower()
         try:
             if expected is bool:
-                return _BOOLEANS[text]
+                return _BOOLEANS[text] if text in _BOOLEANS else _BOOLEANS[str(int(float(text)))]
             if expected is int:
                 number = float(text)  # MLflow passes its "float" params as "2" or "2.0"
                 if not number.is_integer():

@@ -58,7 +58,8 @@ def generate(run, latent_dim: int, n: int, seed: int, value_range: str, batch_si
     chunks = []
     for i in range(0, n, batch_size):
         extra = () if labels is None else (labels[i : i + batch_size],)
-        chunks.append(np.asarray(run(z[i : i + batch_size], *extra)))
+        # the other inputs' defaults (noise, ...) seeded per chunk, the same for FP32 and INT8
+        chunks.append(np.asarray(run(z[i : i + batch_size], *extra, seed=seed + i)))
     return images.to_unit(np.concatenate(chunks), value_range)
 
 
@@ -97,7 +98,10 @@ def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: st
     started = time.perf_counter()
     runtime = load_generator(export_run_id, model_uri)
     description = runtime.card
-    family = registry.get(description["model"])
+    try:
+        family = registry.get(description["model"])
+    except ValueError as error:
+        raise UserError(f"cannot evaluate {model_uri or export_run_id}: {error}") from None
     train_run_id = description.get("train_run_id", "")
     spec = inputs.describe(description["dataset"], config.tfds_dir)
     n = config.eval_samples

@@ -115,7 +115,7 @@ def run_promote(config: Config, export_run_id: str, eval_run_id: str) -> Promote
     name = registered_name(card)
     metric = config.primary_metric or card.get("primary_metric") or registry.get(card["model"]).primary_metric
     higher_is_better = metric in HIGHER_IS_BETTER
-    if not config.primary_metric and "higher_is_better" in card:
+    if metric == card.get("primary_metric") and "higher_is_better" in card:  # the family's metric: its direction
         higher_is_better = bool(card["higher_is_better"])
     generator = Signature.from_dict(card["graphs"]["generator"])
     if metric not in card["metrics"]:

@@ -57,20 +57,34 @@ def generator_inputs(card: dict) -> list[dict]:
     graphs = card.get("graphs")
     if graphs:
         return graphs["generator"]["inputs"]
-    inputs = [{"name": "z", "dtype": "float32", "shape": [None, card["latent_dim"]], "default": {"kind": "normal"}}]
+    inputs = [
+        {
+            "name": "z",
+            "role": "latent",
+            "dtype": "float32",
+            "shape": [None, card["latent_dim"]],
+            "default": {"kind": "normal"},
+        }
+    ]
     if card.get("conditional"):
         classes = len(card.get("label_classes") or [])
         inputs.append(
-            {"name": "label", "dtype": "int32", "shape": [None], "default": {"kind": "classes", "classes": classes}}
+            {
+                "name": "label",
+                "role": "label",
+                "dtype": "int32",
+                "shape": [None],
+                "default": {"kind": "classes", "classes": classes},
+            }
         )
     return inputs
 
 
-def default_value(spec: dict, n: int, seed: int, position: int) -> np.ndarray:
-    """An input's default for n images, as latentforge fills it (models/signature.py): the first
-    input from default_rng(seed), the others from default_rng([seed, position])."""
+def default_value(spec: dict, n: int, seed: int, stream: int | None) -> np.ndarray:
+    """An input's default for n images, as latentforge fills it (models/signature.py): the
+    primary latent (stream None) from default_rng(seed), the others from default_rng([seed, position + 1])."""
     shape, default = (n, *spec["shape"][1:]), spec.get("default") or {"kind": "normal"}
-    rng = np.random.default_rng(seed if position == 0 else [seed, position])
+    rng = np.random.default_rng(seed if stream is None else [seed, stream + 1])
     if default["kind"] == "normal":
         value = rng.standard_normal(shape)
     elif default["kind"] == "uniform":
@@ -87,13 +101,20 @@ def default_value(spec: dict, n: int, seed: int, position: int) -> np.ndarray:
 def generate(session, card: dict, n: int, seed: int, values: dict | None = None) -> np.ndarray:
     """(n, h, w, c) uint8 images; ``values``: input name -> one number for every image."""
     inputs = generator_inputs(card)
-    feed = {spec["name"]: default_value(spec, n, seed, i) for i, spec in enumerate(inputs)}
+    primary = next((i for i, s in enumerate(inputs) if s["role"] == "latent"), None)
+    feed = {s["name"]: default_value(s, n, seed, None if i == primary else i) for i, s in enumerate(inputs)}
     for name, value in (values or {}).items():
         spec = next((s for s in inputs if s["name"] == name), None)
         if spec is None:
             raise SystemExit(
                 f"edge: unknown input '{name}'; this model's inputs: {', '.join(s['name'] for s in inputs)}"
             )
+        classes = (spec.get("default") or {}).get("classes")
+        low, high = (0, classes - 1) if classes else spec.get("bounds") or (-np.inf, np.inf)
+        integer = spec.get("dtype") == "int32"
+        if not low <= value <= high or (integer and value != int(value)):
+            kind = "integers" if integer else "values"
+            raise SystemExit(f"edge: input '{name}' takes {kind} between {low:g} and {high:g}, got {value:g}")
         feed[name] = np.full((n, *spec["shape"][1:]), value, dtype=spec.get("dtype", "float32"))
     output = card["graphs"]["generator"]["outputs"][0]["name"] if card.get("graphs") else "image"
     out = session.run([output], feed)[0]

@@ -120,7 +120,7 @@ class GeneratorRuntime:
 
     def balanced_labels(self, n: int) -> np.ndarray:
         """0, 1, ..., C-1, 0, 1, ...: n labels covering every class evenly."""
-        return signature.default_value(self.label_input, n) if self.conditional else None
+        return signature.default_value(self.label_input, n) if self.conditional else None  # "classes": no seed
 
     def feed(self, latents=None, labels=None, values: dict | None = None, seed: int = 0, n: int | None = None) -> dict:
         """Every generator input for a batch: ``latents`` for the latent input, ``labels`` for the
@@ -134,7 +134,7 @@ class GeneratorRuntime:
         if n is None:
             raise ValueError("feed needs latents, labels or n")
         feed = signature.default_feed(self.signature.inputs, n, seed)
-        if latents is not None:
+        if latents is not None and self.latent_input is not None:  # (n, 0) latents of a latent-free model
             feed[self.latent_input.name] = np.ascontiguousarray(latents, dtype=np.float32)
         if labels is not None and self.label_input is not None:
             feed[self.label_input.name] = np.ascontiguousarray(labels, dtype=np.int32)

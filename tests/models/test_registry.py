@@ -1,0 +1,84 @@
+"""The family registry, typed options, ModelSpec and signatures: the contracts the stages rely on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from models import registry, signature
+from models.registry import Family, ModelSpec, Options, option
+from pipeline.config import Config
+from pipeline.errors import UserError
+from serving import images
+
+
+def test_model_json_written_before_options_and_width_still_builds():
+    # What the train stage wrote before per-family options: a "gan" dict with "loss", no width.
+    old = {
+        "model": "dcgan",
+        "latent_dim": 6,
+        "image_shape": [28, 28, 1],
+        "value_range": "tanh",
+        "binarized": False,
+        "dataset": "fashion_mnist",
+        "dataset_version": "3.0.1",
+        "class_names": [str(i) for i in range(10)],
+        "conditional": False,
+        "gan": {"loss": "lsgan", "critic_steps": 1, "minibatch_std": False, "ema": 0.0},
+        "learning_rate": 2e-4,
+        "seed": 0,
+    }
+    spec = ModelSpec.from_dict(old)
+    model = registry.get("dcgan").build(spec)
+    assert model.loss_kind == "lsgan"
+    import keras
+
+    transposed = [layer for layer in model.generator.layers if isinstance(layer, keras.layers.Conv2DTranspose)]
+    assert transposed[0].filters == 64  # the DCGAN's default width
+
+
+def test_an_option_name_with_another_meaning_is_refused():
+    @dataclass(frozen=True)
+    class Clashing(Options):
+        gan_loss: int = option(3, "not the GAN loss")
+
+    class Other(Family):
+        name = "clashing"
+        options = Clashing
+
+    with pytest.raises(ValueError, match="gan_loss.*means something else"):
+        registry.register(Other)
+    assert "clashing" not in registry.names()
+
+
+def test_another_familys_option_at_its_default_is_ignored_and_otherwise_refused():
+    assert Config.from_dict({"model": "vae", "gan_loss": "ns", "minibatch_std": "0"}).model == "vae"
+    with pytest.raises(UserError, match="gan_loss apply to GAN models"):
+        Config.from_dict({"model": "vae", "gan_loss": "hinge"})
+    assert Config.from_dict({"minibatch_std": "1.0"}).options.minibatch_std is True
+    with pytest.raises(UserError, match="minibatch_std must be 0 or 1"):
+        Config.from_dict({"minibatch_std": "yes please"})
+
+
+def test_the_seed_stands_for_the_primary_latent_wherever_it_sits():
+    noise = signature.TensorSpec("noise", (4,), "noise")
+    z = signature.TensorSpec("z", (4,), "latent")
+    feed = signature.default_feed((noise, z), 3, seed=7)
+    np.testing.assert_array_equal(feed["z"], images.latents(7, 3, 4))
+    assert not np.array_equal(feed["noise"], feed["z"])
+
+
+def test_coerce_broadcasts_one_value_and_checks_bounds_and_classes():
+    psi = signature.TensorSpec("psi", (), "truncation", default={"kind": "constant", "value": 1.0}, bounds=(0, 1))
+    np.testing.assert_array_equal(signature.coerce(psi, 0.5, 3), np.full(3, 0.5, np.float32))
+    noise = signature.TensorSpec("noise", (2,), "noise")
+    assert signature.coerce(noise, 0.0, 3).shape == (3, 2)
+    with pytest.raises(ValueError, match="'psi' must be between 0 and 1"):
+        signature.coerce(psi, 1.5, 3)
+    label = signature.TensorSpec("label", (), "label", "int32", {"kind": "classes", "classes": 10})
+    with pytest.raises(ValueError, match="takes integers"):
+        signature.coerce(label, 2.5, 3)
+    with pytest.raises(ValueError, match="between 0 and 9"):
+        signature.coerce(label, 10, 3)

@@ -101,7 +101,40 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.add_middleware(Guard, token=token, max_body=settings.max_body_bytes, metrics=metrics)
     _add_image_routes(app, settings, holder, batcher)
     _add_model_routes(app, holder, metrics)
+    app.openapi = _openapi_with_inputs(app, holder)
     return app
+
+
+def _openapi_with_inputs(app: FastAPI, holder: ModelHolder):
+    """FastAPI's schema, with ``GenerateRequest.inputs`` spelled out from the served model's card:
+    one property per input a request may set (every input but the latents), with its type,
+    bounds and role. Computed per call, so it follows a reload."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict:
+        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        runtime = holder.runtime
+        body = schema.get("components", {}).get("schemas", {}).get("GenerateRequest")
+        if runtime is None or body is None:
+            return schema
+        properties = {}
+        for spec in runtime.signature.inputs:
+            if spec.role == "latent":
+                continue
+            low, high = (0, spec.classes - 1) if spec.classes else spec.bounds or (None, None)
+            one = {"type": "integer" if spec.dtype == "int32" else "number", "description": spec.about or spec.role}
+            one.update({k: v for k, v in (("minimum", low), ("maximum", high)) if v is not None})
+            per_image = {"type": "array", "items": one} if not spec.shape else {"type": "array"}
+            properties[spec.name] = {"anyOf": [one, per_image], "description": f"role {spec.role}"}
+        body["properties"]["inputs"] = {
+            "type": "object",
+            "properties": properties,
+            "additionalProperties": False,
+            "description": body["properties"].get("inputs", {}).get("description", ""),
+        }
+        return schema
+
+    return openapi
 
 
 def _lifespan(settings: ServeSettings, holder: ModelHolder, batcher: MicroBatcher, metrics: Metrics):

@@ -265,3 +265,35 @@ def test_reload_under_load_loses_no_request(exports, tmp_path):
         refused = requests.post(server.url + "/v1/admin/reload")
         assert refused.status_code == 409 and "still serving" in refused.json()["error"]
         assert requests.post(server.url + "/v1/generate", json={"n": 1, "seed": 3, "format": "npy"}).content == after
+
+
+def test_the_schema_and_the_inputs_field_follow_the_model_card(cdcgan, dcgan):
+    """The OpenAPI schema lists the inputs a request may set, from the card (here the label, with
+    its class range); `inputs` sets them by name, and an unknown name or a bad value is a 422."""
+    inputs = requests.get(cdcgan + "/openapi.json").json()["components"]["schemas"]["GenerateRequest"]
+    inputs = inputs["properties"]["inputs"]
+    assert set(inputs["properties"]) == {"label"} and inputs["additionalProperties"] is False
+    assert inputs["properties"]["label"]["anyOf"][0] == {
+        "type": "integer",
+        "description": "class index; default: each in turn",
+        "minimum": 0,
+        "maximum": 9,
+    }
+    by_name = requests.post(cdcgan + "/v1/generate", json={"n": 3, "seed": 4, "format": "npy", "inputs": {"label": 7}})
+    by_label = requests.post(cdcgan + "/v1/generate", json={"n": 3, "seed": 4, "format": "npy", "label": 7})
+    assert by_name.status_code == 200 and by_name.content == by_label.content
+    per_image = requests.post(cdcgan + "/v1/generate", json={"n": 2, "format": "npy", "inputs": {"label": [1, 8]}})
+    assert per_image.status_code == 200
+    for body, message in (
+        ({"inputs": {"label": 10}}, "between 0 and 9"),
+        ({"inputs": {"label": [1, 2, 3]}}, "must have shape"),
+        ({"inputs": {"psi": 0.5}}, "unknown input 'psi'; this model's inputs: z, label"),
+    ):
+        answer = requests.post(cdcgan + "/v1/generate", json={"n": 2, **body})
+        assert answer.status_code == 422 and message in answer.json()["error"], answer.text
+    assert (
+        requests.get(dcgan + "/openapi.json").json()["components"]["schemas"]["GenerateRequest"]["properties"][
+            "inputs"
+        ]["properties"]
+        == {}
+    )

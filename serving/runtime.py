@@ -49,6 +49,8 @@ class GeneratorRuntime:
         self.output = self.signature.output_names[0]
         self.latent_input = self.signature.input("latent")
         self.label_input = self.signature.input("label")
+        encoder = self.card["graphs"].get("encoder")
+        self.encoder_signature = Signature.from_dict(encoder) if encoder is not None else None
 
     @classmethod
     def load(cls, uri: str, threads: int = 0, with_encoder: bool = False, spinning: bool = True) -> GeneratorRuntime:
@@ -86,7 +88,7 @@ class GeneratorRuntime:
         """Images in [0, 1] (n, h, w, c) -> latents (the first output: the posterior mean for the VAE)."""
         if self.encoder is None:
             raise ValueError(f"{self.card['model']} has no encoder loaded")
-        signature = Signature.from_dict(self.card["graphs"]["encoder"])
+        signature = self.encoder_signature
         feed = {signature.inputs[0].name: np.ascontiguousarray(images_unit, dtype=np.float32)}
         return self.encoder.run([signature.output_names[0]], feed)[0]
 

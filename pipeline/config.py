@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from models.registry import option  # a field with its help text (the CLI's and MLproject's)
 from pipeline import features
 from pipeline.errors import UserError
 from pipeline.metrics import DEFAULT_METRICS
@@ -23,43 +24,38 @@ DEFAULT_IDX_DIR = "/usr/share/datasets/fashion-mnist"  # where Debian's dataset-
 OPTIONS = "*options"  # in a list of field names: every family's options (see ``expand``)
 
 
-def setting(default, about: str):
-    """A config field with its help text (the CLI's and MLproject's)."""
-    return field(default=default, metadata={"help": about})
-
-
 @dataclass
 class Config:
     """Everything a run depends on, but the family's own options, which live in ``options``
     (the family's typed ``Options``; read them as ``config.options.<name>`` or ``config.<name>``).
     Build it with ``Config.from_dict`` from flat names, as the CLI and MLproject do."""
 
-    preset: str = setting("", "a named configuration (pipeline/presets.py); fields given too override it")
-    model: str = setting("dcgan", "the model family (models/families/); e.g. dcgan, vae")
-    dataset: str = setting("fashion_mnist", "a TFDS image dataset name")
-    epochs: int = setting(2, "passes over the training data (or over steps_per_epoch batches)")
-    steps_per_epoch: int = setting(0, "batches per epoch; 0 = one full pass over the data")
-    batch_size: int = setting(64, "global batch size (split across replicas under tf.distribute)")
-    latent_dim: int = setting(0, "0 = the family's default (GANs 100, VAE and AE 32)")
-    learning_rate: float = setting(0.0, "0 = the family's default (GANs 2e-4, VAE and AE 1e-3)")
-    lr_schedule: str = setting("constant", "constant | cosine (decays to 5% of learning_rate over the run)")
-    width: int = setting(0, "base channel count of the networks; 0 = the family's default (DCGAN 64, VAE 32)")
-    precision: str = setting(
+    preset: str = option("", "a named configuration (pipeline/presets.py); fields given too override it")
+    model: str = option("dcgan", "the model family (models/families/); e.g. dcgan, vae")
+    dataset: str = option("fashion_mnist", "a TFDS image dataset name")
+    epochs: int = option(2, "passes over the training data (or over steps_per_epoch batches)")
+    steps_per_epoch: int = option(0, "batches per epoch; 0 = one full pass over the data")
+    batch_size: int = option(64, "global batch size (split across replicas under tf.distribute)")
+    latent_dim: int = option(0, "0 = the family's default (GANs 100, VAE and AE 32)")
+    learning_rate: float = option(0.0, "0 = the family's default (GANs 2e-4, VAE and AE 1e-3)")
+    lr_schedule: str = option("constant", "constant | cosine (decays to 5% of learning_rate over the run)")
+    width: int = option(0, "base channel count of the networks; 0 = the family's default (DCGAN 64, VAE 32)")
+    precision: str = option(
         "float32", "float32 | mixed_bfloat16 (families that allow it: ~1.5-2x faster on CPUs with AMX/AVX512-BF16)"
     )
-    seed: int = setting(0, "seeds shuffling, weights, latents and sampling")
-    train_examples: int = setting(0, "use only the first N training examples; 0 = all")
-    eval_samples: int = setting(10000, "generated samples scored by the evaluate stage")
-    metrics: str = setting(",".join(DEFAULT_METRICS), "evaluate's metrics, comma-separated")
-    iwae_k: int = setting(64, "VAE: importance samples of the likelihood bound (the literature's protocol: 5000)")
-    iwae_examples: int = setting(0, "VAE: test images the IWAE bound averages over; 0 = all")
-    features_epochs: int = setting(features.EPOCHS, "epochs of the feature classifier (trained once per dataset)")
-    features_examples: int = setting(0, "training examples of the feature classifier; 0 = all")
-    data_dir: str = setting(DEFAULT_IDX_DIR, "local IDX files used when TFDS cannot download")
-    tfds_dir: str = setting("", 'TFDS data dir; "" = TFDS\'s default (~/tensorflow_datasets)')
-    promote_margin: float = setting(0.0, "a challenger must beat the champion by more than this")
-    primary_metric: str = setting("", 'the metric promotion compares; "" = the family\'s (GANs fid, VAE test_iwae_nll)')
-    experiment: str = setting("latentforge", "MLflow experiment name")
+    seed: int = option(0, "seeds shuffling, weights, latents and sampling")
+    train_examples: int = option(0, "use only the first N training examples; 0 = all")
+    eval_samples: int = option(10000, "generated samples scored by the evaluate stage")
+    metrics: str = option(",".join(DEFAULT_METRICS), "evaluate's metrics, comma-separated")
+    iwae_k: int = option(64, "VAE: importance samples of the likelihood bound (the literature's protocol: 5000)")
+    iwae_examples: int = option(0, "VAE: test images the IWAE bound averages over; 0 = all")
+    features_epochs: int = option(features.EPOCHS, "epochs of the feature classifier (trained once per dataset)")
+    features_examples: int = option(0, "training examples of the feature classifier; 0 = all")
+    data_dir: str = option(DEFAULT_IDX_DIR, "local IDX files used when TFDS cannot download")
+    tfds_dir: str = option("", 'TFDS data dir; "" = TFDS\'s default (~/tensorflow_datasets)')
+    promote_margin: float = option(0.0, "a challenger must beat the champion by more than this")
+    primary_metric: str = option("", 'the metric promotion compares; "" = the family\'s (GANs fid, VAE test_iwae_nll)')
+    experiment: str = option("latentforge", "MLflow experiment name")
     options: Any = field(default=None, metadata={"internal": True})  # the family's Options; None = its defaults
 
     def __post_init__(self) -> None:

@@ -29,7 +29,13 @@ SCHEMA = 1
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 OWN_OUTPUTS = ("bench/results/", "docs/")  # a benchmark's own outputs do not make the tree dirty
-ENVIRONMENT = ("MLFLOW_TRACKING_URI", "OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "CUDA_VISIBLE_DEVICES")
+ENVIRONMENT = (
+    "MLFLOW_TRACKING_URI",
+    "OMP_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+    "CUDA_VISIBLE_DEVICES",
+)
 LIBRARIES = ("numpy", "onnxruntime", "tensorflow", "keras", "mlflow", "onnx", "fastapi", "uvicorn")
 
 _STARTED = time.time()

@@ -104,6 +104,7 @@ class ModelSpec:
     precision: str = "float32"  # of training; the saved weights are float32
     seed: int = 0
     binarized: bool = False
+    network_version: int = 1  # the family's network layout (``Family.network_version``); 1 in older files
 
     @property
     def num_classes(self) -> int:
@@ -122,6 +123,7 @@ class ModelSpec:
         values["image_shape"] = tuple(values["image_shape"])
         values["class_names"] = tuple(values.get("class_names") or ())
         values.setdefault("width", 0)
+        values.setdefault("network_version", 1)
         return cls(**values)
 
 
@@ -141,6 +143,9 @@ class Family:
         validates: evaluates on the test split each epoch (``test_step``).
         mixed_precision: validated under ``precision=mixed_bfloat16``.
         defaults: ``latent_dim``, ``learning_rate`` and ``width`` (0 = the family has no width).
+        network_version: the version of the family's network layout that new models get; bump it when a
+            change to the networks would make older weights unloadable, and keep building the
+            older layouts for a ``ModelSpec.network_version`` below it.
     """
 
     name: ClassVar[str]
@@ -155,6 +160,7 @@ class Family:
     validates: ClassVar[bool] = False
     mixed_precision: ClassVar[bool] = False
     defaults: ClassVar[dict] = {"latent_dim": 100, "learning_rate": 2e-4, "width": 0}
+    network_version: ClassVar[int] = 1
 
     def build_model(self, spec: ModelSpec, options: Options, learning_rate):
         """A compiled training model with freshly initialized networks (override).
@@ -300,6 +306,7 @@ def model_spec(
         width=width or family.defaults["width"],
         seed=seed,
         binarized=family.binarized,
+        network_version=family.network_version,
     )
 
 

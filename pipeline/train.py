@@ -138,6 +138,28 @@ def _learning_rate(rate: float, schedule: str, total_steps: int):
     return keras.optimizers.schedules.CosineDecay(rate, decay_steps=max(1, total_steps), alpha=COSINE_FLOOR)
 
 
+def model_spec_for(config: Config, spec) -> ModelSpec:
+    """What ``model.json`` records for ``config`` (resolved) trained on the dataset ``spec``."""
+    family = config.family
+    return ModelSpec(
+        model=config.model,
+        latent_dim=config.latent_dim,
+        image_shape=tuple(spec.image_shape),
+        value_range=family.value_range,
+        dataset=spec.name,
+        dataset_version=spec.version,
+        class_names=tuple(spec.class_names),
+        options=config.options.to_dict(),
+        learning_rate=config.learning_rate,
+        width=config.width,
+        lr_schedule=config.lr_schedule,
+        precision=config.precision,
+        seed=config.seed,
+        binarized=family.binarized,
+        network_version=family.network_version,
+    )
+
+
 def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> TrainResult:
     """Train ``config.model`` (resolved config) on the dataset of ``data_run_id``.
 
@@ -189,22 +211,7 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
     examples = min(config.train_examples or spec.splits["train"], spec.splits["train"])
     steps_per_epoch = steps or examples // config.batch_size
     learning_rate = _learning_rate(config.learning_rate, config.lr_schedule, config.epochs * steps_per_epoch)
-    model_spec = ModelSpec(
-        model=config.model,
-        latent_dim=config.latent_dim,
-        image_shape=tuple(spec.image_shape),
-        value_range=family.value_range,
-        dataset=spec.name,
-        dataset_version=spec.version,
-        class_names=tuple(spec.class_names),
-        options=config.options.to_dict(),
-        learning_rate=config.learning_rate,
-        width=config.width,
-        lr_schedule=config.lr_schedule,
-        precision=config.precision,
-        seed=config.seed,
-        binarized=family.binarized,
-    )
+    model_spec = model_spec_for(config, spec)
     with strategy.scope(), precision_policy(config.precision):
         model = family.build(model_spec, learning_rate)
     validation = None

@@ -66,3 +66,21 @@ def test_seeded_builds_are_identical():
     for x, y in zip(_weights(a.generator), _weights(b.generator)):
         np.testing.assert_array_equal(x, y)
     keras.backend.clear_session()
+
+
+def test_one_discriminator_call_on_real_and_fake_equals_two():
+    """The step calls a discriminator that mixes no examples once on [real; fake]: the same
+    outputs as two calls. One with batch statistics (mini-batch std) is called twice."""
+    from models import gan
+
+    discriminator = dcgan.build_discriminator((28, 28, 1), width=8, dropout_rate=0.0)
+    assert gan.mixes_no_examples(discriminator)
+    assert not gan.mixes_no_examples(dcgan.build_discriminator((28, 28, 1), width=8, minibatch_std=True))
+    real, fake = _real(4), _real(8)[4:]
+    joint = discriminator(np.concatenate([real, fake]), training=True).numpy()
+    np.testing.assert_allclose(joint[:4], discriminator(real, training=True).numpy(), atol=1e-5)
+    np.testing.assert_allclose(joint[4:], discriminator(fake, training=True).numpy(), atol=1e-5)
+    with_std = registry.build(
+        "dcgan", image_shape=(28, 28, 1), latent_dim=8, learning_rate=1e-3, seed=0, options={"minibatch_std": True}
+    )
+    assert with_std.joint_discriminator is False

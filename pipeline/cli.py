@@ -1,17 +1,18 @@
 """The ``latentforge`` command: one subcommand per stage, ``main`` for the whole chain, and ``generate``.
 
 Errors in the user's input print one line (``latentforge: error: …``) and exit with status 2.
-``generate`` imports no TensorFlow.
+``generate`` imports no TensorFlow. The libraries' chatter is silenced (``pipeline/quiet.py``);
+``--verbose`` or ``LATENTFORGE_VERBOSE=1`` shows it.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 
 from pipeline import config as config_module
+from pipeline import quiet
 from pipeline.errors import StageError, UserError, load_runtime
 from serving.files import write_atomic
 
@@ -45,6 +46,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="latentforge", description=__doc__.splitlines()[0])
+    _add_verbose(parser)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     helps = {
         "main": "run every stage: data -> train -> export -> evaluate -> promote",
@@ -126,7 +128,19 @@ def _parser() -> argparse.ArgumentParser:
     latent.add_argument("--samples", type=int, default=2000, help="arithmetic: samples the groups are picked from")
     latent.add_argument("--exemplars", type=int, default=3, help="arithmetic: latents averaged per group")
     config_module.add_arguments(latent, ("tfds_dir", "features_epochs", "features_examples", "experiment"))
+    for sub in commands.choices.values():
+        _add_verbose(sub)
     return parser
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    # main() reads the flag from argv before anything is imported; here it is only documented
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help=f"show the libraries' log lines, warnings and progress bars (or set {quiet.VERBOSE_VARIABLE}=1)",
+    )
 
 
 def _families() -> str:
@@ -246,7 +260,6 @@ def _run_stage(args) -> None:
 
         print(json.dumps(config.resolved().to_dict(), indent=2))
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from pipeline import tracking
 
     tracking.setup(config.experiment)
@@ -292,6 +305,10 @@ def _run_stage(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The program; with ``argv`` given (a caller in-process), the caller's logging is left as it is."""
+    if argv is None:
+        argv = sys.argv[1:]
+        quiet.setup(verbose_flag="--verbose" in argv)  # before any library is imported
     parser = _parser()
     args = parser.parse_args(argv)
     try:

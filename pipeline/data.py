@@ -14,12 +14,14 @@ params/tags describe it (name, version, splits, image shape, classes, how it was
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
+import io
 import shutil
 from pathlib import Path
 
-from pipeline import inputs
+from pipeline import inputs, quiet
 from pipeline.errors import UserError
 from serving.files import first_line, sha256_file, write_atomic_with
 
@@ -130,9 +132,14 @@ def prepare(dataset: str, tfds_dir: str = "", idx_dir: str = "") -> inputs.Datas
         if dataset == "fashion_mnist" and idx_dir and not local:
             print(f"data: {idx_dir} does not exist; trying to download fashion_mnist")
         if local:
+            print(f"data: preparing fashion_mnist in {data_dir} from the files in {idx_dir} (once)", flush=True)
             builder = _local_fashion_mnist_builder(idx_dir, data_dir)
+        if quiet.active():  # no progress bars; and our line above, not TFDS's "Downloading … Unknown size"
+            tfds.disable_progress_bar()
+        announced = contextlib.redirect_stdout(io.StringIO()) if local and quiet.active() else contextlib.nullcontext()
         try:
-            builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+            with announced:
+                builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
         except UserError:
             raise
         except Exception as error:  # TFDS raises many types for "no network"

@@ -14,6 +14,8 @@ from pipeline.config import Config
 
 
 def run_main(config: Config) -> dict:
+    resolved = config.resolved()
+    print(f"main: {resolved.model} on {resolved.dataset}: data -> train -> export -> evaluate -> promote", flush=True)
     import mlflow
 
     from pipeline import tracking
@@ -24,7 +26,6 @@ def run_main(config: Config) -> dict:
     from pipeline.train import run_train
 
     started = time.perf_counter()
-    resolved = config.resolved()
     with mlflow.start_run(run_name=f"main-{resolved.model}") as parent:
         mlflow.set_tag(tracking.STAGE_TAG, "main")
         # `mlflow run` already logged the raw entry-point parameters on this run; the resolved

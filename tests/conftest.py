@@ -4,6 +4,7 @@ temporary MLflow stores (real SQLite tracking store and registry)."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -32,6 +33,34 @@ TINY = dict(
     iwae_k=8,
     iwae_examples=200,
 )
+
+# Library lines a user's console must not show (pipeline/quiet.py silences them), as regexes.
+CHATTER = (
+    r"(?i)cuda",  # cudart_stub "Could not find cuda drivers", "failed call to cuInit"
+    r"cpu_feature_guard",
+    r"absl::InitializeLog",
+    r"^[IW]\d{4} \d\d:\d\d",  # any absl C++ INFO or WARNING line
+    r"WARNING:absl:",
+    r"INFO mlflow",
+    r"Downloading artifacts",
+    r"Downloading and preparing dataset",
+    r"pre-processing before quantization",
+    r"tf2onnx",
+)
+
+
+def chatter(output: str) -> list[str]:
+    """The lines of ``output`` that match CHATTER."""
+    return [line for line in output.splitlines() if any(re.search(p, line) for p in CHATTER)]
+
+
+def quiet_environment(**extra: str) -> dict[str, str]:
+    """os.environ without what quiets the libraries (this file sets some of it for the tests,
+    pipeline/quiet.py sets it in a process that ran the CLI), plus ``extra``."""
+    from pipeline import quiet
+
+    dropped = {*quiet.ENVIRONMENT, quiet.VERBOSE_VARIABLE, "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"}
+    return {**{k: v for k, v in os.environ.items() if k not in dropped}, **extra}
 
 
 @pytest.fixture(scope="session")

@@ -4,12 +4,13 @@ the champion with onnxruntime in a process where TensorFlow cannot be imported."
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, chatter, quiet_environment
 
 pytestmark = pytest.mark.slow  # end to end: `mlflow run` and every stage, servers in subprocesses
 
@@ -19,9 +20,14 @@ def pipeline_store(tmp_path_factory, tfds_dir):
     """Runs the MLflow project once (dcgan, tiny); returns (work dir, tracking URI, output)."""
     work = tmp_path_factory.mktemp("e2e")
     uri = f"sqlite:///{work / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
-    for leaked in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-        env.pop(leaked, None)  # set in-process by mlflow.set_experiment in other tests
+    # The environment bin/run gives `mlflow run`: nothing that quiets the libraries but the
+    # level of MLflow's own INFO lines (the stages quiet the rest themselves: pipeline/quiet.py).
+    env = quiet_environment(
+        MLFLOW_TRACKING_URI=uri,
+        PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
+        MLFLOW_LOGGING_LEVEL="WARNING",
+    )
+    env.pop("MLFLOW_EXPERIMENT_NAME", None)  # set in-process by mlflow.set_experiment in other tests
     # The preset, overridden field by field by the tiny settings.
     given = {"preset": "dcgan-fashion", **TINY, "tfds_dir": tfds_dir}
     params = [arg for key, value in given.items() for arg in ("-P", f"{key}={value}")]
@@ -76,6 +82,14 @@ def test_mlflow_run_registers_a_champion_with_nested_stage_runs(pipeline_store):
     assert {"export/generator.onnx", "export/generator_savedmodel", "export/model_card.json"} <= artifacts
     evaluate_run = next(r for r in children if r.data.tags["latentforge.stage"] == "evaluate")
     assert evaluate_run.data.metrics["fid"] > evaluate_run.data.metrics["fid_floor"] >= 0
+
+
+def test_mlflow_run_shows_stage_and_epoch_lines_not_library_chatter(pipeline_store):
+    _, _, output = pipeline_store
+    assert chatter(output) == []
+    for line in ("main: dcgan on fashion_mnist", "data: fashion_mnist", "export: parity", "evaluate: {", "promote: "):
+        assert line in output, output
+    assert re.search(r"^\d+/\d+ - .*d_loss: ", output, re.MULTILINE), output  # Keras' per-epoch line
 
 
 BLOCK_TENSORFLOW = """

@@ -1,0 +1,72 @@
+"""A clean console: a stage prints its own lines, not the libraries' chatter (pipeline/quiet.py),
+and what may matter still comes through."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from pipeline import quiet
+from tests.conftest import ROOT, chatter, quiet_environment
+
+# Lines TensorFlow 2.21 wrote to stderr on import on a CPU-only machine, and a real error.
+NO_DRIVER = "I0000 00:00:1795968392.269938    9525 cudart_stub.cc:31] Could not find cuda drivers on your machine.\n"
+CUINIT = "E0000 00:00:1795968399.641272    9525 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)\n"
+PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+REAL_ERROR = "E0000 00:00:1795968399.700000    9525 op_kernel.cc:1830] OP_REQUIRES failed: out of memory\n"
+WARNING = "W0000 00:00:1795968399.800000    9525 cpu_allocator.cc:110] Allocation exceeds 10% of memory\n"
+
+
+def test_tensorflow_load_lines_below_the_level_go_and_errors_stay(monkeypatch):
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    kept = quiet._tensorflow_chatter([PREAMBLE, NO_DRIVER, PREAMBLE, CUINIT, WARNING, REAL_ERROR, "plain text\n"])
+    assert kept == [REAL_ERROR, "plain text\n"]
+    # A driver was found, so its cuInit failure is news: it stays; so do warnings at level 1.
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
+    assert quiet._tensorflow_chatter([PREAMBLE, CUINIT, WARNING]) == [CUINIT, WARNING]
+
+
+LOG = """
+import logging, sys
+from pipeline import quiet
+quiet.setup("--verbose" in sys.argv)
+logging.warning("Please consider to run pre-processing before quantization. Refer to example: ...")
+logging.warning("Please consider pre-processing before quantization. See ...")
+logging.warning("the disk is full")
+logging.getLogger("absl").warning("Variant folder has no dataset_info.json")
+logging.getLogger("absl").error("absl error")
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_onnxruntime_quantization_hints_go_other_warnings_stay(verbose):
+    args = [sys.executable, "-c", LOG] + (["--verbose"] if verbose else [])
+    result = subprocess.run(args, cwd=ROOT, env=quiet_environment(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "WARNING:root:the disk is full" in result.stderr
+    assert "ERROR:absl:absl error" in result.stderr
+    assert ("pre-processing before quantization" in result.stderr) is verbose
+    assert ("Variant folder" in result.stderr) is verbose
+
+
+@pytest.mark.slow  # a subprocess that imports TensorFlow and prepares Fashion-MNIST (about a minute)
+def test_first_data_stage_prints_only_its_own_lines(tmp_path):
+    """A newcomer's first stage: a new MLflow store, Fashion-MNIST prepared from the IDX files,
+    TensorFlow imported; the console shows the stage's two lines and nothing else."""
+    env = quiet_environment(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "data", "--tfds-dir", str(tmp_path / "tfds")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert chatter(output) == []
+    lines = output.splitlines()
+    assert lines[0].startswith("data: preparing fashion_mnist in ") and lines[-1].startswith("data: fashion_mnist 3")
+    assert len(lines) == 2, output

@@ -61,6 +61,7 @@ def write(
     summary: dict | None = None,
     tables: dict[str, list[dict]] | None = None,
     note: str = "",
+    versions: dict[str, str] | None = None,
 ) -> Path | None:
     """Write one benchmark's results with their provenance; returns the path (None when path is empty).
 
@@ -73,6 +74,8 @@ def write(
         summary: derived numbers worth a sentence (ratios, totals).
         tables: further tables, by name, each a list of row dicts.
         note: a sentence about the conditions, when they need one.
+        versions: versions of libraries that only the benchmark's own subprocesses imported
+            (``{"tensorflow": "2.21.0"}``), added to the machine's.
 
     Returns:
         The path written, or None.
@@ -85,7 +88,7 @@ def write(
         **source(),
         "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         "duration_s": round(time.time() - _STARTED, 1),
-        "machine": machine(),
+        "machine": machine(versions),
         "load_average": {"start": _rounded(_LOAD_AT_START), "end": _rounded(os.getloadavg())},
         "command": command(),
         "environment": {key: os.environ[key] for key in ENVIRONMENT if os.environ.get(key)},
@@ -118,8 +121,9 @@ def source() -> dict:
     return {"commit": commit, "dirty": bool(changed), "dirty_paths": changed}
 
 
-def machine() -> dict:
-    """CPU model, logical cores, memory, OS and the versions of Python and the imported libraries."""
+def machine(extra_versions: dict[str, str] | None = None) -> dict:
+    """CPU model, logical cores, memory, OS and the versions of Python and the imported libraries
+    (this process's, and ``extra_versions`` from its subprocesses)."""
     cpu = None
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -145,6 +149,8 @@ def machine() -> dict:
         module = sys.modules.get(library)
         if module is not None and getattr(module, "__version__", None):
             versions[library] = str(module.__version__)
+        elif library in (extra_versions or {}):
+            versions[library] = extra_versions[library]
     return {
         "cpu": cpu or platform.processor() or None,
         "logical_cores": os.cpu_count(),

@@ -81,14 +81,22 @@ RUNTIME_NAMES = {
 }
 
 
+# How records without a process per row were measured: every runtime in the one benchmark process.
+ONE_PROCESS = "one process for all runtimes (TensorFlow loaded)"
+
+
 def _inference_tables(record: dict):
-    rows = [{**r, "runtime": RUNTIME_NAMES.get(r["runtime"], r["runtime"])} for r in record["rows"]]
+    rows = [
+        {**r, "runtime": RUNTIME_NAMES.get(r["runtime"], r["runtime"]), "process": r.get("process", ONE_PROCESS)}
+        for r in record["rows"]
+    ]
     columns = [
         Column("batch", "batch"),
         Column("runtime", "runtime", str),
         Column("median_ms", "median ms", fixed(3)),
         Column("images_per_s", "images/s", fixed(0)),
         Column("ratio_to_onnx_fp32", "× ONNX FP32 time", fixed(2)),
+        Column("process", "process", str),
     ]
     return [("", columns, rows)]
 
@@ -126,8 +134,12 @@ INFERENCE = Section(
     about=(
         "The registered generator, run the ways a user can run it: Keras `predict`, a direct Keras call, "
         "the exported SavedModel's `generate` signature, and the ONNX file (FP32 and its INT8 twin) in "
-        "onnxruntime on the CPU. The runtimes take turns in rounds of short blocks on the same latents, "
-        "so machine noise hits them alike; each block starts after a short pause and two untimed calls."
+        "onnxruntime on the CPU. The process column says where each row ran: `bench/inference.py` runs each "
+        "ONNX file in its own process that never imports TensorFlow, as `latentforge generate` and `serve` run "
+        "it, and the Keras and SavedModel runtimes in one TensorFlow process; earlier records ran every runtime "
+        "in one process, where TensorFlow's thread pools competed with onnxruntime's. The runtimes take turns "
+        "in rounds of short blocks on the same latents, so machine noise hits them alike; each block starts "
+        "after a short pause and two untimed calls."
     ),
     tables=_inference_tables,
     reading=_inference_reading,

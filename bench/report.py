@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 OUTPUT = ROOT / "docs" / "results.md"
-ORDER = ("inference", "serving", "evaluate", "mode_collapse")  # others follow, by name
+ORDER = ("train_speed", "inference", "serving", "evaluate", "mode_collapse")  # others follow, by name
 MISSING = "not recorded"
 
 
@@ -316,7 +316,59 @@ MODE_COLLAPSE = Section(
     reading=_collapse_reading,
 )
 
-SECTIONS = {"inference": INFERENCE, "serving": SERVING, "evaluate": EVALUATE, "mode_collapse": MODE_COLLAPSE}
+
+# ---- training speed ----------------------------------------------------------------------------
+def _train_speed_tables(record: dict):
+    columns = [
+        Column("batch", "batch"),
+        Column("model", "model", str),
+        Column("median_ms", "median ms/step", fixed(1)),
+        Column("images_per_s", "images/s", fixed(1)),
+        Column("speed_vs_peer", "× peer images/s", fixed(2)),
+        Column("mflop_per_image", "MFLOP/image", fixed(1)),
+        Column("gflop_per_s", "GFLOP/s", fixed(1)),
+        Column("percent_of_peak", "% of matmul peak", fixed(1)),
+    ]
+    return [("", columns, record["rows"])]
+
+
+def _train_speed_reading(record: dict) -> list[str]:
+    summary = record.get("summary", {})
+    lines = []
+    if summary.get("matmul_peak_gflops") is not None:
+        lines.append(f"The process's float32 matmul peak was {summary['matmul_peak_gflops']:,.1f} GFLOP/s.")
+    ratios = [
+        (int(key.split("_")[1]), value)
+        for key, value in summary.items()
+        if key.startswith("batch_") and key.endswith("_dcgan_over_peer")
+    ]
+    if ratios:
+        parts = [f"{times(value)} at batch {batch}" for batch, value in sorted(ratios)]
+        lines.append("latentforge's DCGAN trains at " + _series(parts) + " the peer's images/s.")
+    return lines
+
+
+TRAIN_SPEED = Section(
+    title="Training speed",
+    about=(
+        "Training images/s of each family's default networks, built and fed as the train stage does, "
+        "against a textbook DCGAN that the benchmark builds itself (`bench/peer.py`: Géron's chapter-17 "
+        "networks with the keras-io example's two-phase `train_step`). The models take turns in short "
+        "blocks of steps, so machine noise hits them alike; every step is timed and the table gives the "
+        "median, after a warm-up block that is not counted. MFLOP/image is the float operations of a whole "
+        "training step (a GAN's two phases, forward and backward) counted by TensorFlow's graph profiler."
+    ),
+    tables=_train_speed_tables,
+    reading=_train_speed_reading,
+)
+
+SECTIONS = {
+    "train_speed": TRAIN_SPEED,
+    "inference": INFERENCE,
+    "serving": SERVING,
+    "evaluate": EVALUATE,
+    "mode_collapse": MODE_COLLAPSE,
+}
 
 
 # ---- rendering ---------------------------------------------------------------------------------

@@ -38,7 +38,11 @@ PEER = "peer-dcgan"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", default="32,64,128", help="comma-separated batch sizes")
-    parser.add_argument("--models", default=",".join((PEER, *FAMILIES)), help=f"{PEER} and/or family names")
+    parser.add_argument(
+        "--models",
+        default=",".join((PEER, *FAMILIES)),
+        help=f"{PEER}, family or preset names, each with +field=value overrides (vae-fashion+precision=float32)",
+    )
     parser.add_argument("--rounds", type=int, default=5, help="blocks per model and batch size")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per block")
     parser.add_argument("--dataset", default="fashion_mnist")
@@ -118,10 +122,14 @@ def build(name: str, spec, batch: int):
         model.compile()
         data = inputs.training_dataset(spec, batch_size=batch, value_range="tanh", seed=0, repeat=True)
         return model, data
+    from pipeline import presets
     from pipeline.config import Config
     from pipeline.train import _learning_rate, model_spec_for, precision_policy
 
-    config = Config.from_dict({"model": name, "batch_size": batch}).resolved()
+    base, *overrides = name.split("+")
+    values = {"preset": base} if base in presets.PRESETS else {"model": base}
+    values.update(item.split("=", 1) for item in overrides)
+    config = Config.from_dict({**values, "batch_size": batch}).resolved()
     family = config.family
     with precision_policy(config.precision):
         model = family.build(model_spec_for(config, spec), _learning_rate(config.learning_rate, "constant", 1))
@@ -192,13 +200,13 @@ def matmul_peak_gflops(size: int = 1024, repeats: int = 20, blocks: int = 7) -> 
 
 def print_table(rows: list[dict]) -> None:
     print(
-        f"{'batch':>5} {'model':<11} {'ms/step':>8} {'images/s':>9} {'× peer':>7} {'MFLOP/img':>10} "
+        f"{'batch':>5} {'model':<28} {'ms/step':>8} {'images/s':>9} {'× peer':>7} {'MFLOP/img':>10} "
         f"{'GFLOP/s':>8} {'% peak':>7}"
     )
     for r in rows:
         ratio = f"{r['speed_vs_peer']:.2f}" if r.get("speed_vs_peer") is not None else "-"
         print(
-            f"{r['batch']:>5} {r['model']:<11} {r['median_ms']:>8.1f} {r['images_per_s']:>9.1f} {ratio:>7} "
+            f"{r['batch']:>5} {r['model']:<28} {r['median_ms']:>8.1f} {r['images_per_s']:>9.1f} {ratio:>7} "
             f"{r['mflop_per_image']:>10.1f} {r['gflop_per_s']:>8.2f} {r['percent_of_peak']:>7.1f}",
             flush=True,
         )

@@ -16,10 +16,7 @@ from keras import layers
 from models.layers import MinibatchStd
 
 EMBEDDING_DIM = 50
-# 3x3 kernels: on a CPU, TensorFlow's (oneDNN's) 3x3 convolutions ran 2x faster than 4x4 ones
-# (forward + backward, bench/train_speed.py); networks of model.json version 1 used 4x4.
-KERNEL_SIZE = 3
-LEGACY_KERNEL_SIZE = 4
+KERNEL_SIZE = 4  # of every (transposed) convolution; the family's kernel_size option sets it
 
 
 def build_generator(

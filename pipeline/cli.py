@@ -12,7 +12,7 @@ import dataclasses
 import sys
 
 from pipeline import config as config_module
-from pipeline import quiet
+from pipeline import quiet, runtime_setup
 from pipeline.errors import StageError, UserError, load_runtime
 from serving.files import write_atomic
 
@@ -309,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
         quiet.setup(verbose_flag="--verbose" in argv)  # before any library is imported
+        runtime_setup.configure_threads()  # TensorFlow's pools sized to this process's cores
     parser = _parser()
     args = parser.parse_args(argv)
     try:

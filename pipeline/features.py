@@ -141,6 +141,7 @@ def run_features(spec: inputs.DatasetSpec, seed: int = 0, epochs: int = EPOCHS, 
         "seed": seed,
     }
     with tracking.stage_run("features", params, tags={"extractor_version": version}):
+        print(f"features: training the {spec.name} feature classifier {version} (once; registered after)", flush=True)
         trainable = classifier.build_trainable(network)
         trainable.fit(
             train_x, train_y, batch_size=BATCH_SIZE, epochs=epochs, verbose=2, validation_data=(test_x, test_y)

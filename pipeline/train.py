@@ -232,6 +232,11 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
         status = "resumed" if start_epoch else "trained"
         if start_epoch:
             print(f"train: resuming run {resume_id} after epoch {start_epoch}")
+        print(
+            f"train: {config.model} on {spec.name}, {config.epochs} epochs of {steps_per_epoch} steps "
+            f"at batch {config.batch_size} (run {run.info.run_id})",
+            flush=True,
+        )
         history = model.fit(
             dataset,
             epochs=config.epochs,

@@ -41,15 +41,21 @@ def test_model_json_written_before_options_and_width_still_builds():
     assert spec.network_version == 1
 
 
-def test_new_models_record_the_current_network_layout():
+def test_new_models_record_the_network_layout_and_kernel_size():
     import keras
 
-    spec = registry.model_spec("dcgan", image_shape=(28, 28, 1), latent_dim=6, learning_rate=2e-4, seed=0)
+    spec = registry.model_spec(
+        "dcgan", image_shape=(28, 28, 1), latent_dim=6, learning_rate=2e-4, seed=0, options={"kernel_size": 3}
+    )
     assert spec.network_version == registry.get("dcgan").network_version == 2
     assert ModelSpec.from_dict(spec.to_dict()) == spec
     model = registry.get("dcgan").build(spec)
     convolutions = [layer for layer in model.discriminator.layers if isinstance(layer, keras.layers.Conv2D)]
+    convolutions += [layer for layer in model.generator.layers if isinstance(layer, keras.layers.Conv2DTranspose)]
     assert {layer.kernel_size for layer in convolutions} == {(3, 3)}
+    with pytest.raises(ValueError, match="kernel_size"):
+        registry.model_spec("gan", image_shape=(28, 28, 1), latent_dim=6, learning_rate=2e-4, seed=0, options={})
+        registry.make_options(registry.get("gan"), {"kernel_size": 3})
 
 
 def test_an_option_name_with_another_meaning_is_refused():

@@ -41,7 +41,7 @@ class Config:
     lr_schedule: str = option("constant", "constant | cosine (decays to 5% of learning_rate over the run)")
     width: int = option(0, "base channel count of the networks; 0 = the family's default (DCGAN 64, VAE 32)")
     precision: str = option(
-        "float32", "float32 | mixed_bfloat16 (families that allow it: ~1.5-2x faster on CPUs with AMX/AVX512-BF16)"
+        "float32", "float32 | mixed_bfloat16 (families that allow it; only for GPUs or CPUs with AMX/AVX512-BF16)"
     )
     seed: int = option(0, "seeds shuffling, weights, latents and sampling")
     train_examples: int = option(0, "use only the first N training examples; 0 = all")

@@ -16,7 +16,8 @@ PRESETS: dict[str, dict] = {
         "width": 48,
         "batch_size": 64,
         "lr_schedule": "cosine",
-        "precision": "mixed_bfloat16",
+        # float32: bfloat16 compute ran 16x slower per step on an AVX2 CPU without native
+        # bfloat16 (bench/train_speed.py, vae-fashion vs vae-fashion+precision=float32)
     },
     "ae-fashion": {"model": "ae", "epochs": 2, "batch_size": 64},
 }

@@ -212,6 +212,11 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
     steps_per_epoch = steps or examples // config.batch_size
     learning_rate = _learning_rate(config.learning_rate, config.lr_schedule, config.epochs * steps_per_epoch)
     model_spec = model_spec_for(config, spec)
+    if config.precision == "mixed_bfloat16":
+        from pipeline.runtime_setup import slow_bfloat16_warning
+
+        if warning := slow_bfloat16_warning():
+            print(warning, file=sys.stderr)
     with strategy.scope(), precision_policy(config.precision):
         model = family.build(model_spec, learning_rate)
     validation = None

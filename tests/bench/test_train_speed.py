@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_train_speed_times_peer_and_families_and_counts_their_work(tfds_dir, tmp_path):
     results = tmp_path / "train_speed.json"
-    models = "peer-dcgan,dcgan,vae-fashion+precision=float32"
+    models = "peer-dcgan,dcgan,vae-fashion+width=16"
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "train_speed.py"), "--batches", "8", "--models", models]
         + ["--rounds", "2", "--steps", "2", "--tfds-dir", tfds_dir, "--results", str(results)],

@@ -337,14 +337,14 @@ def _train_speed_reading(record: dict) -> list[str]:
     lines = []
     if summary.get("matmul_peak_gflops") is not None:
         lines.append(f"The process's float32 matmul peak was {summary['matmul_peak_gflops']:,.1f} GFLOP/s.")
-    ratios = [
-        (int(key.split("_")[1]), value)
-        for key, value in summary.items()
-        if key.startswith("batch_") and key.endswith("_dcgan_over_peer")
-    ]
-    if ratios:
-        parts = [f"{times(value)} at batch {batch}" for batch, value in sorted(ratios)]
-        lines.append("latentforge's DCGAN trains at " + _series(parts) + " the peer's images/s.")
+    by_model: dict[str, list[tuple[int, float]]] = {}
+    for key, value in summary.items():
+        if key.startswith("batch_") and key.endswith("_over_peer"):
+            batch, model = key.removeprefix("batch_").removesuffix("_over_peer").split("_", 1)
+            by_model.setdefault(model, []).append((int(batch), value))
+    for model in (m for m in by_model if "dcgan" in m and not m.startswith("cdcgan")):
+        parts = [f"{times(value)} at batch {batch}" for batch, value in sorted(by_model[model])]
+        lines.append(f"`{model}` reaches the peer's images/s times " + _series(parts) + ".")
     return lines
 
 

@@ -124,7 +124,7 @@ def build(name: str, spec, batch: int):
         return model, data
     from pipeline import presets
     from pipeline.config import Config
-    from pipeline.train import _learning_rate, model_spec_for, precision_policy
+    from pipeline.train import model_spec_for, precision_policy
 
     base, *overrides = name.split("+")
     values = {"preset": base} if base in presets.PRESETS else {"model": base}
@@ -132,7 +132,7 @@ def build(name: str, spec, batch: int):
     config = Config.from_dict({**values, "batch_size": batch}).resolved()
     family = config.family
     with precision_policy(config.precision):
-        model = family.build(model_spec_for(config, spec), _learning_rate(config.learning_rate, "constant", 1))
+        model = family.build(model_spec_for(config, spec))  # a constant learning rate: the config's
     data = inputs.training_dataset(
         spec,
         batch_size=batch,

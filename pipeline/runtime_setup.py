@@ -1,18 +1,15 @@
-"""Process-wide TensorFlow settings, applied before TensorFlow starts its runtime.
+"""Process-wide TensorFlow settings.
 
 ``configure_threads`` sizes TensorFlow's intra-op pool (the threads one op, e.g. a convolution,
 splits its work over) to the cores this process may use (``os.sched_getaffinity``, which follows
-``taskset``, container CPU sets and, under issue 14's multi-worker training, a worker's share),
-and the inter-op pool (how many independent ops run at once) to ``INTER_OP_THREADS``. A value the
-user set in ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS`` wins.
+``taskset`` and container CPU sets, unlike TensorFlow's own count of the machine's cores). The
+inter-op pool keeps TensorFlow's default unless asked for. A value the user set in
+``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS`` wins.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-
-INTER_OP_THREADS = 2  # TensorFlow's own default on 2 cores; bench/train_speed.py compares others
 
 
 def usable_cores() -> int:
@@ -22,22 +19,13 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def configure_threads(cores: int = 0, inter_op: int = INTER_OP_THREADS) -> None:
-    """Set the pools through the environment while TensorFlow is not imported (cheap: no import),
-    else through ``tf.config.threading`` (which only works before the first op; after it the pools
-    are fixed and this does nothing)."""
-    intra = str(cores or usable_cores())
-    if "tensorflow" not in sys.modules:
-        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", intra)
+def configure_threads(cores: int = 0, inter_op: int = 0) -> None:
+    """Intra-op pool = ``cores`` (0 = the usable cores); inter-op pool = ``inter_op`` (0 = TensorFlow's
+    default). Set through the environment, which TensorFlow reads when its runtime starts: call it
+    before TensorFlow runs its first op (the CLI does, first thing)."""
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(cores or usable_cores()))
+    if inter_op:
         os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(inter_op))
-        return
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("TF_NUM_INTRAOP_THREADS") or intra))
-        tf.config.threading.set_inter_op_parallelism_threads(int(os.environ.get("TF_NUM_INTEROP_THREADS") or inter_op))
-    except RuntimeError:  # TensorFlow already ran an op: its pools are set
-        pass
 
 
 BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bfloat16 arithmetic

@@ -40,6 +40,8 @@ LIBRARIES = ("numpy", "onnxruntime", "tensorflow", "keras", "mlflow", "onnx", "f
 
 _STARTED = time.time()
 _LOAD_AT_START = os.getloadavg()
+# as the user set it: benchmarks import this module first, before they size thread pools themselves
+_ENVIRONMENT_AT_START = {key: os.environ[key] for key in ENVIRONMENT if os.environ.get(key)}
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
@@ -91,7 +93,7 @@ def write(
         "machine": machine(versions),
         "load_average": {"start": _rounded(_LOAD_AT_START), "end": _rounded(os.getloadavg())},
         "command": command(),
-        "environment": {key: os.environ[key] for key in ENVIRONMENT if os.environ.get(key)},
+        "environment": _ENVIRONMENT_AT_START,
         "parameters": parameters,
         "subject": subject or {},
         "rows": rows,

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 OUTPUT = ROOT / "docs" / "results.md"
-ORDER = ("train_speed", "inference", "serving", "evaluate", "mode_collapse")  # others follow, by name
+ORDER = ("train_speed", "equal_time", "inference", "serving", "evaluate", "mode_collapse")  # others follow, by name
 MISSING = "not recorded"
 
 
@@ -362,8 +362,65 @@ TRAIN_SPEED = Section(
     reading=_train_speed_reading,
 )
 
+
+# ---- quality at equal training time ------------------------------------------------------------
+def _equal_time_tables(record: dict):
+    summary = [
+        {**row, "per_seed": ", ".join(f"{v:.2f}" for v in row["fid_per_seed"])} for row in record["tables"]["summary"]
+    ]
+    columns = [
+        Column("model", "model", str),
+        Column("fid_median", "median FID", fixed(2)),
+        Column("per_seed", "FID per seed", str),
+        Column("fid_vs_reference", "× reference FID", fixed(3)),
+        Column("fid_lower_than_reference_pct", "% lower than reference", fixed(1)),
+        Column("steps_median", "median steps", fixed(0)),
+    ]
+    runs = [
+        Column("seed", "seed"),
+        Column("model", "model", str),
+        Column("steps", "steps", fixed(0)),
+        Column("images", "images", fixed(0)),
+        Column("train_s", "training s", fixed(1)),
+        Column("fid", "FID", fixed(2)),
+    ]
+    return [("", columns, summary), ("Every run, in the order they ran", runs, record["rows"])]
+
+
+def _equal_time_reading(record: dict) -> list[str]:
+    parameters, subject = record["parameters"], record.get("subject", {})
+    reference = subject.get("reference", parameters["models"][0])
+    lines = [
+        f"Each model trained for {parameters['seconds']:,.0f} s per seed (seeds "
+        f"{', '.join(str(s) for s in parameters['seeds'])}) at batch {parameters['batch_size']}; FID of "
+        f"{parameters['samples']:,} samples in the space of feature extractor `{subject.get('extractor', MISSING)}`."
+    ]
+    for row in record["tables"]["summary"]:
+        if row["model"] != reference:
+            lines.append(
+                f"`{row['model']}`: median FID {row['fid_median']:.2f} against `{reference}`'s "
+                f"{row['fid_median'] / row['fid_vs_reference']:.2f}, {row['fid_lower_than_reference_pct']:.1f}% lower."
+            )
+    return lines
+
+
+EQUAL_TIME = Section(
+    title="Quality at equal training time",
+    about=(
+        "latentforge's DCGAN recipes against the textbook peer (`bench/peer.py`) when each gets the same "
+        "wall-clock seconds of training on this machine, counted from the start of `fit` (graph tracing "
+        "included), several seeds each, the models taking turns so machine noise falls on all of them. "
+        "Each generator (the weight EMA when the recipe has one, as the export stage ships it) is scored "
+        "as the evaluate stage scores it: Fréchet distance to the test split in the registered feature "
+        "classifier's space. Lower is better."
+    ),
+    tables=_equal_time_tables,
+    reading=_equal_time_reading,
+)
+
 SECTIONS = {
     "train_speed": TRAIN_SPEED,
+    "equal_time": EQUAL_TIME,
     "inference": INFERENCE,
     "serving": SERVING,
     "evaluate": EVALUATE,

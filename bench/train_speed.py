@@ -15,11 +15,16 @@ float32 matmul peak of this process (``tf.matmul`` of 1024×1024, median of the 
 gives the share of the CPU's peak each model reaches.
 
     .venv/bin/python bench/train_speed.py [--batches 32,64,128] [--rounds 5] [--steps 10]
+
+``--models`` names a family or preset, with ``+field=value`` overrides of its config; the override
+``+network_version=N`` builds an older network layout of the family (``dcgan+network_version=2``:
+the DCGAN before 3x3 discriminator kernels and the leaner generator).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -111,16 +116,19 @@ def main() -> None:
     )
 
 
-def build(name: str, spec, batch: int):
+def build(name: str, spec, batch: int, seed: int = 0):
     """(compiled training model, its training dataset) as the train stage makes them."""
+    import keras
+
     from pipeline import inputs
 
+    keras.utils.set_random_seed(seed)  # the weights' initialization
     if name == PEER:
         from bench.peer import PeerDCGAN
 
-        model = PeerDCGAN()
+        model = PeerDCGAN(seed=seed)
         model.compile()
-        data = inputs.training_dataset(spec, batch_size=batch, value_range="tanh", seed=0, repeat=True)
+        data = inputs.training_dataset(spec, batch_size=batch, value_range="tanh", seed=seed, repeat=True)
         return model, data
     from pipeline import presets
     from pipeline.config import Config
@@ -129,10 +137,15 @@ def build(name: str, spec, batch: int):
     base, *overrides = name.split("+")
     values = {"preset": base} if base in presets.PRESETS else {"model": base}
     values.update(item.split("=", 1) for item in overrides)
-    config = Config.from_dict({**values, "batch_size": batch}).resolved()
+    # network_version=N: an older network layout of the family, as a model.json of that version builds
+    layout = int(values.pop("network_version", 0))
+    config = Config.from_dict({**values, "batch_size": batch, "seed": seed}).resolved()
     family = config.family
+    model_spec = model_spec_for(config, spec)
+    if layout:
+        model_spec = dataclasses.replace(model_spec, network_version=layout)
     with precision_policy(config.precision):
-        model = family.build(model_spec_for(config, spec))  # a constant learning rate: the config's
+        model = family.build(model_spec)  # a constant learning rate: the config's
     data = inputs.training_dataset(
         spec,
         batch_size=batch,

@@ -13,8 +13,11 @@ from keras import layers
 FEATURE_DIM = 128
 # v3: one convolution per resolution, 32 -> 64 -> 128 channels (v2: two at h and at h/2, 32 and 64):
 # less than half of v2's multiply-adds; 2.89x faster per epoch, the same test accuracy in 6 epochs
-# as v2 in 4 (pipeline/features.py)
-VERSION = "cnn128-v3"  # bump when the architecture or training recipe changes
+# as v2 in 4 (pipeline/features.py).
+# v4: v3's network, 3 epochs with the learning rate decayed from 2e-3 to 0 on a cosine (v3: 6
+# epochs at a constant 1e-3): test accuracy 0.9100 against v3's 0.9169, in half the time.
+VERSION = "cnn128-v4"  # bump when the architecture or training recipe changes
+PEAK_LEARNING_RATE = 2e-3
 
 
 def build_classifier(image_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
@@ -32,11 +35,11 @@ def build_classifier(image_shape: tuple[int, int, int], num_classes: int) -> ker
     return keras.Model(image, [features, logits], name="classifier")
 
 
-def build_trainable(network: keras.Model) -> keras.Model:
-    """The network with only the logits as output, compiled for training."""
+def build_trainable(network: keras.Model, steps: int) -> keras.Model:
+    """The network with only the logits as output, compiled for ``steps`` training steps."""
     model = keras.Model(network.input, network.outputs[1])
     model.compile(
-        optimizer=keras.optimizers.Adam(1e-3),
+        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(PEAK_LEARNING_RATE, max(1, steps))),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )

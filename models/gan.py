@@ -212,12 +212,17 @@ class GAN(keras.Model):
         self.g_loss_tracker.update_state(per_example)
 
     def update_ema(self):
-        """ema <- decay * ema + (1 - decay) * weights for trainable weights; buffers (batch-norm
-        statistics) are copied."""
+        """ema <- d * ema + (1 - d) * weights for trainable weights, d = min(ema_decay, (1 + n) /
+        (10 + n)) after n updates (the warm-up of TensorFlow's ExponentialMovingAverage: early
+        on the average forgets the random initialization quickly; a fixed 0.999 still held a third
+        of it after 1,100 steps and scored FID 157.5 against the raw generator's 95.4 in one
+        measured run); buffers (batch-norm statistics) are copied."""
+        updates = ops.cast(self.g_optimizer.iterations, "float32") - 1.0  # G has just stepped: n = that - 1
+        decay = ops.minimum(self.ema_decay, (1.0 + updates) / (10.0 + updates))
         trainable = {id(v) for v in self.generator.trainable_weights}
         for ema, current in zip(self.ema_generator.weights, self.generator.weights):
             if id(current) in trainable:
-                ema.assign(self.ema_decay * ema + (1.0 - self.ema_decay) * current)
+                ema.assign(decay * ema + (1.0 - decay) * current)
             else:
                 ema.assign(current)
 

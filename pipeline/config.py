@@ -37,7 +37,7 @@ class Config:
     steps_per_epoch: int = option(0, "batches per epoch; 0 = one full pass over the data")
     batch_size: int = option(64, "global batch size (split across replicas under tf.distribute)")
     latent_dim: int = option(0, "0 = the family's default (GANs 100, VAE and AE 32)")
-    learning_rate: float = option(0.0, "0 = the family's default (GANs 2e-4, VAE and AE 1e-3)")
+    learning_rate: float = option(0.0, "0 = the family's default (DCGAN, cDCGAN, VAE, AE 1e-3; GAN 2e-4)")
     lr_schedule: str = option("constant", "constant | cosine (decays to 5% of learning_rate over the run)")
     width: int = option(0, "base channel count of the networks; 0 = the family's default (DCGAN 64, VAE 32)")
     precision: str = option(

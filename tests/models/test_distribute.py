@@ -35,13 +35,31 @@ if kind != "vae":
     # each replica draws its own latents (one mirrored seed state would give both the same)
     per_replica = strategy.experimental_local_results(strategy.run(tf.function(lambda: model._latents(4))))
     assert not np.allclose(per_replica[0].numpy(), per_replica[1].numpy()), "replicas drew the same latents"
+ema = getattr(model, "ema_generator", None)
+if ema is not None:  # the weight EMA: the same average on every replica, lagging the raw weights
+    trainable = {id(v) for v in model.generator.trainable_weights}
+    for average, raw in zip(ema.weights, model.generator.weights):
+        first, second = (v.numpy() for v in strategy.experimental_local_results(average.value))
+        raw_first, raw_second = (v.numpy() for v in strategy.experimental_local_results(raw.value))
+        if id(raw) in trainable:  # the same average on every replica, lagging the raw weights
+            np.testing.assert_array_equal(first, second)
+            np.testing.assert_array_equal(raw_first, raw_second)
+        else:  # buffers (batch-norm statistics, per replica as the raw generator's) are copied
+            np.testing.assert_array_equal(first, raw_first)
+            np.testing.assert_array_equal(second, raw_second)
+    assert not np.allclose(ema.weights[0].numpy(), model.generator.weights[0].numpy())
 print("ok", {k: round(float(v[-1]), 3) for k, v in history.history.items()})
 """
 
 
 @pytest.mark.parametrize(
     "kind, options",
-    [("dcgan", {}), ("vae", {}), ("cdcgan", {"gan_loss": "wgan-gp", "critic_steps": 2, "minibatch_std": True})],
+    [
+        ("dcgan", {}),
+        ("dcgan", {"ema": 0.999}),
+        ("vae", {}),
+        ("cdcgan", {"gan_loss": "wgan-gp", "critic_steps": 2, "minibatch_std": True}),
+    ],
 )
 def test_training_runs_on_two_replicas(kind, options):
     result = subprocess.run(

@@ -114,9 +114,15 @@ def test_generator_ema_follows_the_formula():
     model.train_step(np.random.default_rng(0).uniform(-1, 1, (8, 28, 28, 1)).astype(np.float32))
     trainable = {id(v) for v in model.generator.trainable_weights}
     pairs = [(e, g) for e, g in zip(model.ema_generator.weights, model.generator.weights) if id(g) in trainable]
+    first = 1 / 10  # warm-up: decay min(0.9, (1 + n) / (10 + n)) after n = 0 updates
     for (ema, current), old in zip(pairs, trainable_before):
-        np.testing.assert_allclose(ema.numpy(), 0.9 * old + 0.1 * current.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(ema.numpy(), first * old + (1 - first) * current.numpy(), rtol=1e-5, atol=1e-6)
     assert any(not np.allclose(e.numpy(), g.numpy()) for e, g in pairs)  # EMA lags the raw weights
+    model.g_optimizer.iterations.assign(500)  # after n = 500 updates (501/510 > 0.9) the decay is 0.9
+    old = [e.numpy().copy() for e, _ in pairs]
+    model.train_step(np.random.default_rng(0).uniform(-1, 1, (8, 28, 28, 1)).astype(np.float32))
+    for (ema, current), previous in zip(pairs, old):
+        np.testing.assert_allclose(ema.numpy(), 0.9 * previous + 0.1 * current.numpy(), rtol=1e-5, atol=1e-6)
     assert model.exported_generator is model.ema_generator
 
 

@@ -41,18 +41,46 @@ def test_model_json_written_before_options_and_width_still_builds():
     assert spec.network_version == 1
 
 
-def test_new_models_record_the_network_layout_and_kernel_size():
+def test_new_models_record_the_network_layout_and_kernel_sizes():
+    import keras
+
+    spec = registry.model_spec(
+        "dcgan",
+        image_shape=(28, 28, 1),
+        latent_dim=6,
+        learning_rate=2e-4,
+        seed=0,
+        options={"kernel_size": 5, "d_kernel_size": 4},
+    )
+    assert spec.network_version == registry.get("dcgan").network_version == 3
+    assert ModelSpec.from_dict(spec.to_dict()) == spec
+    model = registry.get("dcgan").build(spec)
+    d_convolutions = [layer for layer in model.discriminator.layers if isinstance(layer, keras.layers.Conv2D)]
+    g_convolutions = [
+        layer
+        for layer in model.generator.layers
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))
+    ]
+    assert {layer.kernel_size for layer in d_convolutions} == {(4, 4)}
+    # version 3: two transposed convolutions, the last one makes the image
+    assert [type(layer).__name__ for layer in g_convolutions] == ["Conv2DTranspose", "Conv2DTranspose"]
+    assert {layer.kernel_size for layer in g_convolutions} == {(5, 5)}
+    assert model.generator.output.shape[1:] == (28, 28, 1)
+
+
+def test_version_2_files_keep_their_layout():
     import keras
 
     spec = registry.model_spec(
         "dcgan", image_shape=(28, 28, 1), latent_dim=6, learning_rate=2e-4, seed=0, options={"kernel_size": 3}
     )
-    assert spec.network_version == registry.get("dcgan").network_version == 2
-    assert ModelSpec.from_dict(spec.to_dict()) == spec
+    spec = ModelSpec.from_dict({**spec.to_dict(), "network_version": 2})
     model = registry.get("dcgan").build(spec)
     convolutions = [layer for layer in model.discriminator.layers if isinstance(layer, keras.layers.Conv2D)]
     convolutions += [layer for layer in model.generator.layers if isinstance(layer, keras.layers.Conv2DTranspose)]
-    assert {layer.kernel_size for layer in convolutions} == {(3, 3)}
+    assert {layer.kernel_size for layer in convolutions} == {(3, 3)}  # one kernel size for G and D
+    assert model.generator.layers[-1].name == "image" and isinstance(model.generator.layers[-1], keras.layers.Conv2D)
+    assert len([layer for layer in model.generator.layers if isinstance(layer, keras.layers.Conv2DTranspose)]) == 2
     with pytest.raises(ValueError, match="kernel_size"):
         registry.model_spec("gan", image_shape=(28, 28, 1), latent_dim=6, learning_rate=2e-4, seed=0, options={})
         registry.make_options(registry.get("gan"), {"kernel_size": 3})

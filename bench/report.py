@@ -384,7 +384,11 @@ def _equal_time_tables(record: dict):
         Column("train_s", "training s", fixed(1)),
         Column("fid", "FID", fixed(2)),
     ]
-    return [("", columns, summary), ("Every run, in the order they ran", runs, record["rows"])]
+    tables = [("", columns, summary), ("Every run, in the order they ran", runs, record["rows"])]
+    if record["tables"].get("curve"):
+        curve = [Column("seed", "seed"), Column("model", "model", str)] + runs[2:3] + runs[4:]
+        tables.append(("FID during training (scoring time left off the clock)", curve, record["tables"]["curve"]))
+    return tables
 
 
 def _equal_time_reading(record: dict) -> list[str]:
@@ -392,14 +396,17 @@ def _equal_time_reading(record: dict) -> list[str]:
     reference = subject.get("reference", parameters["models"][0])
     lines = [
         f"Each model trained for {parameters['seconds']:,.0f} s per seed (seeds "
-        f"{', '.join(str(s) for s in parameters['seeds'])}) at batch {parameters['batch_size']}; FID of "
+        f"{', '.join(str(s) for s in parameters['seeds'])}) at batch {parameters['batch_size']} unless its "
+        f"name sets `batch_size`; FID of "
         f"{parameters['samples']:,} samples in the space of feature extractor `{subject.get('extractor', MISSING)}`."
     ]
-    for row in record["tables"]["summary"]:
+    summary = record["tables"]["summary"]
+    reference_fid = next(row["fid_median"] for row in summary if row["model"] == reference)
+    for row in summary:
         if row["model"] != reference:
             lines.append(
                 f"`{row['model']}`: median FID {row['fid_median']:.2f} against `{reference}`'s "
-                f"{row['fid_median'] / row['fid_vs_reference']:.2f}, {row['fid_lower_than_reference_pct']:.1f}% lower."
+                f"{reference_fid:.2f}, {row['fid_lower_than_reference_pct']:.1f}% lower."
             )
     return lines
 

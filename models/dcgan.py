@@ -3,9 +3,9 @@
 Generator: Dense -> reshape -> Conv2DTranspose + BatchNorm + ReLU -> ... -> tanh, no pooling.
 Discriminator: strided Conv2D + LeakyReLU (+ dropout), no pooling, one output.
 Kernel sizes: on a CPU, TensorFlow's 3x3 convolutions run about 3x faster than 4x4 or 5x5 ones of
-the same shape (oneDNN's fast path; ``bench/train_speed.py``), so the discriminator's are 3x3 by
-default while the generator keeps 4x4 transposed convolutions (a kernel divisible by the stride
-upsamples without checkerboard artifacts, Odena et al. 2016).
+the same shape (oneDNN's fast path; ``bench/train_speed.py``), so both networks default to 3x3.
+A 4x4 transposed convolution (divisible by the stride) avoids checkerboard artifacts (Odena et
+al. 2016) but, given the same training time, scored no better (``models/families/dcgan.py``).
 Conditional: the generator takes [z, label] (the label embedded and joined to z); the
 discriminator takes [image, label] (the label embedded as one extra image channel, and a
 projection of the label's embedding onto the features added to the output, Miyato & Koyama 2018).
@@ -20,7 +20,7 @@ from keras import layers
 from models.layers import MinibatchStd
 
 EMBEDDING_DIM = 50
-KERNEL_SIZE = 4  # of the generator's transposed convolutions (the family's kernel_size option)
+KERNEL_SIZE = 3  # of the generator's transposed convolutions (the family's kernel_size option)
 D_KERNEL_SIZE = 3  # of the discriminator's convolutions (the family's d_kernel_size option)
 
 

@@ -18,11 +18,13 @@ pytestmark = pytest.mark.slow  # trains, exports and evaluates twice
 
 def _collapsed_copy(train_run_id: str) -> str:
     """A train run whose generator outputs one constant image: the trained DCGAN with its
-    last convolution's kernel zeroed (every z gives tanh(bias))."""
+    last convolution's kernel zeroed (every z gives tanh(bias)), in the raw generator and in
+    the weight EMA that is exported."""
     model, description = train.load_trained(train_run_id)
-    last = model.generator.get_layer("image")
-    kernel, bias = last.get_weights()
-    last.set_weights([np.zeros_like(kernel), bias + 0.3])
+    for network in {id(n): n for n in (model.generator, model.exported_generator)}.values():
+        last = network.get_layer("image")
+        kernel, bias = last.get_weights()
+        last.set_weights([np.zeros_like(kernel), bias + 0.3])
     with tracking.stage_run("train", {"collapsed_from": train_run_id}) as run, tempfile.TemporaryDirectory() as tmp:
         model.save_weights(str(Path(tmp) / "model.weights.h5"))
         (Path(tmp) / "model.json").write_text(json.dumps(description.to_dict()))

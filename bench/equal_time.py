@@ -55,7 +55,7 @@ def main() -> None:
     runtime_setup.configure_threads()  # as the train stage does, before any TensorFlow op
     quiet.setup()
 
-    from bench.train_speed import build
+    from bench.train_speed import build, keras_clear
     from pipeline import features, inputs, tracking
 
     tracking.setup("latentforge-bench")
@@ -196,15 +196,6 @@ def print_table(summary: list[dict]) -> None:
             f"{s['model']:<30}{s['fid_median']:>11.2f}{s['fid_vs_reference']:>8.3f}"
             f"{s['fid_lower_than_reference_pct']:>9.1f}{s['steps_median']:>8.0f}  {s['fid_per_seed']}"
         )
-
-
-def keras_clear() -> None:
-    import gc
-
-    import keras
-
-    keras.backend.clear_session()
-    gc.collect()
 
 
 if __name__ == "__main__":

@@ -118,14 +118,14 @@ def main() -> None:
 
 def build(name: str, spec, batch: int, seed: int = 0):
     """(compiled training model, its training dataset) as the train stage makes them."""
-    import keras
-
     from pipeline import inputs
 
-    keras.utils.set_random_seed(seed)  # the weights' initialization
     if name == PEER:
+        import keras
+
         from bench.peer import PeerDCGAN
 
+        keras.utils.set_random_seed(seed)  # the weights' initialization (Family.build seeds ours)
         model = PeerDCGAN(seed=seed)
         model.compile()
         data = inputs.training_dataset(spec, batch_size=batch, value_range="tanh", seed=seed, repeat=True)
@@ -226,9 +226,13 @@ def print_table(rows: list[dict]) -> None:
 
 
 def keras_clear() -> None:
+    """Drop the last model's graphs and memory before the next one is built."""
+    import gc
+
     import keras
 
     keras.backend.clear_session()
+    gc.collect()
 
 
 if __name__ == "__main__":

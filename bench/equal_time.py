@@ -43,6 +43,10 @@ def main() -> None:
     parser.add_argument("--checkpoints", default="", help="also score at these training seconds, e.g. 60,120")
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--tfds-dir", default="")
+    parser.add_argument(
+        "--features-epochs", type=int, default=0, help="extractor recipe (tests): 0 = the standard, registered one"
+    )
+    parser.add_argument("--features-examples", type=int, default=0, help="extractor recipe (tests): 0 = all")
     record.add_arguments(parser, "equal_time")
     args = parser.parse_args()
     names = [n for n in args.models.split(",") if n]
@@ -60,7 +64,9 @@ def main() -> None:
 
     tracking.setup("latentforge-bench")
     spec = inputs.describe(args.dataset, args.tfds_dir)
-    extractor = features.get_extractor(spec)
+    extractor = features.get_extractor(
+        spec, epochs=args.features_epochs or features.EPOCHS, examples=args.features_examples
+    )
     real = extractor.real_features(spec, "test")
     print(
         f"equal-time benchmark: {args.seconds:.0f} s of training per model and seed, batch {args.batch_size}, "

@@ -3,7 +3,9 @@
 Generator: Dense -> reshape -> Conv2DTranspose + BatchNorm + ReLU -> ... -> tanh, no pooling.
 Discriminator: strided Conv2D + LeakyReLU (+ dropout), no pooling, one output.
 Kernel sizes: on a CPU, TensorFlow's 3x3 convolutions run about 3x faster than 4x4 or 5x5 ones of
-the same shape (oneDNN's fast path; ``bench/train_speed.py``), so both networks default to 3x3.
+the same shape (oneDNN's fast path; ``bench/train_speed.py``), so both networks' hidden layers
+default to 3x3; the two layers on pixels (G's last, D's first: one image channel, cheap) to 7x7,
+which scored a far better FID at equal training time (``models/families/dcgan.py``).
 A 4x4 transposed convolution (divisible by the stride) avoids checkerboard artifacts (Odena et
 al. 2016) but, given the same training time, scored no better (``models/families/dcgan.py``).
 Conditional: the generator takes [z, label] (the label embedded and joined to z); the
@@ -20,8 +22,9 @@ from keras import layers
 from models.layers import MinibatchStd
 
 EMBEDDING_DIM = 50
-KERNEL_SIZE = 3  # of the generator's transposed convolutions (the family's kernel_size option)
-D_KERNEL_SIZE = 3  # of the discriminator's convolutions (the family's d_kernel_size option)
+KERNEL_SIZE = 3  # of the generator's hidden transposed convolutions (the family's kernel_size option)
+D_KERNEL_SIZE = 3  # of the discriminator's hidden convolutions (the family's d_kernel_size option)
+IMAGE_KERNEL_SIZE = 7  # of the two layers that touch pixels (the family's image_kernel_size option)
 
 
 def build_generator(
@@ -31,6 +34,7 @@ def build_generator(
     num_classes: int = 0,
     kernel_size: int = KERNEL_SIZE,
     refine: bool = False,
+    image_kernel_size: int = IMAGE_KERNEL_SIZE,
 ) -> keras.Model:
     """z (batch, latent_dim) [and label (batch,) int32] -> image (batch, h, w, c) in [-1, 1].
 
@@ -53,7 +57,9 @@ def build_generator(
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)  # (batch, h/2, w/2, width)
     if not refine:
-        x = layers.Conv2DTranspose(channels, kernel_size, strides=2, padding="same", activation="tanh", name="image")(x)
+        x = layers.Conv2DTranspose(
+            channels, image_kernel_size, strides=2, padding="same", activation="tanh", name="image"
+        )(x)
         return keras.Model(inputs if num_classes else z, x, name="generator")
     x = layers.Conv2DTranspose(width // 2, kernel_size, strides=2, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization()(x)
@@ -69,8 +75,11 @@ def build_discriminator(
     minibatch_std: bool = False,
     num_classes: int = 0,
     kernel_size: int = D_KERNEL_SIZE,
+    image_kernel_size: int = IMAGE_KERNEL_SIZE,
 ) -> keras.Model:
-    """image (batch, h, w, c) in [-1, 1] [and label (batch,) int32] -> output (batch, 1)."""
+    """image (batch, h, w, c) in [-1, 1] [and label (batch,) int32] -> output (batch, 1).
+
+    The first convolution, on the pixels, has ``image_kernel_size``; the second ``kernel_size``."""
     height, width_px, _ = image_shape
     image = keras.Input(image_shape, name="image")
     x = image
@@ -79,7 +88,7 @@ def build_discriminator(
         plane = layers.Embedding(num_classes, EMBEDDING_DIM, name="label_embedding")(label)
         plane = layers.Reshape((height, width_px, 1))(layers.Dense(height * width_px)(plane))
         x = layers.Concatenate()([image, plane])
-    x = layers.Conv2D(width, kernel_size, strides=2, padding="same")(x)
+    x = layers.Conv2D(width, image_kernel_size, strides=2, padding="same")(x)
     x = layers.LeakyReLU(0.2)(x)
     x = layers.Dropout(dropout_rate)(x)  # (batch, h/2, w/2, width)
     x = layers.Conv2D(width * 2, kernel_size, strides=2, padding="same")(x)

@@ -160,6 +160,9 @@ class Family:
     validates: ClassVar[bool] = False
     mixed_precision: ClassVar[bool] = False
     defaults: ClassVar[dict] = {"latent_dim": 100, "learning_rate": 2e-4, "width": 0}
+    # this family's own defaults for options it shares with others (the DCGAN's loss): the
+    # option's meaning stays shared, its value when not given is the family's
+    option_defaults: ClassVar[dict] = {}
     network_version: ClassVar[int] = 1
 
     def build_model(self, spec: ModelSpec, options: Options, learning_rate):
@@ -276,7 +279,14 @@ def make_options(family: Family, values: dict | None) -> Options:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"{', '.join(unknown)}: not options of {family.name}")
-    return family.options(**values)
+    return family.options(**{**family.option_defaults, **values})
+
+
+def option_default(family: Family, name: str):
+    """The value ``family`` takes for option ``name`` when it is not given."""
+    if name in family.option_defaults:
+        return family.option_defaults[name]
+    return {f.name: f.default for f in dataclasses.fields(family.options)}[name]
 
 
 def model_spec(

@@ -67,7 +67,7 @@ class Config:
         except ValueError as error:
             raise UserError(str(error)) from None
         if self.options is None:
-            self.options = family.options()
+            self.options = registry.make_options(family, {})
         if not isinstance(self.options, family.options):
             raise UserError(f"options must be {family.options.__name__} for {self.model}; build with Config.from_dict")
         if self.lr_schedule not in LR_SCHEDULES:
@@ -227,7 +227,7 @@ class Config:
                 f"not {model}; drop them"
             )
         options = {name: _typed(option_fields[name], data[name]) for name in given}
-        return cls(**values, options=family.options(**options))
+        return cls(**values, options=registry.make_options(family, options))
 
 
 def expand(names) -> list[str]:
@@ -305,8 +305,19 @@ def add_arguments(parser, only=None) -> None:
             dest=name,
             type=str,
             default=None,
-            help=f"{f.metadata.get('help', '')} (default: {f.default})".replace("%", "%%"),  # argparse formats %
-        )
+            help=f"{f.metadata.get('help', '')} (default: {_default_text(name, f)})".replace("%", "%%"),
+        )  # argparse formats %
+
+
+def _default_text(name: str, f) -> str:
+    """A field's default, with the families that take another one: "ns; dcgan, cdcgan: hinge"."""
+    from models import registry
+
+    others: dict[str, list[str]] = {}
+    for family in (registry.get(n) for n in registry.names()):
+        if name in family.option_defaults and family.option_defaults[name] != f.default:
+            others.setdefault(str(family.option_defaults[name]), []).append(family.name)
+    return "; ".join([str(f.default)] + [f"{', '.join(names)}: {value}" for value, names in others.items()])
 
 
 def parameter_fields(only=None) -> dict:

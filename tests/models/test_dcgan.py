@@ -15,7 +15,9 @@ def _changed(before, after):
 
 @pytest.fixture()
 def model():
-    return registry.build("dcgan", image_shape=(28, 28, 1), latent_dim=8, learning_rate=1e-3, seed=0)
+    # the course's loss, whose D outputs are probabilities (the family's default is hinge)
+    options = {"gan_loss": "ns"}
+    return registry.build("dcgan", image_shape=(28, 28, 1), latent_dim=8, learning_rate=1e-3, seed=0, options=options)
 
 
 def _real(batch=16):
@@ -43,6 +45,17 @@ def test_train_step_reports_both_phases(model):
     for key in ("d_real", "d_fake"):
         assert 0.2 < float(logs[key]) < 0.8
     assert float(logs["d_loss"]) > 0 and float(logs["g_loss"]) > 0
+
+
+def test_the_dcgan_families_default_to_the_hinge_loss_and_the_others_keep_theirs():
+    from pipeline.config import Config
+
+    assert registry.build("dcgan", image_shape=(28, 28, 1), latent_dim=8, learning_rate=1e-3, seed=0).loss_kind == "hinge"
+    assert Config.from_dict({"model": "cdcgan"}).gan_loss == "hinge"
+    assert Config.from_dict({"model": "gan"}).gan_loss == "ns"  # the original GAN's
+    assert Config.from_dict({"model": "dcgan", "gan_loss": "ns"}).gan_loss == "ns"  # given wins
+    assert Config.from_dict({"model": "dcgan"}).ema == 0.0
+    keras.backend.clear_session()
 
 
 def test_generator_shapes_and_range():

@@ -41,31 +41,47 @@ def test_model_json_written_before_options_and_width_still_builds():
     assert spec.network_version == 1
 
 
-def test_new_models_record_the_network_layout_and_kernel_sizes():
+def _kernel_sizes(model):
+    """(G's convolution layer types, G's kernel sizes, D's kernel sizes), input to output."""
     import keras
 
+    def convolutions(network):
+        kinds = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
+        return [layer for layer in network.layers if isinstance(layer, kinds)]
+
+    g, d = convolutions(model.generator), convolutions(model.discriminator)
+    return [type(layer).__name__ for layer in g], [layer.kernel_size[0] for layer in g], [layer.kernel_size[0] for layer in d]
+
+
+def test_new_models_record_the_network_layout_and_kernel_sizes():
+    options = {"kernel_size": 5, "d_kernel_size": 4, "image_kernel_size": 3}
     spec = registry.model_spec(
-        "dcgan",
-        image_shape=(28, 28, 1),
-        latent_dim=6,
-        learning_rate=2e-4,
-        seed=0,
-        options={"kernel_size": 5, "d_kernel_size": 4},
+        "dcgan", image_shape=(28, 28, 1), latent_dim=6, learning_rate=2e-4, seed=0, options=options
     )
-    assert spec.network_version == registry.get("dcgan").network_version == 3
+    assert spec.network_version == registry.get("dcgan").network_version == 4
     assert ModelSpec.from_dict(spec.to_dict()) == spec
     model = registry.get("dcgan").build(spec)
-    d_convolutions = [layer for layer in model.discriminator.layers if isinstance(layer, keras.layers.Conv2D)]
-    g_convolutions = [
-        layer
-        for layer in model.generator.layers
-        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))
-    ]
-    assert {layer.kernel_size for layer in d_convolutions} == {(4, 4)}
-    # version 3: two transposed convolutions, the last one makes the image
-    assert [type(layer).__name__ for layer in g_convolutions] == ["Conv2DTranspose", "Conv2DTranspose"]
-    assert {layer.kernel_size for layer in g_convolutions} == {(5, 5)}
+    kinds, g_kernels, d_kernels = _kernel_sizes(model)
+    # version 4: two transposed convolutions, the last one makes the image; the layers on pixels
+    # (G's last, D's first) have image_kernel_size
+    assert kinds == ["Conv2DTranspose", "Conv2DTranspose"]
+    assert g_kernels == [5, 3] and d_kernels == [3, 4]
     assert model.generator.output.shape[1:] == (28, 28, 1)
+    default = registry.get("dcgan").build(
+        registry.model_spec("dcgan", image_shape=(28, 28, 1), latent_dim=6, learning_rate=2e-4, seed=0)
+    )
+    assert _kernel_sizes(default)[1:] == ([3, 7], [7, 3])
+
+
+def test_version_3_files_keep_one_kernel_per_network():
+    options = {"kernel_size": 5, "d_kernel_size": 4}
+    spec = registry.model_spec(
+        "dcgan", image_shape=(28, 28, 1), latent_dim=6, learning_rate=2e-4, seed=0, options=options
+    )
+    # a version-3 model.json has no image_kernel_size: the dataclass default is ignored there
+    spec = ModelSpec.from_dict({**spec.to_dict(), "network_version": 3})
+    kinds, g_kernels, d_kernels = _kernel_sizes(registry.get("dcgan").build(spec))
+    assert kinds == ["Conv2DTranspose", "Conv2DTranspose"] and g_kernels == [5, 5] and d_kernels == [4, 4]
 
 
 def test_version_2_files_keep_their_layout():

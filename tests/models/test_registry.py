@@ -70,7 +70,7 @@ def test_new_models_record_the_network_layout_and_kernel_sizes():
     default = registry.get("dcgan").build(
         registry.model_spec("dcgan", image_shape=(28, 28, 1), latent_dim=6, learning_rate=2e-4, seed=0)
     )
-    assert _kernel_sizes(default)[1:] == ([3, 7], [7, 3])
+    assert _kernel_sizes(default)[1:] == ([3, 5], [5, 3])
 
 
 def test_version_3_files_keep_one_kernel_per_network():

@@ -50,7 +50,8 @@ def test_train_step_reports_both_phases(model):
 def test_the_dcgan_families_default_to_the_hinge_loss_and_the_others_keep_theirs():
     from pipeline.config import Config
 
-    assert registry.build("dcgan", image_shape=(28, 28, 1), latent_dim=8, learning_rate=1e-3, seed=0).loss_kind == "hinge"
+    built = registry.build("dcgan", image_shape=(28, 28, 1), latent_dim=8, learning_rate=1e-3, seed=0)
+    assert built.loss_kind == "hinge"
     assert Config.from_dict({"model": "cdcgan"}).gan_loss == "hinge"
     assert Config.from_dict({"model": "gan"}).gan_loss == "ns"  # the original GAN's
     assert Config.from_dict({"model": "dcgan", "gan_loss": "ns"}).gan_loss == "ns"  # given wins

@@ -50,7 +50,8 @@ def _kernel_sizes(model):
         return [layer for layer in network.layers if isinstance(layer, kinds)]
 
     g, d = convolutions(model.generator), convolutions(model.discriminator)
-    return [type(layer).__name__ for layer in g], [layer.kernel_size[0] for layer in g], [layer.kernel_size[0] for layer in d]
+    kinds = [type(layer).__name__ for layer in g]
+    return kinds, [layer.kernel_size[0] for layer in g], [layer.kernel_size[0] for layer in d]
 
 
 def test_new_models_record_the_network_layout_and_kernel_sizes():

@@ -282,13 +282,6 @@ def make_options(family: Family, values: dict | None) -> Options:
     return family.options(**{**family.option_defaults, **values})
 
 
-def option_default(family: Family, name: str):
-    """The value ``family`` takes for option ``name`` when it is not given."""
-    if name in family.option_defaults:
-        return family.option_defaults[name]
-    return {f.name: f.default for f in dataclasses.fields(family.options)}[name]
-
-
 def model_spec(
     kind: str,
     *,

@@ -16,7 +16,10 @@ FEATURE_DIM = 128
 # as v2 in 4 (pipeline/features.py).
 # v4: v3's network, 3 epochs with the learning rate decayed from 2e-3 to 0 on a cosine (v3: 6
 # epochs at a constant 1e-3): test accuracy 0.9100 against v3's 0.9169, in half the time.
-VERSION = "cnn128-v4"  # bump when the architecture or training recipe changes
+# v5: v4's network and schedule, fed by one tf.data pipeline across the epochs
+# (pipeline.inputs.array_batches) instead of Keras's per-epoch array pipeline: another data
+# order, so other weights (test accuracy 0.9120 against v4's 0.9100, seed 0), 21% less time.
+VERSION = "cnn128-v5"  # bump when the architecture or training recipe changes
 PEAK_LEARNING_RATE = 2e-3
 
 

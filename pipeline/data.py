@@ -19,6 +19,8 @@ import functools
 import gzip
 import io
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
 from pipeline import inputs, quiet
@@ -88,6 +90,30 @@ def verify_idx_files(idx_dir: str, out_dir: Path) -> tuple[dict[str, Path], str]
     return paths, "; ".join(sorted(how))
 
 
+def read_idx(path: Path):
+    """The array in an uncompressed IDX file (the MNIST format): uint8 (n,) labels or (n, h, w) images."""
+    import numpy as np
+
+    raw = path.read_bytes()
+    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] != 0x08:
+        raise UserError(f"{path} is not an IDX file of unsigned bytes; replace it with the original file")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def png_grey(image) -> bytes:
+    """An 8-bit greyscale (h, w) uint8 array as a PNG file: one IDAT chunk, no row filter."""
+    height, width = image.shape
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + row.tobytes() for row in image)  # filter type 0 before each row
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # depth 8, greyscale, no interlace
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
 def _local_fashion_mnist_builder(idx_dir: str, data_dir: str):
     """A TFDS builder for ``fashion_mnist`` that reads verified local files instead of downloading."""
     tfds = inputs.import_tfds()
@@ -113,6 +139,16 @@ def _local_fashion_mnist_builder(idx_dir: str, data_dir: str):
                     (tfds.Split.TEST, "t10k", 10000),
                 )
             ]
+
+        def _generate_examples(self, num_examples, data_path, label_path):
+            # TFDS's MNIST encodes each image to PNG with a TensorFlow op called eagerly: 17 s of a 36-s
+            # preparation here. png_grey writes the same pixels (PNG is lossless) in 55 us an image.
+            images = read_idx(Path(data_path))
+            labels = read_idx(Path(label_path)).astype("int64")
+            if len(images) != num_examples or len(labels) != num_examples:
+                raise UserError(f"{data_path} holds {len(images)} images, expected {num_examples}")
+            for index, (image, label) in enumerate(zip(images, labels)):
+                yield index, {"image": png_grey(image), "label": label}
 
     return LocalFashionMNIST(data_dir=data_dir)
 

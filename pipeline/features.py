@@ -147,10 +147,11 @@ def run_features(spec: inputs.DatasetSpec, seed: int = 0, epochs: int = EPOCHS, 
     }
     with tracking.stage_run("features", params, tags={"extractor_version": version}):
         print(f"features: training the {spec.name} feature classifier {version} (once; registered after)", flush=True)
-        trainable = classifier.build_trainable(network, epochs * -(-len(train_x) // BATCH_SIZE))
-        trainable.fit(
-            train_x, train_y, batch_size=BATCH_SIZE, epochs=epochs, verbose=2, validation_data=(test_x, test_y)
-        )
+        steps_per_epoch = -(-len(train_x) // BATCH_SIZE)
+        trainable = classifier.build_trainable(network, epochs * steps_per_epoch)
+        batches = inputs.array_batches((train_x, train_y), batch_size=BATCH_SIZE, seed=seed, epochs=epochs)
+        # The test split is scored once, after the last epoch (a per-epoch pass cost 3 s each).
+        trainable.fit(batches, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=2)
         loss, accuracy = trainable.evaluate(test_x, test_y, batch_size=1000, verbose=0)
         mlflow.log_metrics({"test_accuracy": float(accuracy), "test_loss": float(loss)})
         endpoint = signature.Signature(

@@ -1,10 +1,12 @@
 import gzip
+import io
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from pipeline import data
+from pipeline import data, inputs
 from pipeline.config import DEFAULT_IDX_DIR
 from pipeline.errors import UserError
 
@@ -14,6 +16,34 @@ def test_prepared_from_local_idx_files(spec):
     assert spec.image_shape == (28, 28, 1)
     assert spec.splits == {"train": 60000, "test": 10000}
     assert spec.class_names[7] == "Sneaker"
+
+
+def _pairs(images, labels) -> list[bytes]:
+    return sorted(image.tobytes() + bytes([label]) for image, label in zip(images, labels))
+
+
+def test_prepared_examples_are_the_idx_files_content(spec, tmp_path):
+    # TFDS stores the examples in its own (key-hashed) order: compare the (image, label) pairs as sets.
+    paths, _ = data.verify_idx_files(DEFAULT_IDX_DIR, tmp_path / "out")
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        images, labels = inputs.load_arrays(spec, split)
+        idx_images = data.read_idx(paths[f"{prefix}-images-idx3-ubyte"])
+        idx_labels = data.read_idx(paths[f"{prefix}-labels-idx1-ubyte"])
+        assert _pairs(images[..., 0], labels) == _pairs(idx_images, idx_labels)
+
+
+def test_png_grey_decodes_to_the_same_pixels():
+    from PIL import Image
+
+    image = np.random.default_rng(0).integers(0, 256, size=(5, 7), dtype=np.uint8)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data.png_grey(image)))), image)
+
+
+def test_read_idx_refuses_a_file_of_another_format(tmp_path):
+    path = tmp_path / "x"
+    path.write_bytes(b"PK\x03\x04 not an idx file")
+    with pytest.raises(UserError, match="not an IDX file"):
+        data.read_idx(path)
 
 
 def test_debian_gzip_files_pass_by_their_decompressed_content(tmp_path):

@@ -3,10 +3,11 @@
 One section per benchmark: what it measures, its table(s), how to read them, and where the
 numbers come from (command, commit, date, machine). Every number in the document comes from
 the JSON files; the prose around them is fixed, or computed from the same files. The output
-depends on the JSON files only, so running it twice gives the same file.
+depends on the JSON files only, so running it twice gives the same file. The README's one number
+(how long the first ``bin/run`` takes) is rendered too, between ``<!-- first_run -->`` markers.
 
-    .venv/bin/python bench/report.py            # (re)write docs/results.md
-    .venv/bin/python bench/report.py --check    # exit 1 when docs/results.md is not what the JSON gives
+    .venv/bin/python bench/report.py            # (re)write docs/results.md and the README's marked span
+    .venv/bin/python bench/report.py --check    # exit 1 when either is not what the JSON gives
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 OUTPUT = ROOT / "docs" / "results.md"
-ORDER = ("train_speed", "equal_time", "inference", "serving", "evaluate", "mode_collapse")  # others follow, by name
+README = ROOT / "README.md"
+# The README's numbers are rendered too, between these markers, from bench/results/first_run.json.
+README_MARKERS = ("<!-- first_run -->", "<!-- /first_run -->")
+# Sections in this order; others follow, by name.
+ORDER = ("first_run", "train_speed", "equal_time", "inference", "serving", "evaluate", "mode_collapse")
 MISSING = "not recorded"
 
 
@@ -425,7 +430,72 @@ EQUAL_TIME = Section(
     reading=_equal_time_reading,
 )
 
+
+# ---- the first bin/run from a fresh clone ------------------------------------------------------
+def minutes(seconds: float) -> str:
+    """612.4 -> '10 min 12 s'."""
+    whole = round(seconds)
+    return f"{whole // 60} min {whole % 60} s"
+
+
+def _first_run_tables(record: dict):
+    columns = [
+        Column("round", "round"),
+        Column("commit", "commit", str),
+        Column("wall_s", "bin/run s", fixed(1)),
+        Column("data_s", "data s", fixed(1)),
+        Column("train_s", "train s", fixed(1)),
+        Column("export_s", "export s", fixed(1)),
+        Column("features_s", "features s", fixed(1)),
+        Column("evaluate_s", "evaluate s", fixed(1)),
+        Column("promote_s", "promote s", fixed(1)),
+        Column("outside_stages_s", "outside stages s", fixed(1)),
+        Column("fid", "FID", fixed(2)),
+    ]
+    return [("", columns, record["rows"])]
+
+
+def _first_run_reading(record: dict) -> list[str]:
+    medians = record["summary"]["median_wall_s"]
+    lines = [f"Commit `{commit}`: median {minutes(seconds)}." for commit, seconds in medians.items()]
+    if record["summary"].get("ratio_last_to_first") is not None:
+        first, last = list(medians)[0], list(medians)[-1]
+        lines.append(
+            f"`{last}` took {record['summary']['ratio_last_to_first']:.2f}× the time of `{first}`, "
+            "the runs taking turns on the same machine."
+        )
+    return lines
+
+
+FIRST_RUN = Section(
+    title="First run from a fresh clone",
+    about=(
+        "The README's first command, `bin/run`, in a fresh clone with `.venv` already installed and a fresh "
+        "`HOME`: it prepares the dataset, trains the feature classifier, then trains, exports, evaluates and "
+        "promotes the default DCGAN, as a new user's first run does. The wall time is the whole command; "
+        "the stage times are the stages' MLflow runs (the feature classifier's run is nested in the evaluate "
+        "stage and counted apart); outside stages is the rest (set-up check, imports, launching)."
+    ),
+    tables=_first_run_tables,
+    reading=_first_run_reading,
+)
+
+
+def readme_first_run(record: dict) -> str:
+    """The README's sentence on how long the first bin/run takes, from first_run.json."""
+    newest = list(record["summary"]["median_wall_s"].items())[-1]
+    machine = record.get("machine") or {}
+    load = (record.get("load_average") or {}).get("start")
+    return (
+        f"{minutes(newest[1])} from a fresh clone with `.venv` already installed, on "
+        f"{machine.get('logical_cores', MISSING)} cores ({record.get('date', MISSING)[:10]}, commit `{newest[0]}`"
+        + (f", load average {load[0]:.2f} at the start" if load else "")
+        + "; stage by stage in [docs/results.md](docs/results.md#first-run-from-a-fresh-clone))"
+    )
+
+
 SECTIONS = {
+    "first_run": FIRST_RUN,
     "train_speed": TRAIN_SPEED,
     "equal_time": EQUAL_TIME,
     "inference": INFERENCE,
@@ -570,6 +640,17 @@ def render(results: Path = RESULTS) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def render_readme(text: str, results: Path = RESULTS) -> str:
+    """The README with the span between README_MARKERS rendered from first_run.json."""
+    source = results / "first_run.json"
+    start, end = README_MARKERS
+    if start not in text or end not in text or not source.is_file():
+        return text
+    sentence = readme_first_run(json.loads(source.read_text()))
+    before, rest = text.split(start, 1)
+    return before + start + sentence + end + rest.split(end, 1)[1]
+
+
 def _anchor(title: str) -> str:
     """GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens."""
     kept = "".join(ch for ch in title.lower() if ch.isalnum() or ch in " -_")
@@ -583,23 +664,29 @@ def main() -> None:
     parser.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 when the output differs from what the JSON gives"
     )
+    parser.add_argument("--readme", default=str(README), help="the README whose marked numbers are rendered too")
     args = parser.parse_args()
-    text = render(Path(args.results))
-    output = Path(args.output)
+    output, readme = Path(args.output), Path(args.readme)
+    wanted = {output: render(Path(args.results))}
+    if readme.is_file():
+        wanted[readme] = render_readme(readme.read_text(), Path(args.results))
     if args.check:
-        current = output.read_text() if output.is_file() else None
-        if current != text:
+        stale = [path for path, text in wanted.items() if (path.read_text() if path.is_file() else None) != text]
+        for path in stale:
             print(
-                f"{output} is stale: it differs from what {args.results}/*.json gives; "
+                f"{path} is stale: it differs from what {args.results}/*.json gives; "
                 "run .venv/bin/python bench/report.py",
                 file=sys.stderr,
             )
+        if stale:
             sys.exit(1)
-        print(f"{output} is up to date")
+        print(f"{', '.join(str(p) for p in wanted)}: up to date")
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
-    print(f"wrote {output}")
+    for path, text in wanted.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.is_file() or path.read_text() != text:
+            path.write_text(text)
+            print(f"wrote {path}")
 
 
 if __name__ == "__main__":

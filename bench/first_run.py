@@ -1,0 +1,148 @@
+"""Benchmark: the README's first command, ``bin/run``, from a fresh clone, timed end to end and per stage.
+
+Each run clones this repository (a commit of it) into a temporary folder, links the installed
+``.venv`` into the clone (the README's time is "with .venv already installed"), and runs
+``bin/run`` there with a fresh ``HOME``: nothing prepared, no tracking store, no registered
+feature extractor, so the dataset is prepared, the classifier trained, the DCGAN trained,
+exported, evaluated and promoted, as a new user's first run does. The wall time is the whole
+command, set-up check and ``mlflow run`` included; the stage times come from the clone's MLflow
+store (each stage's run start and end), and "outside stages" is the rest (imports, launching).
+
+With several commits (``--commits OLD,HEAD``) the runs take turns (old, new, old, new, ...), so
+that a busy machine slows them alike and their ratio holds.
+
+    .venv/bin/python bench/first_run.py [--commits HEAD] [--rounds 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import record  # noqa: E402  (after the path insert)
+
+ROOT = record.ROOT
+STAGES = ("data", "train", "export", "features", "evaluate", "promote")
+# Variables that would point the clone at this checkout's store, data or caches.
+CLEARED = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "TFDS_DATA_DIR", "LATENTFORGE_CACHE", "PYTHONPATH")
+
+
+class BenchError(Exception):
+    """A run could not be made or measured; the message says why."""
+
+
+def resolve(commit: str) -> str:
+    result = subprocess.run(["git", "rev-parse", "--verify", f"{commit}^{{commit}}"], cwd=ROOT, capture_output=True)
+    if result.returncode:
+        raise BenchError(f"'{commit}' is not a commit of {ROOT}; pass a commit id, tag or branch")
+    sha = result.stdout.decode().strip()
+    pyproject = subprocess.run(["git", "show", f"{sha}:pyproject.toml"], cwd=ROOT, capture_output=True).stdout
+    if pyproject != (ROOT / "pyproject.toml").read_bytes():
+        # bin/setup would reinstall the shared .venv for it.
+        raise BenchError(f"commit {sha[:7]} has another pyproject.toml than the installed .venv; pick a later one")
+    return sha
+
+
+def stage_seconds(clone: Path) -> dict:
+    """Seconds of the parent run and of each stage's run, from the clone's MLflow store."""
+    from mlflow import MlflowClient
+
+    from pipeline.tracking import STAGE_TAG
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{clone / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("latentforge")
+    if experiment is None:
+        raise BenchError(f"no 'latentforge' experiment in {clone / 'mlflow.db'}")
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    seconds, fid = {}, None
+    for run in runs:
+        stage = run.data.tags.get(STAGE_TAG)
+        if stage in (*STAGES, "main") and run.info.end_time:
+            seconds[stage] = seconds.get(stage, 0.0) + (run.info.end_time - run.info.start_time) / 1000
+        if stage == "main":
+            fid = run.data.metrics.get("fid")
+    if "main" not in seconds:
+        raise BenchError("the clone's store has no finished main run")
+    # The features run is nested in the evaluate stage: evaluate's own time is the rest.
+    seconds["evaluate"] = seconds.get("evaluate", 0.0) - seconds.get("features", 0.0)
+    return {"seconds": seconds, "fid": fid}
+
+
+def one_run(sha: str, work: Path) -> dict:
+    """bin/run in a fresh clone of commit ``sha``: wall seconds, stage seconds, FID."""
+    clone, home = work / "fresh", work / "home"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    subprocess.run(["git", "-C", str(clone), "checkout", "-q", sha], check=True)
+    (clone / ".venv").symlink_to(ROOT / ".venv")
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in CLEARED and k not in ("VIRTUAL_ENV",)}
+    env["HOME"] = str(home)
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if ".venv" not in p)
+    started = time.perf_counter()
+    with open(work / "bin-run.log", "w") as log:
+        code = subprocess.run(["bin/run"], cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+    wall = time.perf_counter() - started
+    if code:
+        tail = (work / "bin-run.log").read_text().strip().splitlines()[-3:]
+        raise BenchError(f"bin/run at {sha[:7]} exited {code}: {' | '.join(tail)}")
+    measured = stage_seconds(clone)
+    stages = measured["seconds"]
+    row = {"commit": sha[:7], "wall_s": round(wall, 1), "pipeline_s": round(stages["main"], 1)}
+    row.update({f"{stage}_s": round(stages.get(stage, 0.0), 1) for stage in STAGES})
+    row["outside_stages_s"] = round(wall - sum(stages.get(stage, 0.0) for stage in STAGES), 1)
+    row["fid"] = round(measured["fid"], 2) if measured["fid"] is not None else None
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--commits", default="HEAD", help="comma-separated commits; the runs take turns")
+    parser.add_argument("--rounds", type=int, default=1, help="runs per commit")
+    parser.add_argument("--keep", action="store_true", help="keep the clones (their logs and stores)")
+    record.add_arguments(parser, "first_run")
+    args = parser.parse_args()
+    if not (ROOT / ".venv" / "bin" / "python").is_file():
+        sys.exit("first_run: no .venv in this checkout; run bin/setup first")
+    try:
+        commits = [resolve(c.strip()) for c in args.commits.split(",") if c.strip()]
+    except BenchError as error:
+        sys.exit(f"first_run: {error}")
+    rows = []
+    for round_index in range(args.rounds):
+        for sha in commits:
+            work = Path(tempfile.mkdtemp(prefix="latentforge-first-run-"))
+            print(f"first_run: round {round_index + 1}, commit {sha[:7]}, in {work}", flush=True)
+            try:
+                row = one_run(sha, work)
+            except (BenchError, subprocess.CalledProcessError) as error:
+                sys.exit(f"first_run: {error} (clone and log kept in {work})")
+            rows.append({"round": round_index + 1, **row})
+            print("first_run: " + ", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
+    medians = {sha[:7]: statistics.median(r["wall_s"] for r in rows if r["commit"] == sha[:7]) for sha in commits}
+    summary = {"median_wall_s": medians}
+    if len(commits) > 1:
+        first, last = commits[0][:7], commits[-1][:7]
+        summary["ratio_last_to_first"] = round(medians[last] / medians[first], 3)
+    print(f"first_run: median wall seconds {medians}", flush=True)
+    record.write(
+        "first_run",
+        args.results,
+        parameters={"commits": [c[:7] for c in commits], "rounds": args.rounds},
+        rows=rows,
+        summary=summary,
+    )
+
+
+if __name__ == "__main__":
+    main()

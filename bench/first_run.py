@@ -6,7 +6,8 @@ Each run clones this repository (a commit of it) into a temporary folder, links 
 feature extractor, so the dataset is prepared, the classifier trained, the DCGAN trained,
 exported, evaluated and promoted, as a new user's first run does. The wall time is the whole
 command, set-up check and ``mlflow run`` included; the stage times come from the clone's MLflow
-store (each stage's run start and end), and "outside stages" is the rest (imports, launching).
+store (each stage's run start and end), and "outside stages" is the rest (imports, launching, and preparing
+the dataset, which the data stage does before it opens its run).
 
 With several commits (``--commits OLD,HEAD``) the runs take turns (old, new, old, new, ...), so
 that a busy machine slows them alike and their ratio holds.

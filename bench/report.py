@@ -474,7 +474,8 @@ FIRST_RUN = Section(
         "`HOME`: it prepares the dataset, trains the feature classifier, then trains, exports, evaluates and "
         "promotes the default DCGAN, as a new user's first run does. The wall time is the whole command; "
         "the stage times are the stages' MLflow runs (the feature classifier's run is nested in the evaluate "
-        "stage and counted apart); outside stages is the rest (set-up check, imports, launching)."
+        "stage and counted apart; the data stage's run only records the dataset, so preparing it counts in "
+        "outside stages); outside stages is the rest (set-up check, imports, dataset preparation, launching)."
     ),
     tables=_first_run_tables,
     reading=_first_run_reading,

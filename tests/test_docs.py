@@ -1,6 +1,7 @@
 """The docs' numbers come from the benchmarks' JSON files: docs/results.md must be what
 bench/report.py renders from bench/results/*.json, and the README stays a short front door."""
 
+import json
 import subprocess
 import sys
 
@@ -18,3 +19,24 @@ def test_readme_is_a_front_door():
     lines = (ROOT / "README.md").read_text().splitlines()
     assert len(lines) <= 250
     assert any("docs/results.md" in line for line in lines)
+
+
+def test_readme_time_is_rendered_from_the_first_run_benchmark(tmp_path):
+    sys.path.insert(0, str(ROOT))
+    from bench import report
+
+    record = {
+        "benchmark": "first_run",
+        "date": "2026-01-02T03:04:05Z",
+        "machine": {"logical_cores": 2},
+        "load_average": {"start": [1.5, 1.0, 1.0], "end": [1.0, 1.0, 1.0]},
+        "rows": [],
+        "summary": {"median_wall_s": {"aaaaaaa": 700.0, "bbbbbbb": 612.4}},
+    }
+    (tmp_path / "first_run.json").write_text(json.dumps(record))
+    text = "before <!-- first_run -->old words<!-- /first_run --> after"
+    rendered = report.render_readme(text, tmp_path)
+    assert rendered.startswith("before <!-- first_run -->10 min 12 s from a fresh clone")
+    assert "commit `bbbbbbb`" in rendered and "old words" not in rendered
+    assert rendered.endswith("<!-- /first_run --> after")
+    assert report.render_readme(rendered, tmp_path) == rendered  # idempotent

@@ -223,6 +223,49 @@ def generator(latent_dim: int, image_shape, classes: int = 0) -> Signature:
     return Signature("generate", tuple(inputs), (image,))
 
 
+def styled_generator(latent_dim: int, image_shape, num_ws: int, noise_size: int, w_dim: int) -> Signature:
+    """A style-based generator: ``z``, ``z2`` (batch, latent_dim), ``mix`` (batch, num_ws: 1 where a
+    layer takes its style from z2), ``psi`` (batch, 1: truncation towards the average w, 1 = none),
+    ``noise`` (batch, noise_size: the per-layer noise maps packed; zeros = deterministic) ->
+    ``image`` (batch, h, w, c) and ``ws`` (batch, num_ws, w_dim), the styles it used."""
+    inputs = (
+        TensorSpec("z", (latent_dim,), "latent", about="standard normal latent"),
+        TensorSpec("z2", (latent_dim,), "latent", about="second latent, for the layers that mix takes from it"),
+        TensorSpec(
+            "mix",
+            (num_ws,),
+            "mixing",
+            default={"kind": "constant", "value": 0.0},
+            bounds=(0.0, 1.0),
+            about="per layer: 1 = style from z2, 0 = from z",
+        ),
+        TensorSpec(
+            "psi",
+            (1,),
+            "truncation",
+            default={"kind": "constant", "value": 1.0},
+            bounds=(0.0, 1.0),
+            about="truncation towards the average w; 1 = none",
+        ),
+        TensorSpec("noise", (noise_size,), "noise", about="per-layer noise maps, packed; zeros = deterministic"),
+    )
+    outputs = (
+        TensorSpec("image", tuple(image_shape), "image", default={"kind": "uniform"}),
+        TensorSpec("ws", (num_ws, w_dim), "latent"),
+    )
+    return Signature("generate", inputs, outputs)
+
+
+def synthesis(image_shape, num_ws: int, noise_size: int, w_dim: int) -> Signature:
+    """A style-based generator's synthesis network: ``ws`` + ``noise`` -> ``image``."""
+    inputs = (
+        TensorSpec("ws", (num_ws, w_dim), "latent", about="one style vector (w) per layer"),
+        TensorSpec("noise", (noise_size,), "noise", about="per-layer noise maps, packed; zeros = deterministic"),
+    )
+    image = TensorSpec("image", tuple(image_shape), "image", default={"kind": "uniform"})
+    return Signature("synthesize", inputs, (image,))
+
+
 def encoder(image_shape, latent_dim: int, outputs: tuple[str, ...]) -> Signature:
     """``image`` (batch, h, w, c) in [0, 1] -> latent outputs, (batch, latent_dim) each."""
     image = TensorSpec("image", tuple(image_shape), "image", default={"kind": "uniform"}, about="image in [0, 1]")
@@ -240,6 +283,8 @@ def default_feed(inputs, n: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def call(network, signature: Signature, feed: dict):
-    """Run a Keras network on a feed (inputs in the signature's order), inference mode."""
+    """Run a Keras network on a feed (inputs in the signature's order), inference mode; its first
+    output (the image, for a generator)."""
     values = [feed[spec.name] for spec in signature.inputs]
-    return network(values[0] if len(values) == 1 else values, training=False)
+    result = network(values[0] if len(values) == 1 else values, training=False)
+    return result[0] if isinstance(result, (list, tuple)) else result

@@ -50,8 +50,9 @@ class EvalResult:
 
 
 def generate(run, latent_dim: int, n: int, seed: int, value_range: str, batch_size: int = 500, labels=None):
-    """n images in [0, 1] from seeded latents; ``run`` maps a latent batch (and, for a
-    conditional generator, its ``labels``) to images."""
+    """n images in [0, 1] from seeded latents, clipped to [0, 1] as a picture of them is (a tanh or
+    sigmoid output is already inside; StyleGAN's linear output can step out); ``run`` maps a latent
+    batch (and, for a conditional generator, its ``labels``) to images."""
     from serving import images
 
     z = images.latents(seed, n, latent_dim)
@@ -60,7 +61,7 @@ def generate(run, latent_dim: int, n: int, seed: int, value_range: str, batch_si
         extra = () if labels is None else (labels[i : i + batch_size],)
         # the other inputs' defaults (noise, ...) seeded per chunk, the same for FP32 and INT8
         chunks.append(np.asarray(run(z[i : i + batch_size], *extra, seed=seed + i)))
-    return images.to_unit(np.concatenate(chunks), value_range)
+    return np.clip(images.to_unit(np.concatenate(chunks), value_range), 0.0, 1.0)
 
 
 def conditional_accuracy(logits: np.ndarray, labels: np.ndarray, class_names) -> dict:

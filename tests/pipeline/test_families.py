@@ -20,8 +20,9 @@ pytestmark = pytest.mark.slow  # every stage, per family
         {"model": "ae"},
         {"model": "dcgan", "gan_loss": "wgan-gp", "critic_steps": 2},
         {"model": "dcgan", "gan_loss": "lsgan", "label_smoothing": 0.1, "replay": 64, "minibatch_std": 1, "ema": 0.99},
+        {"model": "stylegan", "width": 8},
     ],
-    ids=["gan", "cdcgan", "ae", "wgan-gp", "lsgan-fixes"],
+    ids=["gan", "cdcgan", "ae", "wgan-gp", "lsgan-fixes", "stylegan"],
 )
 def test_family_runs_end_to_end(store, tfds_dir, tmp_path, overrides):
     config = tiny_config(tfds_dir, **overrides)
@@ -35,6 +36,8 @@ def test_family_runs_end_to_end(store, tfds_dir, tmp_path, overrides):
     assert parity and all(v <= 1e-4 for v in parity.values()), parity
     if config.model == "ae":
         assert "encoder_parity_max_abs_onnx" in parity  # the encoder ships too
+    if config.model == "stylegan":
+        assert "synthesis_parity_max_abs_onnx" in parity  # the synthesis network ships too
     out = tmp_path / "grid.png"
     args = ["generate", "--model", f"models:/{name}@champion", "-n", "10", "--out", str(out)]
     if config.model == "cdcgan":

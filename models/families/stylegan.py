@@ -1,0 +1,78 @@
+"""StyleGAN (Karras et al. 2019, 2020), StyleGAN2-style and sized for 28x28 on a CPU:
+``models/stylegan.py``'s mapping, synthesis and discriminator networks and training step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from models import signature
+from models.registry import Export, Family, ModelSpec, Options, option, register
+
+R1_INTERVAL = 16  # lazy R1: every 16th discriminator step (Karras et al. 2020)
+
+
+@dataclass(frozen=True)
+class StyleganOptions(Options):
+    """StyleGAN's options: the mapping network's depth, R1, style mixing and the generator EMA."""
+
+    applies_to: ClassVar[str] = "StyleGAN"
+
+    mapping_layers: int = option(2, "stylegan: dense layers of the mapping network z -> w", low=1, high=8)
+    # 0.01: StyleGAN2-ADA's CIFAR-10 setting (32x32), the nearest published image size
+    r1_gamma: float = option(0.01, "stylegan: R1 penalty weight on reals (lazy, every 16 D steps)", low=0.0)
+    mixing_prob: float = option(0.9, "stylegan: probability that a fake mixes two latents' styles", low=0.0, high=1.0)
+    ema_kimg: float = option(10.0, "stylegan: half-life of the generator EMA, in thousands of images", low=0.0)
+
+
+@register
+class Stylegan(Family):
+    name = "stylegan"
+    order = 6
+    summary = "StyleGAN2-style generator: mapping network, modulated convolutions, noise (Karras et al.)"
+    options = StyleganOptions
+    value_range = "tanh"
+    primary_metric = "fid"
+    defaults: ClassVar[dict] = {"latent_dim": 128, "learning_rate": 2e-3, "width": 32}
+    network_version = 1
+
+    def build_model(self, spec: ModelSpec, options: StyleganOptions, learning_rate):
+        import keras
+
+        from models import stylegan
+
+        model = stylegan.StyleGAN(
+            spec.latent_dim,
+            spec.image_shape,
+            width=spec.width,
+            mapping_layers=options.mapping_layers,
+            r1_gamma=options.r1_gamma,
+            r1_interval=R1_INTERVAL,
+            mixing_prob=options.mixing_prob,
+            ema_kimg=options.ema_kimg,
+            seed=spec.seed,
+        )
+        # Adam with beta_1 = 0, beta_2 = 0.99 (StyleGAN2); D's rate and beta_2 adjusted for lazy
+        # regularization (c = interval / (interval + 1)), as in the paper's appendix B.
+        c = R1_INTERVAL / (R1_INTERVAL + 1)
+        d_rate = learning_rate * c if isinstance(learning_rate, (int, float)) else learning_rate
+        model.compile(
+            d_optimizer=keras.optimizers.Adam(d_rate, beta_1=0.0, beta_2=0.99**c, epsilon=1e-8),
+            g_optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.0, beta_2=0.99, epsilon=1e-8),
+        )
+        return model
+
+    def exports(self, model, spec: ModelSpec) -> list[Export]:
+        from models import stylegan
+
+        count, size = stylegan.num_ws(spec.image_shape), stylegan.noise_size(spec.image_shape)
+        return [
+            Export(
+                "generator",
+                model.ema_generator,
+                signature.styled_generator(spec.latent_dim, spec.image_shape, count, size, stylegan.W_DIM),
+            ),
+            Export(
+                "synthesis", model.ema_synthesis, signature.synthesis(spec.image_shape, count, size, stylegan.W_DIM)
+            ),
+        ]

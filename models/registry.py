@@ -182,6 +182,11 @@ class Family:
         ``config`` is the run's config (read-only)."""
         return {}
 
+    def card_extras(self, model, spec: ModelSpec) -> dict:
+        """Family-specific facts a runtime needs, for the model card (e.g. StyleGAN's style layout
+        and ``w_avg``); none by default. ``model`` is the trained training model."""
+        return {}
+
     def protocol(self, config) -> str:
         """What, beyond the common protocol, decides the family's numbers (e.g. ";iwae_k=64")."""
         return ""

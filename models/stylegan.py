@@ -279,6 +279,34 @@ def w_index(image_shape) -> list[tuple[str, int]]:
     return out
 
 
+def layer_groups(image_shape) -> dict[str, list[int]]:
+    """The StyleGAN paper's coarse / middle / fine styles, as indices into ws: the styles in thirds
+    from the constant's end (28x28: [0, 1], [2, 3], [4, 5]: 7x7 and the first 14x14 layer; the
+    second 14x14 layer and the first 28x28; the last 28x28 layer and the last to-image)."""
+    count = num_ws(image_shape)
+    cut = [round(count * i / 3) for i in range(4)]
+    return {name: list(range(cut[i], cut[i + 1])) for i, name in enumerate(("coarse", "middle", "fine"))}
+
+
+def style_layout(image_shape, w_avg) -> dict:
+    """What a runtime needs to drive the exported generator's controls (the model card's
+    ``styles``): num_ws, w's size, which layer reads which w, the coarse/middle/fine groups, the
+    packed noise layout, and w_avg."""
+    convs = [name for name, _ in w_index(image_shape) if name.startswith("conv")]
+    return {
+        "num_ws": num_ws(image_shape),
+        "w_dim": W_DIM,
+        "w_index": [{"layer": name, "w": index} for name, index in w_index(image_shape)],
+        "groups": layer_groups(image_shape),
+        "noise_size": noise_size(image_shape),
+        "noise_layout": [
+            {"layer": name, "offset": offset, "side": side}
+            for name, (offset, side) in zip(convs, noise_layout(image_shape))
+        ],
+        "w_avg": [float(v) for v in w_avg],
+    }
+
+
 def build_synthesis(image_shape, width: int = 32) -> keras.Model:
     """[ws (b, num_ws, W_DIM), noise (b, noise_size)] -> image (b, h, w, c), unbounded (about [-1, 1])."""
     sides, widths = resolutions(image_shape), channels(image_shape, width)

@@ -100,6 +100,7 @@ def run_export(config: Config, train_run_id: str) -> ExportResult:
             onnx_opset=files.ONNX_OPSET,
             int8=int8,
             files=files.sha256_tree(folder),
+            **family.card_extras(model, spec),
         )
         mlflow.log_artifacts(str(folder), "export")
     print(f"export: parity {json.dumps({n: r['max_abs_diff'] for n, r in reports.items()})}")

@@ -76,3 +76,9 @@ class Stylegan(Family):
                 "synthesis", model.ema_synthesis, signature.synthesis(spec.image_shape, count, size, stylegan.W_DIM)
             ),
         ]
+
+    def card_extras(self, model, spec: ModelSpec) -> dict:
+        from models import stylegan
+
+        w_avg = model.ema_generator.get_layer("w_average").w_avg.numpy()
+        return {"styles": stylegan.style_layout(spec.image_shape, w_avg)}

@@ -38,6 +38,7 @@ def test_family_runs_end_to_end(store, tfds_dir, tmp_path, overrides):
         assert "encoder_parity_max_abs_onnx" in parity  # the encoder ships too
     if config.model == "stylegan":
         assert "synthesis_parity_max_abs_onnx" in parity  # the synthesis network ships too
+        _check_stylegan_export(summary["export_run_id"], tmp_path)
     out = tmp_path / "grid.png"
     args = ["generate", "--model", f"models:/{name}@champion", "-n", "10", "--out", str(out)]
     if config.model == "cdcgan":
@@ -56,6 +57,28 @@ def test_family_runs_end_to_end(store, tfds_dir, tmp_path, overrides):
         assert len(latent_runs) == 2
         artifacts = {a.path for r in latent_runs for a in MlflowClient().list_artifacts(r.info.run_id, "latent")}
         assert {"latent/arithmetic.png", "latent/arithmetic.json", "latent/interpolate.png"} <= artifacts
+
+
+def _check_stylegan_export(export_run_id, tmp_path):
+    """The controls are graph inputs, the graph draws nothing at random, the card has the layout."""
+    import json
+
+    import onnx
+
+    from pipeline import tracking
+
+    folder = tracking.download(export_run_id, "export", str(tmp_path / "export"))
+    card = json.loads((folder / "model_card.json").read_text())
+    styles = card["styles"]
+    assert styles["num_ws"] == 6 and styles["noise_size"] == 2009 and len(styles["w_avg"]) == 128
+    assert any(v != 0 for v in styles["w_avg"])  # tracked during training, copied to the EMA generator
+    assert [i["name"] for i in card["graphs"]["generator"]["inputs"]] == ["z", "z2", "mix", "psi", "noise"]
+    assert [i["role"] for i in card["graphs"]["synthesis"]["inputs"]] == ["latent", "noise"]
+    for stem in ("generator", "synthesis"):
+        graph = onnx.load(str(folder / f"{stem}.onnx")).graph
+        ops = {node.op_type for node in graph.node}
+        assert not {op for op in ops if "Random" in op or op == "Multinomial"}, ops
+        assert all(i.type.tensor_type.shape.dim[0].dim_param for i in graph.input)  # dynamic batch
 
 
 def test_conditional_generator_respects_the_label(store, tfds_dir):

@@ -101,7 +101,25 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="set one of the generator's other inputs for every image (its model card lists them), e.g. psi=0.7",
     )
+    generate.add_argument(
+        "--psi", type=float, default=None, help="style-based models: truncation towards the average w (0-1; 1 = none)"
+    )
+    generate.add_argument(
+        "--noise", choices=("random", "zero"), default=None, help="models with noise inputs: zero = deterministic"
+    )
     generate.add_argument("--out", default="grid.png", help="output PNG path (default grid.png)")
+    mix = commands.add_parser(
+        "style-mix", help="style-mixing grid of a style-based model (StyleGAN): rows x columns of seeds"
+    )
+    mix.add_argument("--model", required=True, help="models:/<name>@<alias>, an export folder or a .onnx file")
+    mix.add_argument("--rows", default="1,2,3,4", help="seeds of the row sources, comma-separated (default 1,2,3,4)")
+    mix.add_argument("--cols", default="5,6,7,8", help="seeds of the column sources (default 5,6,7,8)")
+    mix.add_argument(
+        "--layers", default="coarse", help="styles taken from the columns: coarse, middle, fine or indices like 0,1"
+    )
+    mix.add_argument("--psi", type=float, default=1.0, help="truncation towards the average w (0-1; 1 = none)")
+    mix.add_argument("--noise", choices=("random", "zero"), default="random", help="one shared noise draw, or zeros")
+    mix.add_argument("--out", default="style_mix.png", help="output PNG path (default style_mix.png)")
     serve = commands.add_parser("serve", help="HTTP API over a generator (onnxruntime; see serving/server.py)")
     serve.add_argument("--model", required=True, help="models:/<name>@<alias>, an export folder or a .onnx file")
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
@@ -227,6 +245,10 @@ def _generate(args) -> None:
     except ValueError as error:  # a label the model does not have, or a label for an unconditional model
         raise UserError(f"--label: {error}") from None
     try:
+        values = {**runtime.control_values(args.psi, args.noise), **values}
+    except ValueError as error:  # "psi: ..." or "noise: ..."
+        raise UserError(f"--{error}") from None
+    try:
         generated = runtime.generate_uint8(args.n, args.seed, args.label, values)
     except ValueError as error:  # an input the model does not have, or a value out of its bounds
         raise UserError(f"--input: {error}") from None
@@ -236,6 +258,44 @@ def _generate(args) -> None:
     except OSError as error:
         raise UserError(f"cannot write {out}: {error.strerror}; pass another --out") from None
     print(f"wrote {out} ({args.n} images, seed {args.seed}, {runtime.card['model']} from {args.model})")
+
+
+def _style_mix(args) -> None:
+    from pathlib import Path
+
+    import numpy as np
+
+    from serving import images
+
+    rows, cols = _seeds(args.rows, "--rows"), _seeds(args.cols, "--cols")
+    layers = args.layers if args.layers in ("coarse", "middle", "fine") else _seeds(args.layers, "--layers")
+    out = Path(args.out)
+    if out.is_dir() or not out.parent.is_dir():
+        raise UserError(f"--out {out}: pass a file name in an existing folder, e.g. style_mix.png")
+    runtime = load_runtime(args.model)
+    try:
+        feed = runtime.style_mix_feed(rows, cols, layers, args.psi, args.noise)
+    except ValueError as error:  # "layers: ...", "psi ...": the message names the flag
+        raise UserError(f"--{error}") from None
+    generated = np.array(runtime.run_feed(feed))
+    generated[0] = images.blank(runtime.card["value_range"])  # the grid's corner
+    picture = images.grid(images.to_uint8(generated, runtime.card["value_range"]), columns=len(cols) + 1)
+    try:
+        write_atomic(out, images.png_bytes(picture))
+    except OSError as error:
+        raise UserError(f"cannot write {out}: {error.strerror}; pass another --out") from None
+    print(f"wrote {out} (rows {rows} with layers {layers} from columns {cols}, psi {args.psi})")
+
+
+def _seeds(text: str, flag: str) -> list[int]:
+    """'1,2,3' -> [1, 2, 3]; UserError naming ``flag`` otherwise."""
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"{flag} {text!r}: give comma-separated integers, e.g. {flag} 1,2,3") from None
+    if not seeds or any(not 0 <= s < 2**32 for s in seeds):
+        raise UserError(f"{flag} {text!r}: give one or more integers between 0 and 2**32 - 1")
+    return seeds
 
 
 def _input_values(items: list[str]) -> dict[str, float]:
@@ -317,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
             _generate(args)
         elif args.command == "latent":
             _latent(args)
+        elif args.command == "style-mix":
+            _style_mix(args)
         elif args.command == "serve":
             _serve(args)
         else:

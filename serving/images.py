@@ -18,6 +18,11 @@ def to_unit(images: np.ndarray, value_range: str) -> np.ndarray:
     return images
 
 
+def blank(value_range: str) -> float:
+    """The value of a black pixel in ``value_range`` (a grid's empty cell)."""
+    return -1.0 if value_range == "tanh" else 0.0
+
+
 def to_uint8(images: np.ndarray, value_range: str) -> np.ndarray:
     """float images in [-1, 1] ("tanh") or [0, 1] ("unit") -> uint8 in [0, 255]."""
     return np.clip(np.rint(to_unit(images, value_range) * 255.0), 0, 255).astype(np.uint8)

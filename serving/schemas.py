@@ -31,11 +31,36 @@ class GenerateRequest(_Body):
     truncation: float | None = Field(
         None, ge=0.05, le=10, allow_inf_nan=False, description="redraw latent entries beyond this magnitude (0.05-10)"
     )
+    psi: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="style-based models: truncation towards the average w (1 = none, 0 = the average image)",
+    )
+    noise: Literal["random", "zero"] | None = Field(
+        None, description="models with noise inputs: 'random' (default) or 'zero' (deterministic images)"
+    )
     inputs: dict[str, float | list] | None = Field(
         None,
         description="values for the generator's other inputs by name (GET /v1/models lists them with their "
         "roles, shapes and bounds): one value for every image, or a list with one per image",
     )
+    format: Literal["png", "npy", "json"] = "png"
+
+
+class StyleMixRequest(_Body):
+    rows: list[StrictInt] = Field(
+        ..., min_length=1, max_length=16, description="seeds of the row sources (their styles fill each row)"
+    )
+    cols: list[StrictInt] = Field(
+        ..., min_length=1, max_length=16, description="seeds of the column sources (the styles mixed in)"
+    )
+    layers: Literal["coarse", "middle", "fine"] | list[StrictInt] = Field(
+        "coarse", description="the styles taken from the column: a group (GET /v1/models: styles.groups) or indices"
+    )
+    psi: float = Field(1.0, ge=0, le=1, allow_inf_nan=False, description="truncation towards the average w")
+    noise: Literal["random", "zero"] = Field("random", description="one noise draw shared by every image, or zeros")
     format: Literal["png", "npy", "json"] = "png"
 
 

@@ -1,7 +1,9 @@
 """``latentforge serve``: an HTTP API over an exported generator, on onnxruntime and numpy only.
 
 Endpoints (JSON in; an image grid, a .npy array or JSON out):
-  POST /v1/generate     {n, seed?, label?, truncation?, format: png|npy|json}
+  POST /v1/generate     {n, seed?, label?, truncation?, psi?, noise?, inputs?, format: png|npy|json}
+  POST /v1/style-mix    {rows: [seeds], cols: [seeds], layers: coarse|middle|fine|[indices], psi?, noise?}
+                        style-based models: the StyleGAN paper's style-mixing grid
   POST /v1/interpolate  {seed_a, seed_b, steps, method?, label?, format?}
   POST /v1/reconstruct  body: a PNG (or any image Pillow reads) of the model's image shape
                         (VAE and AE) -> its reconstruction; ?format=png|npy|json
@@ -42,7 +44,7 @@ from serving.batching import MicroBatcher
 from serving.metrics import Metrics
 from serving.middleware import Guard
 from serving.runtime import GeneratorRuntime, ModelLoadError
-from serving.schemas import GenerateRequest, InterpolateRequest, ServeSettings, validation_message
+from serving.schemas import GenerateRequest, InterpolateRequest, ServeSettings, StyleMixRequest, validation_message
 
 TOKEN_ENV = "LATENTFORGE_TOKEN"
 
@@ -200,8 +202,29 @@ def _add_image_routes(app: FastAPI, settings: ServeSettings, holder: ModelHolder
         z = images.latents(seed, body.n, rt.latent_dim)
         if body.truncation is not None:
             z = images.truncate(z, body.truncation, seed)
-        out = await batcher.submit(_feed(rt, z, body.label, body.inputs, seed))
+        try:
+            values = {**rt.control_values(body.psi, body.noise), **(body.inputs or {})}
+        except ValueError as exc:
+            raise BadRequest(str(exc), 422) from None
+        out = await batcher.submit(_feed(rt, z, body.label, values, seed))
         return _respond(rt, out, body.format, seed)
+
+    @app.post("/v1/style-mix", summary="Style-mixing grid: row sources with some styles from column sources")
+    async def style_mix(body: StyleMixRequest):
+        rt = holder.current()
+        count = (len(body.rows) + 1) * (len(body.cols) + 1)
+        if count > settings.max_images:
+            raise BadRequest(f"the grid has {count} images, over this server's limit of {settings.max_images}", 422)
+        for field, seeds in (("rows", body.rows), ("cols", body.cols)):
+            if any(not 0 <= s < 2**32 for s in seeds):
+                raise BadRequest(f"{field}: seeds must be between 0 and 2**32 - 1", 422)
+        try:
+            feed = rt.style_mix_feed(body.rows, body.cols, body.layers, body.psi, body.noise)
+        except ValueError as exc:
+            raise BadRequest(str(exc), 422) from None
+        out = np.array(await batcher.submit(feed))
+        out[0] = images.blank(rt.card["value_range"])  # the corner of the grid
+        return _respond(rt, out, body.format, None, columns=len(body.cols) + 1)
 
     @app.post("/v1/interpolate", summary="Images along a latent path between two seeds")
     async def interpolate(body: InterpolateRequest):

@@ -22,7 +22,8 @@ def write_export(folder, kind: str = "dcgan", latent_dim: int = 10, seed: int = 
     folder.mkdir(parents=True, exist_ok=True)
     spec = registry.model_spec(kind, image_shape=(28, 28, 1), latent_dim=latent_dim, learning_rate=1e-3, seed=seed)
     spec = dataclasses.replace(spec, class_names=tuple(CLASS_NAMES))
-    exports = family.exports(family.build(spec), spec)
+    model = family.build(spec)
+    exports = family.exports(model, spec)
     for export in exports:
         files.write_onnx(export.network, export.signature, folder / f"{export.stem}.onnx")
     card.write_card(
@@ -34,6 +35,7 @@ def write_export(folder, kind: str = "dcgan", latent_dim: int = 10, seed: int = 
         output_shape=[28, 28, 1],
         label_classes=CLASS_NAMES,
         files=files.sha256_tree(folder),
+        **family.card_extras(model, spec),
     )
     return folder
 

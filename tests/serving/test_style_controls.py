@@ -1,0 +1,156 @@
+"""Style controls of a style-based generator (StyleGAN) through onnxruntime, the HTTP API and
+the CLI: truncation towards w_avg (psi), zero noise, the style-mixing grid, and a one-line
+refusal for every bad value or a family without styles."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from pipeline import cli
+from serving.runtime import GeneratorRuntime
+from serving.server import ServeSettings
+from tests.serving.conftest import RunningServer, write_export
+
+
+@pytest.fixture(scope="module")
+def stylegan_export(tmp_path_factory):
+    folder = write_export(tmp_path_factory.mktemp("stylegan"), "stylegan", latent_dim=16)
+    runtime = GeneratorRuntime.load(str(folder))
+    # a non-zero w_avg, as training leaves it, so that truncation has somewhere to go
+    assert runtime.styles["num_ws"] == 6 and len(runtime.styles["w_avg"]) == 128
+    return folder
+
+
+@pytest.fixture(scope="module")
+def runtime(stylegan_export):
+    return GeneratorRuntime.load(str(stylegan_export))
+
+
+def test_psi_zero_gives_one_image_for_every_latent(runtime):
+    values = runtime.control_values(psi=0.0, noise="zero")
+    images = runtime.generate(4, seed=3, values=values)
+    assert np.abs(images - images[:1]).max() < 1e-5  # every style is w_avg
+    free = runtime.generate(4, seed=3, values=runtime.control_values(psi=1.0, noise="zero"))
+    assert np.abs(free - free[:1]).max() > 1e-3  # without truncation the latents differ
+
+
+def test_zero_noise_is_deterministic_and_sets_the_noise_input(runtime):
+    feed = runtime.feed(None, None, runtime.control_values(noise="zero"), seed=0, n=2)
+    assert not feed["noise"].any()
+    a = runtime.generate(2, seed=5, values=runtime.control_values(noise="zero"))
+    b = runtime.generate(2, seed=5, values=runtime.control_values(noise="zero"))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_style_mix_grid_takes_the_chosen_styles_from_the_columns(runtime):
+    rows, cols = [1, 2], [3, 4, 5]
+    every = list(range(runtime.styles["num_ws"]))
+    feed = runtime.style_mix_feed(rows, cols, every, psi=1.0, noise="zero")
+    out = runtime.run_feed(feed).reshape(len(rows) + 1, len(cols) + 1, 28, 28, 1)
+    for c in range(len(cols)):  # every style from the column: each cell is its column's source
+        for r in range(len(rows)):
+            np.testing.assert_allclose(out[r + 1, c + 1], out[0, c + 1], atol=1e-5)
+    coarse = runtime.run_feed(runtime.style_mix_feed(rows, cols, "coarse", 1.0, "zero"))
+    coarse = coarse.reshape(out.shape)
+    assert np.abs(coarse[1, 1] - out[1, 0]).max() > 1e-4  # some styles changed
+    assert np.abs(coarse[1, 1] - out[0, 1]).max() > 1e-4  # but not all
+
+
+@pytest.mark.parametrize(
+    "layers, psi, noise, fragment",
+    [
+        ([6], 1.0, "zero", "layers: index 6 is out of range; this model has 6 styles (0-5)"),
+        ([], 1.0, "zero", "layers: give at least one style index"),
+        ("top", 1.0, "zero", "layers: unknown group 'top'; valid: coarse, middle, fine"),
+        ("coarse", 1.5, "zero", "psi must be between 0 and 1"),
+        ("coarse", 1.0, "loud", "noise must be 'random' or 'zero'"),
+    ],
+)
+def test_bad_style_values_are_refused_by_name(runtime, layers, psi, noise, fragment):
+    with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        runtime.style_mix_feed([1], [2], layers, psi, noise)
+
+
+def test_a_family_without_styles_refuses_psi_and_style_mixing(tmp_path):
+    dcgan = GeneratorRuntime.load(str(write_export(tmp_path / "dcgan", "dcgan")))
+    with pytest.raises(ValueError, match="psi: dcgan has no styles"):
+        dcgan.control_values(psi=0.7)
+    with pytest.raises(ValueError, match="noise: dcgan has no noise inputs"):
+        dcgan.control_values(noise="zero")
+    assert dcgan.control_values(noise="random") == {}
+    with pytest.raises(ValueError, match="layers: dcgan has no styles to mix"):
+        dcgan.style_mix_feed([1], [2], "coarse")
+
+
+def test_http_style_mix_and_psi(stylegan_export, tmp_path):
+    settings = ServeSettings(model=str(stylegan_export), max_images=64)
+    with RunningServer(settings) as server:
+        answer = requests.post(server.url + "/v1/style-mix", json={"rows": [1, 2], "cols": [3, 4, 5]}, timeout=60)
+        assert answer.status_code == 200 and answer.headers["content-type"] == "image/png"
+        grid = Image.open(io.BytesIO(answer.content))
+        single = requests.post(server.url + "/v1/generate", json={"n": 12, "seed": 0}, timeout=60)
+        assert grid.size[0] == Image.open(io.BytesIO(single.content)).size[0]  # 4 columns either way
+        npy = requests.post(
+            server.url + "/v1/style-mix", json={"rows": [1], "cols": [2], "layers": [0, 1], "format": "npy"}, timeout=60
+        )
+        pictures = np.load(io.BytesIO(npy.content))
+        assert pictures.shape == (4, 28, 28, 1) and not pictures[0].any()  # the blank corner
+        same = [
+            requests.post(
+                server.url + "/v1/generate",
+                json={"n": 3, "seed": 9, "psi": 0.0, "noise": "zero", "format": "npy"},
+                timeout=60,
+            )
+            for _ in range(2)
+        ]
+        one = np.load(io.BytesIO(same[0].content))
+        assert same[0].content == same[1].content and (one == one[:1]).all()
+        for body, fragment in (
+            ({"rows": [1], "cols": [2], "layers": [7]}, "layers: index 7 is out of range"),
+            ({"rows": [1], "cols": [2], "psi": 2}, "psi"),
+            ({"rows": list(range(10)), "cols": list(range(10))}, "over this server's limit of 64"),
+            ({"rows": [], "cols": [2]}, "rows"),
+        ):
+            bad = requests.post(server.url + "/v1/style-mix", json=body, timeout=60)
+            assert 400 <= bad.status_code < 500 and fragment in bad.json()["error"], (body, bad.text)
+    dcgan = write_export(tmp_path / "dcgan", "dcgan")
+    with RunningServer(ServeSettings(model=str(dcgan))) as server:
+        refused = requests.post(server.url + "/v1/style-mix", json={"rows": [1], "cols": [2]}, timeout=60)
+        assert refused.status_code == 422 and "dcgan has no styles" in refused.json()["error"]
+        refused = requests.post(server.url + "/v1/generate", json={"psi": 0.5}, timeout=60)
+        assert refused.status_code == 422 and refused.json()["error"].startswith("psi: dcgan has no styles")
+
+
+def test_cli_style_mix_and_generate_psi(stylegan_export, tmp_path, capsys):
+    out = tmp_path / "mix.png"
+    args = ["style-mix", "--model", str(stylegan_export), "--rows", "1,2", "--cols", "3", "--layers", "fine"]
+    assert cli.main([*args, "--out", str(out)]) == 0 and out.stat().st_size > 100
+    grid = tmp_path / "psi.png"
+    assert (
+        cli.main(
+            [
+                "generate",
+                "--model",
+                str(stylegan_export),
+                "-n",
+                "4",
+                "--psi",
+                "0.7",
+                "--noise",
+                "zero",
+                "--out",
+                str(grid),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert cli.main([*args, "--layers", "0,9", "--out", str(out)]) == 2
+    assert "--layers: index 9 is out of range" in capsys.readouterr().err
+    assert cli.main(["generate", "--model", str(stylegan_export), "--psi", "3", "--out", str(grid)]) == 2
+    assert "--psi must be between 0 and 1" in capsys.readouterr().err

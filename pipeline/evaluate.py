@@ -151,6 +151,14 @@ def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: st
             )
             results["int8_fid"] = metrics.fid_between(context.real, extractor(int8_samples)[0])
             results["int8_fid_change"] = results["int8_fid"] - results["fid"]
+        if runtime.styles:  # a style-based generator: truncation curve, path length, style pictures
+            from pipeline import style_eval
+
+            results.update(
+                style_eval.evaluate_styles(
+                    runtime, extractor, context.real, n, config.seed + 1, description["value_range"], first=sample_f
+                )
+            )
         # The family's own numbers (the VAE's likelihood bounds, the AE's reconstruction loss),
         # from the trained model on the test split (binarized once, seed 0, for a Bernoulli family).
         results.update(

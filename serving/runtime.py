@@ -43,6 +43,7 @@ class GeneratorRuntime:
     card: dict
     source: str
     encoder: object = None  # onnxruntime session over the encoder (VAE, AE) when loaded
+    onnx_path: Path | None = None  # the generator's file (other graphs of the export lie beside it)
 
     def __post_init__(self):
         self.signature = Signature.from_dict(self.card["graphs"]["generator"])
@@ -82,7 +83,18 @@ class GeneratorRuntime:
         if with_encoder and graph is not None:
             encoder_path = _beside_or_from_export(uri, onnx_path, card, graph["file"])
             encoder = _verified_session(uri, encoder_path, card, graph["file"], threads, spinning)
-        return cls(session, card, uri, encoder)
+        return cls(session, card, uri, encoder, onnx_path)
+
+    def graph(self, stem: str, threads: int = 0):
+        """(onnxruntime session, signature) of another graph of the export (``synthesis``, ...),
+        verified against the card's sha256; ValueError when the card has no such graph."""
+        entry = self.card["graphs"].get(stem)
+        if entry is None:
+            raise ValueError(
+                f"{self.card['model']} exports no {stem} graph; its graphs: {', '.join(self.card['graphs'])}"
+            )
+        path = _beside_or_from_export(self.source, self.onnx_path, self.card, entry["file"])
+        return _verified_session(self.source, path, self.card, entry["file"], threads), Signature.from_dict(entry)
 
     def encode(self, images_unit: np.ndarray) -> np.ndarray:
         """Images in [0, 1] (n, h, w, c) -> latents (the first output: the posterior mean for the VAE)."""

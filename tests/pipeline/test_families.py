@@ -39,6 +39,7 @@ def test_family_runs_end_to_end(store, tfds_dir, tmp_path, overrides):
     if config.model == "stylegan":
         assert "synthesis_parity_max_abs_onnx" in parity  # the synthesis network ships too
         _check_stylegan_export(summary["export_run_id"], tmp_path)
+        _check_stylegan_evaluation(summary["evaluate_run_id"])
     out = tmp_path / "grid.png"
     args = ["generate", "--model", f"models:/{name}@champion", "-n", "10", "--out", str(out)]
     if config.model == "cdcgan":
@@ -79,6 +80,19 @@ def _check_stylegan_export(export_run_id, tmp_path):
         ops = {node.op_type for node in graph.node}
         assert not {op for op in ops if "Random" in op or op == "Multinomial"}, ops
         assert all(i.type.tensor_type.shape.dim[0].dim_param for i in graph.input)  # dynamic batch
+
+
+def _check_stylegan_evaluation(evaluate_run_id):
+    """The truncation curve, the path length and the style pictures are in the evaluate run."""
+    run = MlflowClient().get_run(evaluate_run_id)
+    found = run.data.metrics
+    for psi in ("1", "0.9", "0.8", "0.7", "0.5"):
+        assert {f"fid_psi_{psi}", f"precision_psi_{psi}", f"recall_psi_{psi}"} <= set(found)
+    assert found["fid_psi_1"] == found["fid"]  # psi 1 is no truncation: the same samples
+    assert np.isfinite(found["ppl_w_classifier"]) and found["ppl_w_classifier"] >= 0
+    artifacts = {a.path for a in MlflowClient().list_artifacts(evaluate_run_id, "evaluation")}
+    expected = {"truncation_curve.png", "truncation_curve.json", "truncation.png", "noise.png", "style_mix_coarse.png"}
+    assert {f"evaluation/{name}" for name in expected} <= artifacts
 
 
 def test_conditional_generator_respects_the_label(store, tfds_dir):

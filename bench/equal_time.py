@@ -81,16 +81,17 @@ def main() -> None:
             batch = batch_size_of(name, args.batch_size)
             model, data = build(name, spec, batch, seed=seed)
             generator = model.exported_generator if hasattr(model, "exported_generator") else model.generator
+            signature = getattr(model, "export_signature", None)
 
-            def checkpoint(steps, elapsed, name=name, seed=seed, generator=generator, batch=batch):
-                fid = score(generator, extractor, real, args.samples, seed)
+            def checkpoint(steps, elapsed, name=name, seed=seed, generator=generator, batch=batch, signature=signature):
+                fid = score(generator, extractor, real, args.samples, seed, signature)
                 curve.append(
                     {"model": name, "seed": seed, "steps": steps, "train_s": round(elapsed, 1), "fid": round(fid, 2)}
                 )
                 print(f"    seed {seed} {name}: {steps} steps, {elapsed:.0f} s: FID {fid:.2f}", flush=True)
 
             steps, seconds = train_for(model, data, args.seconds, checkpoints, checkpoint)
-            fid = score(generator, extractor, real, args.samples, seed)
+            fid = score(generator, extractor, real, args.samples, seed, signature)
             row = {
                 "model": name,
                 "seed": seed,
@@ -165,12 +166,25 @@ def train_for(model, data, seconds: float, checkpoints=(), at_checkpoint=None) -
     return budget.steps, budget.elapsed
 
 
-def score(generator, extractor, real, samples: int, seed: int) -> float:
-    """The evaluate stage's FID of ``samples`` images of ``generator`` from seeded latents."""
+def score(generator, extractor, real, samples: int, seed: int, signature=None) -> float:
+    """The evaluate stage's FID of ``samples`` images of ``generator`` from seeded latents; a
+    generator with more inputs than z (``signature``: StyleGAN's z2, mix, psi, noise) gets their
+    defaults, as the evaluate stage feeds them."""
+    import numpy as np
+
+    from models import signature as signatures
     from pipeline import evaluate, metrics
 
     latent_dim = generator.inputs[0].shape[-1]
-    images = evaluate.generate(lambda z, seed: generator(z, training=False).numpy(), latent_dim, samples, seed, "tanh")
+
+    def run(z, seed):
+        if signature is None or len(signature.inputs) == 1:
+            return np.asarray(generator(z, training=False))
+        feed = signatures.default_feed(signature.inputs, len(z), seed)
+        feed[signature.inputs[0].name] = z
+        return np.asarray(signatures.call(generator, signature, feed))
+
+    images = evaluate.generate(run, latent_dim, samples, seed, "tanh")
     sample_features, _ = extractor(images)
     return metrics.fid_between(real, sample_features)
 

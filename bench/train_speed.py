@@ -155,6 +155,7 @@ def build(name: str, spec, batch: int, seed: int = 0):
         binarize=family.binarized,
         labels=family.labels,
     )
+    model.export_signature = family.exports(model, model_spec)[0].signature  # how its generator is fed
     return model, data
 
 

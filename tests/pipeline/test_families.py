@@ -21,8 +21,9 @@ pytestmark = pytest.mark.slow  # every stage, per family
         {"model": "dcgan", "gan_loss": "wgan-gp", "critic_steps": 2},
         {"model": "dcgan", "gan_loss": "lsgan", "label_smoothing": 0.1, "replay": 64, "minibatch_std": 1, "ema": 0.99},
         {"model": "stylegan", "width": 8},
+        {"model": "progan", "width": 8, "phase_kimg": 0.032},  # 96 images: fading into 28x28 at export
     ],
-    ids=["gan", "cdcgan", "ae", "wgan-gp", "lsgan-fixes", "stylegan"],
+    ids=["gan", "cdcgan", "ae", "wgan-gp", "lsgan-fixes", "stylegan", "progan"],
 )
 def test_family_runs_end_to_end(store, tfds_dir, tmp_path, overrides):
     config = tiny_config(tfds_dir, **overrides)
@@ -36,6 +37,9 @@ def test_family_runs_end_to_end(store, tfds_dir, tmp_path, overrides):
     assert parity and all(v <= 1e-4 for v in parity.values()), parity
     if config.model == "ae":
         assert "encoder_parity_max_abs_onnx" in parity  # the encoder ships too
+    if config.model == "progan":  # the growth is logged per epoch: the last step began at 64 images
+        train_metrics = MlflowClient().get_run(summary["train_run_id"]).data.metrics
+        assert train_metrics["level"] == 1.0 and train_metrics["alpha"] == 1.0  # stabilizing at 14x14
     if config.model == "stylegan":
         assert "synthesis_parity_max_abs_onnx" in parity  # the synthesis network ships too
         _check_stylegan_export(summary["export_run_id"], tmp_path)

@@ -223,8 +223,6 @@ def _serve(args) -> None:
 
 
 def _generate(args) -> None:
-    from pathlib import Path
-
     from serving import images
 
     if not 1 <= args.n <= 4096:
@@ -233,11 +231,7 @@ def _generate(args) -> None:
         raise UserError(f"--columns must be >= 0, got {args.columns}")
     if not 0 <= args.seed < 2**32:
         raise UserError(f"--seed must be between 0 and 2**32 - 1, got {args.seed}")
-    out = Path(args.out)
-    if out.is_dir():
-        raise UserError(f"--out {out} is a folder; pass a file name such as {out / 'grid.png'}")
-    if not out.parent.is_dir():
-        raise UserError(f"output folder {out.parent} does not exist; create it or pass another --out")
+    out = _output_file(args.out)
     values = _input_values(args.input)
     runtime = load_runtime(args.model)
     try:
@@ -252,16 +246,11 @@ def _generate(args) -> None:
         generated = runtime.generate_uint8(args.n, args.seed, args.label, values)
     except ValueError as error:  # an input the model does not have, or a value out of its bounds
         raise UserError(f"--input: {error}") from None
-    picture = images.grid(generated, columns=args.columns or None)
-    try:
-        write_atomic(out, images.png_bytes(picture))
-    except OSError as error:
-        raise UserError(f"cannot write {out}: {error.strerror}; pass another --out") from None
+    _write_png(out, images.grid(generated, columns=args.columns or None))
     print(f"wrote {out} ({args.n} images, seed {args.seed}, {runtime.card['model']} from {args.model})")
 
 
 def _style_mix(args) -> None:
-    from pathlib import Path
 
     import numpy as np
 
@@ -269,9 +258,7 @@ def _style_mix(args) -> None:
 
     rows, cols = _seeds(args.rows, "--rows"), _seeds(args.cols, "--cols")
     layers = args.layers if args.layers in ("coarse", "middle", "fine") else _seeds(args.layers, "--layers")
-    out = Path(args.out)
-    if out.is_dir() or not out.parent.is_dir():
-        raise UserError(f"--out {out}: pass a file name in an existing folder, e.g. style_mix.png")
+    out = _output_file(args.out)
     runtime = load_runtime(args.model)
     try:
         feed = runtime.style_mix_feed(rows, cols, layers, args.psi, args.noise)
@@ -279,12 +266,30 @@ def _style_mix(args) -> None:
         raise UserError(f"--{error}") from None
     generated = np.array(runtime.run_feed(feed))
     generated[0] = images.blank(runtime.card["value_range"])  # the grid's corner
-    picture = images.grid(images.to_uint8(generated, runtime.card["value_range"]), columns=len(cols) + 1)
+    _write_png(out, images.grid(images.to_uint8(generated, runtime.card["value_range"]), columns=len(cols) + 1))
+    print(f"wrote {out} (rows {rows} with layers {layers} from columns {cols}, psi {args.psi})")
+
+
+def _output_file(path: str):
+    """``--out`` as a Path to a file in an existing folder; UserError otherwise."""
+    from pathlib import Path
+
+    out = Path(path)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; pass a file name such as {out / 'grid.png'}")
+    if not out.parent.is_dir():
+        raise UserError(f"output folder {out.parent} does not exist; create it or pass another --out")
+    return out
+
+
+def _write_png(out, picture) -> None:
+    """Write a uint8 picture as PNG, atomically; UserError when the file cannot be written."""
+    from serving import images
+
     try:
         write_atomic(out, images.png_bytes(picture))
     except OSError as error:
         raise UserError(f"cannot write {out}: {error.strerror}; pass another --out") from None
-    print(f"wrote {out} (rows {rows} with layers {layers} from columns {cols}, psi {args.psi})")
 
 
 def _seeds(text: str, flag: str) -> list[int]:

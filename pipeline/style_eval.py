@@ -64,8 +64,8 @@ def evaluate_styles(runtime, extractor, real_features, n: int, seed: int, value_
     return results
 
 
-def _with_controls(runtime, psi: float, noise: str | None = None):
-    values = runtime.control_values(psi, noise)
+def _with_controls(runtime, psi: float):
+    values = runtime.control_values(psi)
 
     def run(z, seed: int = 0):
         return runtime.run(z, None, values, seed)

@@ -18,6 +18,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from models import losses, sampling
+from models.adversarial import Adversarial, update_ema, warmed_decay
 from models.layers import MinibatchStd
 
 
@@ -54,7 +55,7 @@ def mixes_no_examples(network) -> bool:
     return not any(isinstance(layer, (layers.BatchNormalization, MinibatchStd)) for layer in network._flatten_layers())
 
 
-class GAN(keras.Model):
+class GAN(Adversarial):
     """Alternating GAN training of a generator and a discriminator (or critic).
 
     Each ``train_step`` has two phases:
@@ -129,18 +130,6 @@ class GAN(keras.Model):
         """The generator handed out: the EMA of the weights when it is on, else the raw one."""
         return self.ema_generator if self.ema_generator is not None else self.generator
 
-    def compile(self, d_optimizer, g_optimizer, **kwargs):
-        super().compile(**kwargs)
-        self.d_optimizer = d_optimizer
-        self.g_optimizer = g_optimizer
-
-    def build_optimizers(self) -> None:
-        """Create optimizer slots now: before loading a checkpoint into them, and outside the
-        replicas' step under tf.distribute (variables cannot be created lazily there)."""
-        for optimizer, network in ((self.d_optimizer, self.discriminator), (self.g_optimizer, self.generator)):
-            if not optimizer.built:
-                optimizer.build(network.trainable_variables)
-
     @property
     def metrics(self):
         trackers = [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
@@ -194,8 +183,7 @@ class GAN(keras.Model):
                 self.gp_tracker.update_state(penalty)
                 per_example = per_example + self.gp_weight * penalty
             loss = losses.distributed_mean(per_example, batch)
-        variables = self.discriminator.trainable_variables
-        self.d_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.descend(self.d_optimizer, tape, loss, self.discriminator.trainable_variables)
         self.d_loss_tracker.update_state(per_example)
         self.d_real_tracker.update_state(self._as_probability(real_out))
         self.d_fake_tracker.update_state(self._as_probability(fake_out))
@@ -207,24 +195,14 @@ class GAN(keras.Model):
             fake_out = self._d(self._g(self._latents(batch), labels), labels)
             per_example = losses.generator_loss(fake_out, self.loss_kind)
             loss = losses.distributed_mean(per_example, batch)
-        variables = self.generator.trainable_variables
-        self.g_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.descend(self.g_optimizer, tape, loss, self.generator.trainable_variables)
         self.g_loss_tracker.update_state(per_example)
 
     def update_ema(self):
-        """ema <- d * ema + (1 - d) * weights for trainable weights, d = min(ema_decay, (1 + n) /
-        (10 + n)) after n updates (the warm-up of TensorFlow's ExponentialMovingAverage: early
-        on the average forgets the random initialization quickly; a fixed 0.999 still held a third
-        of it after 1,100 steps and scored FID 157.5 against the raw generator's 95.4 in one
-        measured run); buffers (batch-norm statistics) are copied."""
+        """The EMA generator moves towards G by ``warmed_decay(ema_decay, n)`` after G's n-th
+        update; buffers (batch-norm statistics) are copied."""
         updates = ops.cast(self.g_optimizer.iterations, "float32") - 1.0  # G has just stepped: n = that - 1
-        decay = ops.minimum(self.ema_decay, (1.0 + updates) / (10.0 + updates))
-        trainable = {id(v) for v in self.generator.trainable_weights}
-        for ema, current in zip(self.ema_generator.weights, self.generator.weights):
-            if id(current) in trainable:
-                ema.assign(decay * ema + (1.0 - decay) * current)
-            else:
-                ema.assign(current)
+        update_ema(self.ema_generator, self.generator, warmed_decay(self.ema_decay, updates))
 
     def train_step(self, data):
         if isinstance(data, (tuple, list)):
@@ -239,4 +217,4 @@ class GAN(keras.Model):
         self._generator_step(ops.shape(real_images)[0])
         if self.ema_generator is not None:
             self.update_ema()
-        return {m.name: m.result() for m in self.metrics}
+        return self.logs()

@@ -14,7 +14,8 @@ number the training step is traced for (retraced when it changes); alpha is comp
 step from ``images_seen``, a checkpointed variable, so a resumed run continues in the same phase at
 the same alpha. The generator always answers at 28x28 (the current resolution, nearest-upsampled),
 so the data pipeline, the sample grids and the exported graph keep one shape while the model grows.
-Loss: WGAN-GP plus the drift term 0.001 * D(x)^2 on reals; Adam (0, 0.99); generator EMA 0.999.
+Loss: WGAN-GP plus the drift term 0.001 * D(x)^2 on reals; Adam (0, 0.99); generator EMA 0.999
+(with the warm-up of ``models.adversarial.warmed_decay``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import keras
 from keras import ops
 
 from models import losses
+from models.adversarial import Adversarial, update_ema, warmed_decay
 from models.layers import MinibatchStd
 from models.stylegan import EqualConv2D, EqualDense, channels, resolutions
 
@@ -132,7 +134,7 @@ class ProDiscriminator(keras.Model):
         return self.logit(self.fc(ops.reshape(h, (-1, self.sides[0] * self.sides[0] * self.widths[0]))))
 
 
-class ProGAN(keras.Model):
+class ProGAN(Adversarial):
     """Progressive training: WGAN-GP with drift, the level and alpha from ``images_seen``.
 
     Trackers: ``d_loss``, ``g_loss``, ``d_real``, ``d_fake`` (critic scores), ``gradient_penalty``,
@@ -208,19 +210,6 @@ class ProGAN(keras.Model):
         """The EMA generator at the current level and alpha, as a one-input network (z -> image)."""
         return GrownGenerator(self.ema_generator, lambda: (self.level, self.alpha))
 
-    def compile(self, d_optimizer, g_optimizer, **kwargs):
-        super().compile(**kwargs)
-        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
-
-    def build_optimizers(self) -> None:
-        for optimizer, network in ((self.d_optimizer, self.discriminator), (self.g_optimizer, self.generator)):
-            if not optimizer.built:
-                optimizer.build(network.trainable_variables)
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
     def fit(self, *args, callbacks=None, **kwargs):
         self.level = self.level_at(self.seen)  # a resumed run: the restored phase
         return super().fit(*args, callbacks=[Growth(self), *(callbacks or [])], **kwargs)
@@ -261,16 +250,14 @@ class ProGAN(keras.Model):
             penalty = losses.gradient_penalty(critic, real, ops.stop_gradient(fake), mix)
             per_example = fake_out[:, 0] - real_out[:, 0] + self.gp_weight * penalty + DRIFT * real_out[:, 0] ** 2
             loss = losses.distributed_mean(per_example, batch)
-        variables = self.discriminator.trainable_variables
-        self.d_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.descend(self.d_optimizer, tape, loss, self.discriminator.trainable_variables, unused_ok=True)
         with tf.GradientTape() as tape:
             z = sampling.normal_per_replica((batch, self.latent_dim), self.seed_generator)
             g_per_example = -critic(self.generator(z, level=level, alpha=alpha))[:, 0]
             g_loss = losses.distributed_mean(g_per_example, batch)
-        variables = self.generator.trainable_variables
-        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
-        for ema, current in zip(self.ema_generator.weights, self.generator.weights):
-            ema.assign(current + self.ema_decay * (ema - current))
+        self.descend(self.g_optimizer, tape, g_loss, self.generator.trainable_variables, unused_ok=True)
+        updates = ops.cast(self.g_optimizer.iterations, "float32") - 1.0
+        update_ema(self.ema_generator, self.generator, warmed_decay(self.ema_decay, updates))
         self.images_seen.assign_add(ops.cast(batch, "float32"))
         for name, value in (
             ("d_loss", per_example),
@@ -280,8 +267,7 @@ class ProGAN(keras.Model):
             ("gradient_penalty", penalty),
         ):
             self.trackers[name].update_state(value)
-        logs = {name: tracker.result() for name, tracker in self.trackers.items()}
-        return {**logs, "level": ops.convert_to_tensor(float(level)), "alpha": alpha}
+        return {**self.logs(), "level": ops.convert_to_tensor(float(level)), "alpha": alpha}
 
 
 class GrownGenerator(keras.Model):

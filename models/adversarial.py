@@ -1,0 +1,64 @@
+"""What the two-network training models share (``GAN``, ``ProGAN``, ``StyleGAN``): two optimizers
+given to ``compile``, their slots built before a checkpoint loads into them, a gradient step, and
+the generator's exponential moving average (EMA)."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+class Adversarial(keras.Model):
+    """Base of the models with a generator and a discriminator, each with its own optimizer.
+
+    Subclasses set ``generator`` and ``discriminator`` (and ``trackers``, a dict of ``Mean``
+    metrics, or their own ``metrics``) and write ``train_step``."""
+
+    def compile(self, d_optimizer, g_optimizer, **kwargs):
+        super().compile(**kwargs)
+        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
+
+    def generator_variables(self):
+        """The variables the generator's optimizer updates."""
+        return self.generator.trainable_variables
+
+    def build_optimizers(self) -> None:
+        """Create optimizer slots now: before loading a checkpoint into them, and outside the
+        replicas' step under tf.distribute (variables cannot be created lazily there)."""
+        for optimizer, variables in (
+            (self.d_optimizer, self.discriminator.trainable_variables),
+            (self.g_optimizer, self.generator_variables()),
+        ):
+            if not optimizer.built:
+                optimizer.build(variables)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def logs(self) -> dict:
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    @staticmethod
+    def descend(optimizer, tape, loss, variables, unused_ok: bool = False) -> None:
+        """One optimizer step on ``loss``'s gradients (recorded by ``tape``) for ``variables``.
+        ``unused_ok``: variables that ``loss`` does not depend on are left alone (a growing
+        network's layers above its current level), instead of Keras's warning about them."""
+        pairs = zip(tape.gradient(loss, variables), variables)
+        optimizer.apply_gradients([(g, v) for g, v in pairs if g is not None] if unused_ok else pairs)
+
+
+def warmed_decay(decay: float, updates):
+    """min(decay, (1 + n) / (10 + n)) after n updates: the warm-up of TensorFlow's
+    ExponentialMovingAverage, so that early on the average forgets the random initialization
+    quickly (a fixed 0.999 still held a third of it after 1,100 steps and scored FID 157.5 against
+    the raw generator's 95.4, in one measured DCGAN run)."""
+    return ops.minimum(decay, (1.0 + updates) / (10.0 + updates))
+
+
+def update_ema(ema_network, network, decay) -> None:
+    """ema <- decay * ema + (1 - decay) * current for ``network``'s trainable weights; the others
+    (batch-norm statistics, StyleGAN's w_avg) are copied."""
+    trainable = {id(v) for v in network.trainable_weights}
+    for ema, current in zip(ema_network.weights, network.weights):
+        ema.assign(current + decay * (ema - current) if id(current) in trainable else current)

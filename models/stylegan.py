@@ -6,7 +6,8 @@ layer a style from w through an affine layer (bias initialised to 1), a **modula
 demodulated** 3x3 convolution, written in the non-fused form (scale the activations by the style,
 convolve with the shared weight, rescale by the demodulation coefficients: tf2onnx converts it with
 a dynamic batch, unlike the grouped-convolution form, and TensorFlow runs it fast on a CPU); per-layer
-noise times a learned strength (initialised to 0); skip to-image outputs summed across resolutions.
+noise times a learned strength (initialised to 0); skip to-image outputs summed across resolutions,
+through tanh (``build_synthesis`` says why).
 Discriminator: residual blocks, mini-batch standard deviation. Every weight uses the equalized
 learning rate (Karras et al. 2018): stored N(0, 1), scaled by its He constant at run time.
 
@@ -23,6 +24,7 @@ import math
 import keras
 from keras import layers, ops
 
+from models.adversarial import Adversarial, update_ema
 from models.layers import MinibatchStd
 
 W_DIM = 128
@@ -307,8 +309,15 @@ def style_layout(image_shape, w_avg) -> dict:
     }
 
 
-def build_synthesis(image_shape, width: int = 32) -> keras.Model:
-    """[ws (b, num_ws, W_DIM), noise (b, noise_size)] -> image (b, h, w, c), unbounded (about [-1, 1])."""
+def build_synthesis(image_shape, width: int = 32, squash: bool = True) -> keras.Model:
+    """[ws (b, num_ws, W_DIM), noise (b, noise_size)] -> image (b, h, w, c): the summed to-image
+    outputs through tanh into [-1, 1] (``squash``; StyleGAN's own output is unbounded, the layout
+    of network version 1).
+
+    Why tanh: half of Fashion-MNIST's pixels sit exactly at the data's minimum (the background),
+    which an unbounded output can only hit by exact cancellation, and which the discriminator
+    checks first: with the unbounded output the images had speckled, textured backgrounds and
+    FID 115 after 400 steps of batch 64 (width 16), against 81 with tanh (and the DCGAN's 76)."""
     sides, widths = resolutions(image_shape), channels(image_shape, width)
     count, layout = num_ws(image_shape), noise_layout(image_shape)
     ws = keras.Input((count, W_DIM), name="ws")
@@ -330,6 +339,8 @@ def build_synthesis(image_shape, width: int = 32) -> keras.Model:
             [upsampled, ToImage(image_shape[-1], name=f"to_image{side}")([x, ws[:, w_at + 2]])]
         )
         w_at, noise_at = w_at + 2, noise_at + 2
+    if squash:
+        image = layers.Activation("tanh", name="squash")(image)
     return keras.Model([ws, noise], image, name="synthesis")
 
 
@@ -437,7 +448,7 @@ def build_discriminator(image_shape, width: int = 32) -> keras.Model:
 
 
 # ---- training ----------------------------------------------------------------------------------
-class StyleGAN(keras.Model):
+class StyleGAN(Adversarial):
     """StyleGAN2 training: the two-phase GAN step with the non-saturating logistic loss, lazy R1 on
     reals, style-mixing regularization, ``w_avg`` tracking and a generator EMA.
 
@@ -461,6 +472,7 @@ class StyleGAN(keras.Model):
         *,
         width: int = 32,
         mapping_layers: int = 2,
+        squash: bool = True,
         r1_gamma: float = 1.0,
         r1_interval: int = 16,
         mixing_prob: float = 0.9,
@@ -477,11 +489,11 @@ class StyleGAN(keras.Model):
         self.mixing_prob, self.ema_kimg, self.ema_rampup = float(mixing_prob), float(ema_kimg), float(ema_rampup)
         self.w_avg_beta = float(w_avg_beta)
         self.mapping = build_mapping(self.latent_dim, mapping_layers)
-        self.synthesis = build_synthesis(self.image_shape, width)
+        self.synthesis = build_synthesis(self.image_shape, width, squash)
         self.generator = build_generator(self.mapping, self.synthesis, self.latent_dim, self.image_shape)
         self.discriminator = build_discriminator(self.image_shape, width)
         self.ema_mapping = build_mapping(self.latent_dim, mapping_layers)
-        self.ema_synthesis = build_synthesis(self.image_shape, width)
+        self.ema_synthesis = build_synthesis(self.image_shape, width, squash)
         self.ema_generator = build_generator(self.ema_mapping, self.ema_synthesis, self.latent_dim, self.image_shape)
         self.ema_generator.set_weights(self.generator.get_weights())
         self.ema_generator.trainable = False
@@ -496,24 +508,8 @@ class StyleGAN(keras.Model):
         """What export, evaluate and serving get: the EMA generator (with w_avg)."""
         return self.ema_generator
 
-    def compile(self, d_optimizer, g_optimizer, **kwargs):
-        super().compile(**kwargs)
-        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
-
-    def build_optimizers(self) -> None:
-        for optimizer, variables in (
-            (self.d_optimizer, self.discriminator.trainable_variables),
-            (self.g_optimizer, self._g_variables()),
-        ):
-            if not optimizer.built:
-                optimizer.build(variables)
-
-    def _g_variables(self):
+    def generator_variables(self):
         return self.mapping.trainable_variables + self.synthesis.trainable_variables
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
 
     def call(self, inputs, training=False):
         return self.ema_generator(inputs, training=training)
@@ -564,8 +560,7 @@ class StyleGAN(keras.Model):
             penalty = tf.cond(regularize, lambda: self._r1(real_images), lambda: ops.zeros((batch,)))
             total = per_example + (self.r1_gamma / 2.0 * self.r1_interval) * penalty
             loss = losses.distributed_mean(total, batch)
-        variables = self.discriminator.trainable_variables
-        self.d_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.descend(self.d_optimizer, tape, loss, self.discriminator.trainable_variables)
         self.trackers["d_loss"].update_state(per_example)
         self.trackers["d_real"].update_state(ops.sigmoid(real_out))
         self.trackers["d_fake"].update_state(ops.sigmoid(fake_out))
@@ -580,8 +575,7 @@ class StyleGAN(keras.Model):
             fakes, w1 = self._fakes(batch)
             per_example = ops.softplus(-self.discriminator(fakes, training=True)[:, 0])
             loss = losses.distributed_mean(per_example, batch)
-        variables = self._g_variables()
-        self.g_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.descend(self.g_optimizer, tape, loss, self.generator_variables())
         self.trackers["g_loss"].update_state(per_example)
         mean_w = ops.mean(ops.stop_gradient(w1), axis=0)
         self.w_average.w_avg.assign(mean_w + self.w_avg_beta * (self.w_average.w_avg - mean_w))
@@ -594,12 +588,7 @@ class StyleGAN(keras.Model):
         if self.ema_rampup > 0:
             half_life = ops.minimum(half_life, self.images_seen * self.ema_rampup)
         beta = ops.power(0.5, ops.cast(batch, "float32") / ops.maximum(half_life, 1e-8))
-        trainable = {id(v) for v in self.generator.trainable_weights}
-        for ema, current in zip(self.ema_generator.weights, self.generator.weights):
-            if id(current) in trainable:
-                ema.assign(current + beta * (ema - current))
-            else:
-                ema.assign(current)
+        update_ema(self.ema_generator, self.generator, beta)
 
     def train_step(self, data):
         real_images = ops.convert_to_tensor(data[0] if isinstance(data, (tuple, list)) else data)
@@ -607,4 +596,4 @@ class StyleGAN(keras.Model):
         self._discriminator_step(real_images)
         self._generator_step(batch)
         self.update_ema(batch)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return self.logs()

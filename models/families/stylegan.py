@@ -34,7 +34,8 @@ class Stylegan(Family):
     value_range = "tanh"
     primary_metric = "fid"
     defaults: ClassVar[dict] = {"latent_dim": 128, "learning_rate": 2e-3, "width": 32}
-    network_version = 1
+    # 2: the synthesis output through tanh; 1: unbounded, as in StyleGAN
+    network_version = 2
 
     def build_model(self, spec: ModelSpec, options: StyleganOptions, learning_rate):
         import keras
@@ -46,6 +47,7 @@ class Stylegan(Family):
             spec.image_shape,
             width=spec.width,
             mapping_layers=options.mapping_layers,
+            squash=spec.network_version >= 2,
             r1_gamma=options.r1_gamma,
             r1_interval=R1_INTERVAL,
             mixing_prob=options.mixing_prob,

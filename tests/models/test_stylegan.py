@@ -1,5 +1,7 @@
 """StyleGAN's networks and training step: what the papers define, checked numerically."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -126,3 +128,18 @@ def test_training_moves_w_avg_and_the_ema_and_regularizes_lazily():
     assert set(history.history) == {"d_loss", "g_loss", "d_real", "d_fake", "r1"}
     assert history.history["r1"][-1] == 0  # D steps 1 and 2: no R1 (the tracker counts no sample)
     assert int(model.d_optimizer.iterations.numpy()) == 3 and float(model.images_seen.numpy()) == 24
+
+
+def test_network_version_2_squashes_the_image_and_version_1_builds_the_unbounded_layout():
+    family = registry.get("stylegan")
+    assert family.network_version == 2
+    spec = registry.model_spec("stylegan", image_shape=SHAPE, latent_dim=16, learning_rate=2e-3, seed=0, width=8)
+    new = family.build(spec)
+    old = family.build(dataclasses.replace(spec, network_version=1))
+    assert new.ema_synthesis.layers[-1].name == "squash"
+    assert "squash" not in [layer.name for layer in old.ema_synthesis.layers]
+    old.ema_synthesis.set_weights(new.ema_synthesis.get_weights())  # tanh adds no weights
+    ws = np.random.default_rng(0).normal(size=(4, 6, stylegan.W_DIM)).astype(np.float32) * 3
+    noise = np.zeros((4, stylegan.noise_size(SHAPE)), np.float32)
+    unbounded = np.asarray(old.ema_synthesis([ws, noise], training=False))
+    np.testing.assert_allclose(new.ema_synthesis([ws, noise], training=False), np.tanh(unbounded), atol=1e-6)

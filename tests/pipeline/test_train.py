@@ -58,3 +58,63 @@ def test_train_run_logs_params_metrics_grids_and_model(store, tfds_dir):
     assert names == {"samples/epoch_001.png", "samples/epoch_002.png"}
     model, description = train.load_trained(result.run_id)
     assert description.latent_dim == 100 and description.value_range == "tanh"
+
+
+class Observe(keras.callbacks.Callback):
+    """Records the ProGAN's state when ``fit`` begins (after the stage restored a checkpoint)."""
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        self.state = {
+            "images_seen": float(model.images_seen.numpy()),
+            "level": model.level_at(float(model.images_seen.numpy())),
+            "alpha": model.alpha,
+            "d_steps": int(model.d_optimizer.iterations.numpy()),
+            "g_steps": int(model.g_optimizer.iterations.numpy()),
+            "ema": [w.numpy().copy() for w in model.ema_generator.weights],
+            "d_slots": [v.numpy().copy() for v in model.d_optimizer.variables],
+        }
+
+
+def test_killed_progan_resumes_in_the_same_phase_at_the_same_alpha(store, tfds_dir, tmp_path):
+    import numpy as np
+
+    from models import registry
+
+    # 3 steps of 32 images per epoch, phases of 64 images: 7x7 [0, 64), fade-in to 14x14 [64, 128),
+    # 14x14 [128, 192), fade-in to 28x28 [192, 256), 28x28 from 256. Killed after epoch 1: 96
+    # images seen, half-way through the first fade-in.
+    config = tiny_config(tfds_dir, model="progan", width=8, phase_kimg=0.064, epochs=3)
+    data_run, _ = data.run_data(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        train.run_train(config, data_run, callbacks=[StopAfterFirstEpoch()])
+    while mlflow.active_run():
+        mlflow.end_run("KILLED")
+    killed = train.tracking.find_runs("train", train.train_key(config.resolved()))[0]
+    saved = train.tracking.download(killed.info.run_id, "checkpoints", str(tmp_path / "checkpoint"))
+    spec = registry.model_spec("progan", image_shape=(28, 28, 1), latent_dim=128, learning_rate=1e-3, seed=0, width=8)
+    reference = registry.get("progan").build(spec)
+    reference.build_optimizers()
+    reference.load_weights(str(saved / "last.weights.h5"))
+
+    observe = Observe()
+    resumed = train.run_train(config, data_run, callbacks=[observe])
+    assert resumed.status == "resumed" and resumed.run_id == killed.info.run_id
+    state = observe.state
+    assert state["images_seen"] == 96 and state["level"] == 1 and state["alpha"] == pytest.approx(0.5)
+    assert state["d_steps"] == 3 and state["g_steps"] == 3  # the optimizers' counters came back ...
+    for restored, kept in zip(state["d_slots"], reference.d_optimizer.variables):
+        np.testing.assert_array_equal(restored, kept.numpy())  # ... and their moments
+    assert any(np.abs(v).sum() > 0 for v in state["d_slots"][2:])
+    for restored, kept in zip(state["ema"], reference.ema_generator.weights):
+        np.testing.assert_array_equal(restored, kept.numpy())  # the EMA generator as checkpointed
+
+    history = {
+        name: [m.value for m in sorted(MlflowClient().get_metric_history(resumed.run_id, name), key=lambda m: m.step)]
+        for name in ("level", "alpha")
+    }
+    # the last step of each epoch began at 64 (fade-in, alpha 0), 160 (14x14), 256 (28x28)
+    assert history == {"level": [1.0, 1.0, 2.0], "alpha": [0.0, 1.0, 1.0]}
+    model, _ = train.load_trained(resumed.run_id)
+    assert float(model.images_seen.numpy()) == 288 and int(model.g_optimizer.iterations.numpy()) == 9
+    assert mlflow.get_run(resumed.run_id).info.status == "FINISHED"

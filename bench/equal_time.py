@@ -167,13 +167,21 @@ def train_for(model, data, seconds: float, checkpoints=(), at_checkpoint=None) -
 
 
 def score(generator, extractor, real, samples: int, seed: int, signature=None) -> float:
-    """The evaluate stage's FID of ``samples`` images of ``generator`` from seeded latents; a
-    generator with more inputs than z (``signature``: StyleGAN's z2, mix, psi, noise) gets their
-    defaults, as the evaluate stage feeds them."""
+    """The evaluate stage's FID of ``samples`` images of ``generator`` (``sample``)."""
+    from pipeline import metrics
+
+    sample_features, _ = extractor(sample(generator, samples, seed, signature))
+    return metrics.fid_between(real, sample_features)
+
+
+def sample(generator, samples: int, seed: int, signature=None):
+    """``samples`` images in [0, 1] of ``generator`` from seeded latents, as the evaluate stage
+    makes them; a generator with more inputs than z (``signature``: StyleGAN's z2, mix, psi,
+    noise) gets their defaults, as the evaluate stage feeds them."""
     import numpy as np
 
     from models import signature as signatures
-    from pipeline import evaluate, metrics
+    from pipeline import evaluate
 
     latent_dim = generator.inputs[0].shape[-1]
 
@@ -184,9 +192,7 @@ def score(generator, extractor, real, samples: int, seed: int, signature=None) -
         feed[signature.inputs[0].name] = z
         return np.asarray(signatures.call(generator, signature, feed))
 
-    images = evaluate.generate(run, latent_dim, samples, seed, "tanh")
-    sample_features, _ = extractor(images)
-    return metrics.fid_between(real, sample_features)
+    return evaluate.generate(run, latent_dim, samples, seed, "tanh")
 
 
 def summarize(rows: list[dict], names: list[str]) -> list[dict]:

@@ -431,6 +431,75 @@ EQUAL_TIME = Section(
 )
 
 
+# ---- the families side by side ---------------------------------------------------------------
+STUDY_METRICS = (
+    ("fid", "FID", 2),
+    ("precision", "precision", 3),
+    ("recall", "recall", 3),
+    ("class_entropy", "class entropy", 3),
+)
+
+
+def _study_cell(digits: int):
+    def cell(value: dict) -> str:
+        return f"{value['median']:,.{digits}f} [{value['min']:,.{digits}f}–{value['max']:,.{digits}f}]"
+
+    return cell
+
+
+def _family_study_tables(record: dict):
+    columns = [Column("model", "model", str), Column("minutes", "training min", plain)]
+    columns += [Column(key, header, _study_cell(digits)) for key, header, digits in STUDY_METRICS]
+    columns += [
+        Column("images_per_s", "training images/s", _study_cell(1)),
+        Column("onnx_ms_batch1", "ONNX ms, batch 1", fixed(2)),
+        Column("onnx_ms_batch64", "ONNX ms, batch 64", fixed(2)),
+    ]
+    units = [
+        Column("model", "model", str),
+        Column("seed", "seed"),
+        Column("steps", "steps", fixed(0)),
+        Column("train_s", "training s", fixed(0)),
+        Column("images_per_s", "images/s", fixed(1)),
+        Column("date", "finished", str),
+    ]
+    return [
+        ("Median [min–max] over seeds", columns, record["tables"]["summary"]),
+        ("Every run", units, record["tables"]["units"]),
+    ]
+
+
+def _family_study_reading(record: dict) -> list[str]:
+    parameters, summary = record["parameters"], record.get("summary", {})
+    lines = [
+        f"Each model trained for {parameters['seconds'] / 60:,.0f} minutes per seed (seeds "
+        f"{', '.join(str(s) for s in parameters['seeds'])}) at batch {parameters['batch_size']}, scored on "
+        f"{parameters['samples']:,} samples at each checkpoint, the scoring off the training clock."
+    ]
+    if "stylegan_fid_lower_than_dcgan_pct" in summary:
+        lines.append(
+            f"At the end, StyleGAN's median FID is {summary['stylegan_fid_lower_than_dcgan_pct']:.1f}% lower than "
+            "the DCGAN's (negative: higher)."
+        )
+    return lines
+
+
+FAMILY_STUDY = Section(
+    title="DCGAN, progressive growing and StyleGAN at equal training time",
+    about=(
+        "The three convolutional GAN families given the same wall-clock of training on this machine "
+        "(`bench/family_study.py`), each built and fed as the train stage does, several seeds each, and "
+        "scored at checkpoints as the evaluate stage scores: FID (lower is better), precision and recall "
+        "(k = 3; higher is better), and the entropy of the feature classifier's predicted classes over the "
+        "samples (nats; ln 10 = 2.30 when every class is drawn equally often). Training images/s over the "
+        "whole run; ONNX latency of the exported generator in onnxruntime (CPU, default session options, "
+        "a process without TensorFlow), median of the timed calls."
+    ),
+    tables=_family_study_tables,
+    reading=_family_study_reading,
+)
+
+
 # ---- the first bin/run from a fresh clone ------------------------------------------------------
 def minutes(seconds: float) -> str:
     """612.4 -> '10 min 12 s'."""
@@ -499,6 +568,7 @@ SECTIONS = {
     "first_run": FIRST_RUN,
     "train_speed": TRAIN_SPEED,
     "equal_time": EQUAL_TIME,
+    "family_study": FAMILY_STUDY,
     "inference": INFERENCE,
     "serving": SERVING,
     "evaluate": EVALUATE,

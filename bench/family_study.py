@@ -1,0 +1,347 @@
+"""Benchmark: the DCGAN, progressive growing and StyleGAN side by side at equal training wall-clock.
+
+Each model trains for ``--seconds`` of wall-clock per seed (default one hour), built and fed as the
+train stage builds and feeds it (``bench/train_speed.build``), and is scored when its training
+clock passes each of ``--checkpoints`` (default 15, 30 and 60 minutes; the scoring is off the
+clock): FID, precision and recall (k = 3), and the entropy of the feature classifier's predicted
+classes (nats; ln 10 = 2.30 when the ten classes are equally often drawn), all on ``--samples``
+images of the generator that is exported (the EMA one) against the test split, with the
+registered feature extractor, as the evaluate stage scores. Per model it also gives the
+training images/s (images over training seconds) and the latency of its ONNX generator (exported
+as the export stage exports it) in onnxruntime at batch 1 and 64, timed in a process without
+TensorFlow (median of ``--latency-calls`` calls). The table gives, per model and checkpoint, the
+median and [min-max] over seeds.
+
+The study takes hours (3 models x 3 seeds x 1 hour), so it resumes: every finished (model, seed)
+is kept under ``--state``, and so is a running one at each checkpoint (its weights, optimizer
+state and training clock); a rerun of the same command skips the finished ones and continues the
+unfinished one from its last checkpoint. Kept work is reused only while the code that trains and
+scores it (``models/``, ``pipeline/``, ``bench/``) is unchanged, committed, at the same git trees;
+otherwise it starts over. Nothing else should run on the machine meanwhile (each unit records
+the load average it saw).
+
+    .venv/bin/python bench/family_study.py [--models dcgan+ema=0.999,progan,stylegan] [--seeds 0,1,2]
+        [--seconds 3600] [--checkpoints 900,1800]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from bench import record  # noqa: E402  (after the path insert)
+
+MODELS = "dcgan+ema=0.999,progan,stylegan"
+METRICS = ("fid", "precision", "recall", "class_entropy")
+CODE = ("models", "pipeline", "bench")  # the trees whose state a kept unit depends on
+LATENCY_BATCHES = (1, 64)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=MODELS, help="comma-separated families or presets, +field=value overrides")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--seconds", type=float, default=3600.0, help="training wall-clock per model and seed")
+    parser.add_argument("--checkpoints", default="900,1800", help="also score at these training seconds")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--samples", type=int, default=10000)
+    parser.add_argument("--latency-calls", type=int, default=100, help="timed onnxruntime calls per batch size")
+    parser.add_argument("--state", default=str(record.ROOT / ".bench-state" / "family_study"), help="kept work")
+    parser.add_argument(
+        "--identity", default="", help="what kept work must match (default: the git trees of models, pipeline, bench)"
+    )
+    parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--tfds-dir", default="")
+    parser.add_argument("--features-epochs", type=int, default=0, help="extractor recipe (tests): 0 = the default")
+    parser.add_argument("--features-examples", type=int, default=0, help="extractor recipe (tests): 0 = all")
+    record.add_arguments(parser, "family_study")
+    args = parser.parse_args()
+    names = [n for n in args.models.split(",") if n]
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    checkpoints = sorted({float(c) for c in args.checkpoints.split(",") if c and float(c) < args.seconds})
+    if not names or not seeds or args.seconds <= 0:
+        parser.error("give at least one model, one seed and a positive --seconds")
+
+    from pipeline import quiet, runtime_setup
+
+    runtime_setup.configure_threads()  # as the train stage does, before any TensorFlow op
+    quiet.setup()
+
+    from pipeline import features, inputs, tracking
+
+    tracking.setup("latentforge-bench")
+    spec = inputs.describe(args.dataset, args.tfds_dir)
+    extractor = features.get_extractor(
+        spec, epochs=args.features_epochs or features.EPOCHS, examples=args.features_examples
+    )
+    real = extractor.real_features(spec, "test")
+    identity = args.identity or code_identity()
+    print(
+        f"family study: {args.seconds:.0f} s of training per model and seed (scored at "
+        f"{', '.join(f'{c:.0f}' for c in checkpoints + [args.seconds])} s), batch {args.batch_size}, "
+        f"{args.samples} samples, extractor {extractor.version}; kept work in {args.state}"
+        + ("" if identity else " (uncommitted code: nothing is kept)"),
+        flush=True,
+    )
+    context = Study(args, spec, extractor, real, checkpoints, identity)
+    units = [context.run(name, seed) for seed in seeds for name in names]
+    latency = {name: context.latency(name) for name in names}
+    summary = summarize(units, names, checkpoints + [args.seconds], latency)
+    print_table(summary)
+    record.write(
+        "family_study",
+        args.results,
+        parameters={
+            "models": names,
+            "seeds": seeds,
+            "seconds": args.seconds,
+            "checkpoints": checkpoints,
+            "batch_size": args.batch_size,
+            "samples": args.samples,
+            "dataset": args.dataset,
+            "latency_calls": args.latency_calls,
+        },
+        subject={"extractor": extractor.version, "extractor_identity": extractor.identity},
+        rows=[row for unit in units for row in unit["scores"]],
+        summary=targets(summary, names, args.seconds),
+        tables={"summary": summary, "units": [{k: v for k, v in u.items() if k != "scores"} for u in units]},
+    )
+
+
+def code_identity() -> str:
+    """The git trees of ``CODE`` at HEAD, or "" when any of them has uncommitted changes."""
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", *CODE], cwd=record.ROOT, capture_output=True, text=True
+    ).stdout
+    if dirty.strip():
+        return ""
+    trees = [
+        subprocess.run(["git", "rev-parse", f"HEAD:{path}"], cwd=record.ROOT, capture_output=True, text=True)
+        for path in CODE
+    ]
+    return "-".join(t.stdout.strip()[:12] for t in trees) if all(t.returncode == 0 for t in trees) else ""
+
+
+def slug(name: str, seed: int) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name) + f"-seed{seed}"
+
+
+class Study:
+    """Runs (model, seed) units, keeping their results and progress under ``args.state``."""
+
+    def __init__(self, args, spec, extractor, real, checkpoints, identity: str):
+        self.args, self.spec, self.extractor, self.real = args, spec, extractor, real
+        self.checkpoints, self.identity = checkpoints, identity
+        self.onnx: dict[str, tuple[Path, object]] = {}  # model -> (its ONNX generator, signature)
+        self.folder = Path(args.state)
+
+    def _kept(self, path: Path) -> dict | None:
+        if not self.identity or not path.is_file():
+            return None
+        kept = json.loads(path.read_text())
+        return kept if kept.get("code") == self.identity else None
+
+    def run(self, name: str, seed: int) -> dict:
+        """Train one model for one seed (or take it from the kept state); its unit record."""
+        from bench.equal_time import batch_size_of, train_for
+        from bench.train_speed import build, keras_clear
+
+        unit = self.folder / slug(name, seed)
+        done = self._kept(unit / "result.json")
+        if done is not None:
+            print(f"  {name} seed {seed}: kept from {done['date']}", flush=True)
+            return done
+        batch = batch_size_of(name, self.args.batch_size)
+        model, data = build(name, self.spec, batch, seed=seed)
+        generator = model.exported_generator if hasattr(model, "exported_generator") else model.generator
+        signature = model.export_signature
+        progress = self._kept(unit / "progress.json") or {"steps": 0, "train_s": 0.0, "scores": [], "load": []}
+        if progress["steps"]:
+            model.build_optimizers()
+            model.load_weights(str(unit / "state.weights.h5"))
+            print(f"  {name} seed {seed}: resumed at {progress['train_s']:.0f} s of training", flush=True)
+
+        def checkpoint(steps, elapsed):
+            steps, elapsed = progress["steps"] + steps, progress["train_s"] + elapsed
+            scores = self.score(generator, signature, seed)
+            point = {"model": name, "seed": seed, "steps": steps, "train_s": round(elapsed, 1)}
+            progress["scores"].append({**point, **scores})
+            progress["load"].append(round(os.getloadavg()[0], 2))
+            print(
+                f"    {name} seed {seed}: {elapsed:6.0f} s, {steps} steps: "
+                + ", ".join(f"{k} {scores[k]:.4g}" for k in METRICS),
+                flush=True,
+            )
+            return steps, elapsed
+
+        def keep(steps, elapsed):
+            if not self.identity:
+                return
+            unit.mkdir(parents=True, exist_ok=True)
+            partial = unit / "state.partial.weights.h5"
+            model.save_weights(str(partial))
+            partial.replace(unit / "state.weights.h5")
+            state = {**progress, "steps": steps, "train_s": round(elapsed, 3), "code": self.identity}
+            write_json(unit / "progress.json", state)
+
+        # the checkpoints not scored yet (one may have passed already, in the step before the kill)
+        pending = [c - progress["train_s"] for c in self.checkpoints[len(progress["scores"]) :]]
+        started = progress["steps"], progress["train_s"]
+
+        def at_checkpoint(steps, elapsed):
+            keep(*checkpoint(steps, elapsed))
+
+        steps, seconds = train_for(model, data, self.args.seconds - started[1], pending, at_checkpoint)
+        steps, seconds = checkpoint(steps, seconds)
+        result = {
+            "model": name,
+            "seed": seed,
+            "batch_size": batch,
+            "steps": steps,
+            "train_s": round(seconds, 1),
+            "images_per_s": round(steps * batch / seconds, 1),
+            "load_average": progress["load"],
+            "scores": progress["scores"],
+            "code": self.identity,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        }
+        if name not in self.onnx:
+            self.onnx[name] = (self.export_onnx(generator, signature, name), signature)
+        if self.identity:
+            unit.mkdir(parents=True, exist_ok=True)
+            write_json(unit / "result.json", result)
+            (unit / "state.weights.h5").unlink(missing_ok=True)
+        keras_clear()
+        return result
+
+    def score(self, generator, signature, seed: int) -> dict:
+        from bench.equal_time import sample
+        from pipeline import metrics
+
+        fake, logits = self.extractor(sample(generator, self.args.samples, seed, signature))
+        precision, recall = metrics.precision_recall(self.real, fake, k=3)
+        return {
+            "fid": round(metrics.fid_between(self.real, fake), 3),
+            "precision": round(precision, 4),
+            "recall": round(recall, 4),
+            "class_entropy": round(metrics.class_coverage(logits, logits.shape[-1])["class_entropy"], 4),
+        }
+
+    def export_onnx(self, generator, signature, name: str) -> Path:
+        from export.files import write_onnx
+
+        folder = self.folder / "onnx" if self.identity else Path(tempfile.mkdtemp(prefix="family_study-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        return write_onnx(generator, signature, folder / f"{slug(name, 0)}.onnx")
+
+    def latency(self, name: str) -> dict:
+        """ONNX latency (ms, median) at each of ``LATENCY_BATCHES``, in a process without TensorFlow.
+        A model whose units were all kept is exported again from a short build (the weights do not
+        change the work)."""
+        if name not in self.onnx:
+            from bench.equal_time import batch_size_of
+            from bench.train_speed import build
+
+            model, _ = build(name, self.spec, batch_size_of(name, self.args.batch_size))
+            generator = model.exported_generator if hasattr(model, "exported_generator") else model.generator
+            self.onnx[name] = (self.export_onnx(generator, model.export_signature, name), model.export_signature)
+        path, signature = self.onnx[name]
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            return pool.apply(time_onnx, (str(path), signature, LATENCY_BATCHES, self.args.latency_calls))
+
+
+def time_onnx(path: str, signature, batches, calls: int) -> dict:
+    """Median milliseconds per call of the ONNX generator at each batch size (onnxruntime's
+    default session options, as ``GeneratorRuntime`` loads a model; inputs at their defaults)."""
+    import onnxruntime as ort
+
+    from models.signature import default_feed
+
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    out = {}
+    for batch in batches:
+        feed = default_feed(signature.inputs, batch, seed=0)
+        for _ in range(5):
+            session.run(None, feed)
+        seconds = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            session.run(None, feed)
+            seconds.append(time.perf_counter() - started)
+        out[f"onnx_ms_batch{batch}"] = round(1000 * statistics.median(seconds), 3)
+    return out
+
+
+def write_json(path: Path, value: dict) -> None:
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(value, indent=2) + "\n")
+    partial.replace(path)
+
+
+def spread(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 4), "min": min(values), "max": max(values)}
+
+
+def summarize(units: list[dict], names: list[str], times: list[float], latency: dict) -> list[dict]:
+    """Per model and scoring time: median, min and max over seeds of each metric, images/s, latency."""
+    rows = []
+    for name in names:
+        mine = [u for u in units if u["model"] == name]
+        for index, at in enumerate(times):
+            scores = [u["scores"][index] for u in mine]
+            rows.append(
+                {
+                    "model": name,
+                    "minutes": round(at / 60, 2),
+                    **{metric: spread([s[metric] for s in scores]) for metric in METRICS},
+                    "steps": statistics.median(s["steps"] for s in scores),
+                    "images_per_s": spread([u["images_per_s"] for u in mine]),
+                    **latency[name],
+                }
+            )
+    return rows
+
+
+def targets(summary: list[dict], names: list[str], seconds: float) -> dict:
+    """The issue's comparison: StyleGAN's median FID at the end against the DCGAN's."""
+    final = {row["model"]: row for row in summary if row["minutes"] == round(seconds / 60, 2)}
+    out = {f"{name}_fid_median_at_end": final[name]["fid"]["median"] for name in names}
+    dcgan = next((n for n in names if n.startswith("dcgan")), None)
+    stylegan = next((n for n in names if n.startswith("stylegan")), None)
+    if dcgan and stylegan:
+        out["stylegan_fid_lower_than_dcgan_pct"] = round(
+            100 * (1 - final[stylegan]["fid"]["median"] / final[dcgan]["fid"]["median"]), 1
+        )
+    return out
+
+
+def print_table(summary: list[dict]) -> None:
+    print(
+        f"{'model':<24}{'min':>5}  {'FID':<22}{'precision':<21}{'recall':<21}{'class entropy':<21}"
+        f"{'img/s':>7}{'onnx b1 ms':>11}{'b64 ms':>8}"
+    )
+    for row in summary:
+        cells = "".join(
+            f"{row[m]['median']:>7.3g} [{row[m]['min']:.3g}-{row[m]['max']:.3g}]".ljust(21 if m != "fid" else 22)
+            for m in METRICS
+        )
+        print(
+            f"{row['model']:<24}{row['minutes']:>5.4g}  {cells}{row['images_per_s']['median']:>7.1f}"
+            f"{row['onnx_ms_batch1']:>11.2f}{row['onnx_ms_batch64']:>8.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -9,37 +9,28 @@ from keras import layers, ops
 class MinibatchStd(layers.Layer):
     """Mini-batch standard deviation (Karras et al. 2018, a simplification of Salimans et al.'s
     mini-batch discrimination): appends one feature, the standard deviation of every feature
-    over a group of images, averaged to a scalar. A collapsed batch (all samples alike) shows ~0
-    there, so the discriminator can tell it from a varied real batch.
+    over the batch, averaged to a scalar. A collapsed batch (all samples alike) shows ~0 there,
+    so the discriminator can tell it from a varied real batch.
 
-    Input (batch, ..., channels) -> (batch, ..., channels + 1). ``group_size`` 0: one group, the
-    whole batch the layer sees (under tf.distribute: the replica's share); else groups of that
-    many images (images i, i + m, i + 2m, ... with m = batch / group_size, as in StyleGAN), each
-    image getting its own group's statistic; the batch must then be a multiple of it.
+    Input (batch, ..., channels) -> (batch, ..., channels + 1). The statistic is over the whole
+    batch the layer sees (under tf.distribute: the replica's share).
     """
 
-    def __init__(self, epsilon: float = 1e-8, group_size: int = 0, **kwargs):
+    def __init__(self, epsilon: float = 1e-8, **kwargs):
         super().__init__(**kwargs)
-        self.epsilon, self.group_size = epsilon, int(group_size)
+        self.epsilon = epsilon
 
     def call(self, x):
-        if not self.group_size:
-            mean = ops.mean(x, axis=0, keepdims=True)
-            std = ops.sqrt(ops.mean(ops.square(x - mean), axis=0) + self.epsilon)  # (..., channels)
-            return ops.concatenate([x, ops.ones_like(x[..., :1]) * ops.mean(std)], axis=-1)
-        grouped = ops.reshape(x, (self.group_size, -1, *x.shape[1:]))  # (group, m, ...)
-        mean = ops.mean(grouped, axis=0, keepdims=True)
-        std = ops.sqrt(ops.mean(ops.square(grouped - mean), axis=0) + self.epsilon)  # (m, ..., channels)
-        statistic = ops.mean(ops.reshape(std, (ops.shape(std)[0], -1)), axis=-1)  # (m,)
-        statistic = ops.tile(statistic, (self.group_size,))  # image n: its group's, n % m
-        shape = (-1,) + (1,) * (len(x.shape) - 1)
-        return ops.concatenate([x, ops.ones_like(x[..., :1]) * ops.reshape(statistic, shape)], axis=-1)
+        mean = ops.mean(x, axis=0, keepdims=True)
+        std = ops.sqrt(ops.mean(ops.square(x - mean), axis=0) + self.epsilon)  # (..., channels)
+        statistic = ops.mean(std)
+        return ops.concatenate([x, ops.ones_like(x[..., :1]) * statistic], axis=-1)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], input_shape[-1] + 1)
 
     def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon, "group_size": self.group_size}
+        return {**super().get_config(), "epsilon": self.epsilon}
 
 
 class ReplayBuffer(layers.Layer):

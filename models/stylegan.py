@@ -31,7 +31,6 @@ W_DIM = 128
 BASE = 7  # the learned constant's resolution: 7 -> 14 -> 28
 LRELU_GAIN = math.sqrt(2.0)
 MAPPING_LR_MULTIPLIER = 0.01
-MBSTD_GROUP = 4  # images per mini-batch standard deviation group; the batch must be a multiple
 
 
 def resolutions(image_shape) -> list[int]:
@@ -433,16 +432,15 @@ class ResidualDown(layers.Layer):
         return {**super().get_config(), "filters_in": self.filters_in, "filters_out": self.filters_out}
 
 
-def build_discriminator(image_shape, width: int = 32, grouped: bool = True) -> keras.Model:
+def build_discriminator(image_shape, width: int = 32) -> keras.Model:
     """image (b, h, w, c) -> logit (b, 1): from-image 1x1, residual blocks to 7x7, mini-batch
-    standard deviation (in groups of ``MBSTD_GROUP`` images, as StyleGAN; ``grouped`` False: over
-    the whole batch, network version 1), a 3x3 convolution, two dense layers."""
+    standard deviation, a 3x3 convolution, two dense layers."""
     sides, widths = resolutions(image_shape), channels(image_shape, width)
     image = keras.Input(tuple(image_shape), name="image")
     x = EqualConv2D(widths[-1], 1, activation="lrelu", name="from_image")(image)
     for i in range(len(sides) - 1, 0, -1):
         x = ResidualDown(widths[i], widths[i - 1], name=f"block{sides[i]}")(x)
-    x = MinibatchStd(group_size=MBSTD_GROUP if grouped else 0)(x)
+    x = MinibatchStd()(x)
     x = EqualConv2D(widths[0], 3, activation="lrelu", name="conv")(x)
     x = layers.Flatten()(x)
     x = EqualDense(widths[0], activation="lrelu", name="fc")(x)
@@ -474,7 +472,7 @@ class StyleGAN(Adversarial):
         *,
         width: int = 32,
         mapping_layers: int = 2,
-        network_version: int = 2,
+        squash: bool = True,
         r1_gamma: float = 1.0,
         r1_interval: int = 16,
         mixing_prob: float = 0.9,
@@ -491,13 +489,11 @@ class StyleGAN(Adversarial):
         self.mixing_prob, self.ema_kimg, self.ema_rampup = float(mixing_prob), float(ema_kimg), float(ema_rampup)
         self.w_avg_beta = float(w_avg_beta)
         self.mapping = build_mapping(self.latent_dim, mapping_layers)
-        # version 2: tanh on the image, mini-batch std in groups; 1: neither (as first released)
-        current = network_version >= 2
-        self.synthesis = build_synthesis(self.image_shape, width, squash=current)
+        self.synthesis = build_synthesis(self.image_shape, width, squash)
         self.generator = build_generator(self.mapping, self.synthesis, self.latent_dim, self.image_shape)
-        self.discriminator = build_discriminator(self.image_shape, width, grouped=current)
+        self.discriminator = build_discriminator(self.image_shape, width)
         self.ema_mapping = build_mapping(self.latent_dim, mapping_layers)
-        self.ema_synthesis = build_synthesis(self.image_shape, width, squash=current)
+        self.ema_synthesis = build_synthesis(self.image_shape, width, squash)
         self.ema_generator = build_generator(self.ema_mapping, self.ema_synthesis, self.latent_dim, self.image_shape)
         self.ema_generator.set_weights(self.generator.get_weights())
         self.ema_generator.trainable = False

@@ -24,15 +24,6 @@ class StyleganOptions(Options):
     mixing_prob: float = option(0.9, "stylegan: probability that a fake mixes two latents' styles", low=0.0, high=1.0)
     ema_kimg: float = option(10.0, "stylegan: half-life of the generator EMA, in thousands of images", low=0.0)
 
-    def check(self, batch_size: int) -> None:
-        from models.stylegan import MBSTD_GROUP
-
-        if batch_size % MBSTD_GROUP:
-            raise ValueError(
-                f"stylegan needs batch_size to be a multiple of {MBSTD_GROUP} (the discriminator's mini-batch "
-                f"standard deviation groups); got {batch_size}"
-            )
-
 
 @register
 class Stylegan(Family):
@@ -43,8 +34,7 @@ class Stylegan(Family):
     value_range = "tanh"
     primary_metric = "fid"
     defaults: ClassVar[dict] = {"latent_dim": 128, "learning_rate": 2e-3, "width": 32}
-    # 2: the synthesis output through tanh, D's mini-batch std in groups of 4; 1: unbounded output,
-    # mini-batch std over the whole batch
+    # 2: the synthesis output through tanh; 1: unbounded, as in StyleGAN
     network_version = 2
 
     def build_model(self, spec: ModelSpec, options: StyleganOptions, learning_rate):
@@ -57,7 +47,7 @@ class Stylegan(Family):
             spec.image_shape,
             width=spec.width,
             mapping_layers=options.mapping_layers,
-            network_version=spec.network_version,
+            squash=spec.network_version >= 2,
             r1_gamma=options.r1_gamma,
             r1_interval=R1_INTERVAL,
             mixing_prob=options.mixing_prob,

@@ -126,11 +126,14 @@ def main() -> None:
 
 
 def batch_size_of(name: str, default: int) -> int:
-    """A model's batch size: its ``+batch_size=N`` override, else ``default``."""
-    for item in name.split("+")[1:]:
+    """A model's batch size: its ``+batch_size=N`` override, else its preset's, else ``default``."""
+    from pipeline import presets
+
+    base, *overrides = name.split("+")
+    for item in overrides:
         if item.startswith("batch_size="):
             return int(item.split("=", 1)[1])
-    return default
+    return int(presets.PRESETS.get(base, {}).get("batch_size", default))
 
 
 def train_for(model, data, seconds: float, checkpoints=(), at_checkpoint=None) -> tuple[int, float]:

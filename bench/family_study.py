@@ -144,7 +144,7 @@ class Study:
     def __init__(self, args, spec, extractor, real, checkpoints, identity: str):
         self.args, self.spec, self.extractor, self.real = args, spec, extractor, real
         self.checkpoints, self.identity = checkpoints, identity
-        self.onnx: dict[str, tuple[Path, object]] = {}  # model -> (its ONNX generator, signature)
+        self.onnx: dict[str, Path] = {}  # model -> its trained ONNX generator, exported in this process
         self.folder = Path(args.state)
 
     def _kept(self, path: Path) -> dict | None:
@@ -218,7 +218,7 @@ class Study:
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         }
         if name not in self.onnx:
-            self.onnx[name] = (self.export_onnx(generator, signature, name), signature)
+            self.onnx[name] = self.export_onnx(generator, signature, name)
         if self.identity:
             unit.mkdir(parents=True, exist_ok=True)
             write_json(unit / "result.json", result)
@@ -239,27 +239,31 @@ class Study:
             "class_entropy": round(metrics.class_coverage(logits, logits.shape[-1])["class_entropy"], 4),
         }
 
-    def export_onnx(self, generator, signature, name: str) -> Path:
-        from export.files import write_onnx
-
+    def onnx_path(self, name: str) -> Path:
         folder = self.folder / "onnx" if self.identity else Path(tempfile.mkdtemp(prefix="family_study-"))
         folder.mkdir(parents=True, exist_ok=True)
-        return write_onnx(generator, signature, folder / f"{slug(name, 0)}.onnx")
+        return folder / f"{slug(name, 0)}.onnx"
+
+    def export_onnx(self, generator, signature, name: str) -> Path:
+        """The trained generator as the export stage writes it (a ProGAN's at its final level)."""
+        from export.files import write_onnx
+
+        return write_onnx(generator, signature, self.onnx_path(name))
 
     def latency(self, name: str) -> dict:
-        """ONNX latency (ms, median) at each of ``LATENCY_BATCHES``, in a process without TensorFlow.
-        A model whose units were all kept is exported again from a short build (the weights do not
-        change the work)."""
-        if name not in self.onnx:
-            from bench.equal_time import batch_size_of
-            from bench.train_speed import build
+        """ONNX latency (ms, median) at each of ``LATENCY_BATCHES``, in a process without TensorFlow,
+        of the generator a unit of ``name`` exported (kept with the units; a fresh build's only when
+        none was kept: the weights do not change the work, a ProGAN's level does)."""
+        from bench.equal_time import batch_size_of
+        from bench.train_speed import build
 
-            model, _ = build(name, self.spec, batch_size_of(name, self.args.batch_size))
+        model, _ = build(name, self.spec, batch_size_of(name, self.args.batch_size))
+        path = self.onnx.get(name) or self.onnx_path(name)
+        if not path.is_file():
             generator = model.exported_generator if hasattr(model, "exported_generator") else model.generator
-            self.onnx[name] = (self.export_onnx(generator, model.export_signature, name), model.export_signature)
-        path, signature = self.onnx[name]
+            path = self.export_onnx(generator, model.export_signature, name)
         with multiprocessing.get_context("spawn").Pool(1) as pool:
-            return pool.apply(time_onnx, (str(path), signature, LATENCY_BATCHES, self.args.latency_calls))
+            return pool.apply(time_onnx, (str(path), model.export_signature, LATENCY_BATCHES, self.args.latency_calls))
 
 
 def time_onnx(path: str, signature, batches, calls: int) -> dict:

@@ -51,3 +51,12 @@ def test_equal_time_takes_turns_and_scores_every_model_and_seed(tfds_dir, tmp_pa
         assert point["train_s"] >= 3 and 0 < point["steps"] <= final[point["seed"], point["model"]]["steps"]
     assert record["subject"]["extractor"].endswith("-e1-n2000")
     assert "median FID" in done.stdout
+
+
+def test_a_models_batch_size_is_its_override_else_its_presets_else_the_default():
+    sys.path.insert(0, str(ROOT))
+    from bench.equal_time import batch_size_of
+
+    assert batch_size_of("stylegan-fashion", 64) == 32  # the preset's
+    assert batch_size_of("stylegan-fashion+batch_size=16", 64) == 16
+    assert batch_size_of("dcgan+width=8", 64) == 64 and batch_size_of("progan-fashion", 8) == 64

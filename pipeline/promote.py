@@ -9,13 +9,26 @@ Writes: an MLflow run ``promote`` holding the model logged with ``mlflow.onnx.lo
 better: FID for GANs, test negative ELBO in nats for the VAE) beats the champion's by more
 than ``promote_margin``, or when there is no champion. The decision and its numbers are
 written as version tags (``latentforge.decision``, ``latentforge.primary_value``, …).
+
+Concurrency: MLflow's aliases are last-writer-wins, so two pipelines promoting into one
+registered model at once could both compare with the same old champion and the worse one
+could write last. A promoter therefore writes its decision tags before it moves the alias, and
+after the move re-checks (``settle``): the champion becomes the best version promoted under the
+same metric and protocol (and not rolled back). Whoever writes last settles on what every
+earlier promoter has recorded, so the race ends on the better version whatever the order; it
+works the same on every store (SQLite, PostgreSQL, an ``mlflow server`` over HTTP). Every move
+of the alias is its own registered-model tag (``latentforge.champion_move.<time>.v<version>``),
+so concurrent moves cannot overwrite each other's record.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
+import os
 import tempfile
+import time
 from dataclasses import dataclass
 
 from export import card as model_card
@@ -185,7 +198,9 @@ def run_promote(config: Config, export_run_id: str, eval_run_id: str) -> Promote
         for key, tag_value in tags.items():
             client.set_model_version_tag(name, version, TAG + key, tag_value)
         if promoted:
+            _pause_for_tests()
             move_champion(client, name, version, reason)
+            settle(client, name, metric, protocol, higher_is_better)
         mlflow.log_dict({"registered_model": name, "version": version, **tags}, "promotion/decision.json")
         mlflow.log_metric("promoted", float(promoted))
     verdict = f"is now {CHAMPION}" if promoted else f"stays {CHALLENGER}"
@@ -193,26 +208,73 @@ def run_promote(config: Config, export_run_id: str, eval_run_id: str) -> Promote
     return PromoteResult(run.info.run_id, name, version, promoted, reason)
 
 
-HISTORY_TAG = TAG + "champion_history"  # on the registered model: "v<version>@<utc time>;..." newest last
+HISTORY_TAG = TAG + "champion_history"  # before per-move tags: "v<version>@<utc time>;..." newest last
+MOVE_TAG = TAG + "champion_move."  # one registered-model tag per move: MOVE_TAG + "<utc time>.v<version>"
+PAUSE_VARIABLE = "LATENTFORGE_PROMOTE_PAUSE_S"  # tests: seconds between the decision and the move
+
+
+def _pause_for_tests() -> None:
+    """Hold a promoter between reading the champion and moving it, so that tests can make two
+    promoters race deterministically (unset: no pause)."""
+    seconds = float(os.environ.get(PAUSE_VARIABLE) or 0)
+    if seconds > 0:
+        time.sleep(seconds)
 
 
 def move_champion(client, name: str, version: str, reason: str) -> None:
     """Give ``version`` the champion alias and record the move (for audits and rollback)."""
-    import datetime
-
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = datetime.datetime.now(datetime.timezone.utc)
     client.set_registered_model_alias(name, CHAMPION, version)
-    client.set_model_version_tag(name, version, TAG + "champion_since", now)
-    history = client.get_registered_model(name).tags.get(HISTORY_TAG, "")
-    entries = [e for e in history.split(";") if e] + [f"v{version}@{now}"]
-    client.set_registered_model_tag(name, HISTORY_TAG, ";".join(entries[-100:]))
+    client.set_model_version_tag(name, version, TAG + "champion_since", now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    client.set_registered_model_tag(name, f"{MOVE_TAG}{now.strftime('%Y%m%dT%H%M%S.%fZ')}.v{version}", reason[:500])
     client.set_registered_model_tag(name, TAG + "last_move", f"v{version}: {reason}"[:500])
 
 
+def settle(client, name: str, metric: str, protocol: str, higher_is_better: bool) -> str | None:
+    """Re-check after a move: give champion to the best version promoted under ``metric`` and
+    ``protocol`` that was not rolled back, when the champion is another one of that kind (a
+    champion measured another way is left alone). Returns the version moved to, or None."""
+    from mlflow.exceptions import MlflowException
+
+    def tag(v, key, default=""):
+        return v.tags.get(TAG + key, default)
+
+    promoted = [
+        v
+        for v in client.search_model_versions(f"name = '{name}'")
+        if tag(v, "decision") == "promoted"
+        and tag(v, "primary_metric") == metric
+        and tag(v, "protocol") == protocol
+        and tag(v, "rolled_back") != "true"
+    ]
+    if not promoted:
+        return None
+    sign = -1.0 if higher_is_better else 1.0
+    best = min(promoted, key=lambda v: (sign * float(tag(v, "primary_value")), int(v.version)))
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        current = None
+    if current is not None and (
+        str(current.version) == str(best.version) or str(current.version) not in {str(v.version) for v in promoted}
+    ):
+        return None
+    before = f"v{current.version}" if current is not None else "no champion"
+    move_champion(client, name, str(best.version), f"settled after concurrent promotions: better than {before}")
+    return str(best.version)
+
+
 def champion_history(client, name: str) -> list[str]:
-    """Versions that held champion, oldest first (each as it took the alias)."""
-    history = client.get_registered_model(name).tags.get(HISTORY_TAG, "")
-    return [e.split("@", 1)[0].lstrip("v") for e in history.split(";") if e]
+    """Versions that held champion, oldest first (each time it took the alias; a version moved
+    to twice in a row, by two promoters settling at once, counts once)."""
+    tags = client.get_registered_model(name).tags
+    legacy = [e.split("@", 1)[0].lstrip("v") for e in tags.get(HISTORY_TAG, "").split(";") if e]
+    moves = [key[len(MOVE_TAG) :].rsplit(".v", 1)[1] for key in sorted(k for k in tags if k.startswith(MOVE_TAG))]
+    history: list[str] = []
+    for version in legacy + moves:
+        if not history or history[-1] != version:
+            history.append(version)
+    return history
 
 
 def rollback(name: str) -> str:

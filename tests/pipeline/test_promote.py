@@ -1,5 +1,8 @@
 """The registry alias flow on a temporary SQLite store: real exports, real registry."""
 
+import multiprocessing
+import os
+
 import mlflow
 import pytest
 from mlflow import MlflowClient
@@ -86,3 +89,52 @@ def test_promote_refuses_the_evaluation_of_another_export_or_one_without_the_met
         promote.run_promote(config, exported.run_id, _evaluation("some-other-export", 1.0))
     with pytest.raises(UserError, match="no 'fid' metric"):
         promote.run_promote(config, exported.run_id, _evaluation(exported.run_id, None))
+
+
+def _promote_in_a_process(uri, config, export_run_id, eval_run_id, pause_s, start, out):
+    """One pipeline's promote stage, in its own process (as two `mlflow run`s would be)."""
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    os.environ[promote.PAUSE_VARIABLE] = str(pause_s)
+    start.wait()
+    result = promote.run_promote(config, export_run_id, eval_run_id)
+    out.put((result.version, result.promoted))
+
+
+def race(uri: str, config, releases: list[tuple[str, str, float]]) -> dict:
+    """Promote several (export run, evaluate run) pairs at the same moment, each in its own process,
+    each holding for its pause between reading the champion and moving it; {version: promoted}."""
+    context = multiprocessing.get_context("spawn")
+    start, out = context.Event(), context.Queue()
+    workers = [
+        context.Process(target=_promote_in_a_process, args=(uri, config, export, evaluation, pause, start, out))
+        for export, evaluation, pause in releases
+    ]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(timeout=600)
+        assert worker.exitcode == 0
+    return dict(out.get(timeout=10) for _ in workers)
+
+
+@pytest.mark.slow
+def test_concurrent_promoters_leave_the_better_champion_and_every_move_recorded(store, tfds_dir):
+    config = tiny_config(tfds_dir)
+    trained = train.run_train(config, data.run_data(config)[0])
+    client, name = MlflowClient(), "fashion_mnist-dcgan"
+
+    def exported_and_measured(fid):
+        exported = export_stage.run_export(config, trained.run_id)
+        return exported.run_id, _evaluation(exported.run_id, fid)
+
+    first = promote.run_promote(config, *exported_and_measured(50.0))
+    better, worse = exported_and_measured(20.0), exported_and_measured(30.0)
+    # Both read the champion (50) before either moves it; the worse one moves last.
+    decided = race(store, config, [(*better, 4.0), (*worse, 8.0)])
+    assert all(decided.values()), decided  # both beat 50: the race happened
+    by_value = {float(client.get_model_version(name, v).tags["latentforge.primary_value"]): v for v in decided}
+    assert str(client.get_model_version_by_alias(name, "champion").version) == by_value[20.0]
+    # every move is recorded: the first champion, the better one, the worse one, then back
+    assert promote.champion_history(client, name) == [first.version, by_value[20.0], by_value[30.0], by_value[20.0]]
+    assert "settled after concurrent promotions" in client.get_registered_model(name).tags["latentforge.last_move"]

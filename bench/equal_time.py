@@ -54,20 +54,9 @@ def main() -> None:
     if len(names) < 2 or not seeds or args.seconds <= 0:
         parser.error("give at least two models, one seed and a positive --seconds")
 
-    from pipeline import quiet, runtime_setup
-
-    runtime_setup.configure_threads()  # as the train stage does, before any TensorFlow op
-    quiet.setup()
-
+    spec, extractor, real = scoring_setup(args)
     from bench.train_speed import build, keras_clear
-    from pipeline import features, inputs, tracking
 
-    tracking.setup("latentforge-bench")
-    spec = inputs.describe(args.dataset, args.tfds_dir)
-    extractor = features.get_extractor(
-        spec, epochs=args.features_epochs or features.EPOCHS, examples=args.features_examples
-    )
-    real = extractor.real_features(spec, "test")
     print(
         f"equal-time benchmark: {args.seconds:.0f} s of training per model and seed, batch {args.batch_size}, "
         f"FID of {args.samples} samples with extractor {extractor.version} ({extractor.identity})",
@@ -123,6 +112,26 @@ def main() -> None:
         rows=rows,
         tables={"summary": summary, **({"curve": curve} if curve else {})},
     )
+
+
+def scoring_setup(args):
+    """What a benchmark that trains and scores needs, made as the stages make it: thread pools
+    sized before any TensorFlow op, the libraries quieted, the bench experiment, the dataset
+    (``args.dataset``, ``args.tfds_dir``), the registered feature extractor (``args.features_epochs``,
+    ``args.features_examples``: its recipe) and the test split's features. (spec, extractor, real)."""
+    from pipeline import quiet, runtime_setup
+
+    runtime_setup.configure_threads()  # as the train stage does, before any TensorFlow op
+    quiet.setup()
+
+    from pipeline import features, inputs, tracking
+
+    tracking.setup("latentforge-bench")
+    spec = inputs.describe(args.dataset, args.tfds_dir)
+    extractor = features.get_extractor(
+        spec, epochs=args.features_epochs or features.EPOCHS, examples=args.features_examples
+    )
+    return spec, extractor, extractor.real_features(spec, "test")
 
 
 def batch_size_of(name: str, default: int) -> int:

@@ -74,19 +74,9 @@ def main() -> None:
     if not names or not seeds or args.seconds <= 0:
         parser.error("give at least one model, one seed and a positive --seconds")
 
-    from pipeline import quiet, runtime_setup
+    from bench.equal_time import scoring_setup
 
-    runtime_setup.configure_threads()  # as the train stage does, before any TensorFlow op
-    quiet.setup()
-
-    from pipeline import features, inputs, tracking
-
-    tracking.setup("latentforge-bench")
-    spec = inputs.describe(args.dataset, args.tfds_dir)
-    extractor = features.get_extractor(
-        spec, epochs=args.features_epochs or features.EPOCHS, examples=args.features_examples
-    )
-    real = extractor.real_features(spec, "test")
+    spec, extractor, real = scoring_setup(args)
     identity = args.identity or code_identity()
     print(
         f"family study: {args.seconds:.0f} s of training per model and seed (scored at "

@@ -129,6 +129,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-images", type=int, default=256, help="images per request at most")
     serve.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = its default)")
     serve.add_argument("--poll-seconds", type=float, default=0.0, help="re-resolve --model this often (0 = never)")
+    server = commands.add_parser(
+        "tracking-server", help="a team's MLflow server on PostgreSQL (see pipeline/tracking_server.py)"
+    )
+    server.add_argument("--dir", required=True, help="folder for the database and the artifacts (kept across starts)")
+    server.add_argument("--host", default="127.0.0.1", help="bind address of the MLflow server (default 127.0.0.1)")
+    server.add_argument("--port", type=int, default=5000, help="the MLflow server's port (default 5000)")
+    server.add_argument(
+        "--pg-port", type=int, default=0, help="PostgreSQL's port on 127.0.0.1 (default 0: any free one)"
+    )
     latent = commands.add_parser(
         "latent", help="latent interpolation strips and vector arithmetic (PNG, logged to MLflow)"
     )
@@ -386,6 +395,10 @@ def main(argv: list[str] | None = None) -> int:
             _style_mix(args)
         elif args.command == "serve":
             _serve(args)
+        elif args.command == "tracking-server":
+            from pipeline import tracking_server
+
+            tracking_server.run(args.dir, args.port, args.pg_port, args.host)
         else:
             _run_stage(args)
     except UserError as error:

@@ -7,6 +7,8 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -15,11 +17,25 @@ from tests.conftest import ROOT, TINY, chatter, quiet_environment
 pytestmark = pytest.mark.slow  # end to end: `mlflow run` and every stage, servers in subprocesses
 
 
-@pytest.fixture(scope="module")
-def pipeline_store(tmp_path_factory, tfds_dir):
-    """Runs the MLflow project once (dcgan, tiny); returns (work dir, tracking URI, output)."""
+@pytest.fixture(scope="module", params=["sqlite", "tracking-server"])
+def pipeline_store(request, tmp_path_factory, tfds_dir):
+    """Runs the MLflow project once (dcgan, tiny) against a store: a SQLite file, or a team's
+    tracking server (``latentforge tracking-server``: MLflow on PostgreSQL, artifacts proxied over
+    HTTP); returns (work dir, tracking URI, output)."""
     work = tmp_path_factory.mktemp("e2e")
     uri = f"sqlite:///{work / 'mlflow.db'}"
+    if request.param == "tracking-server":
+        from pipeline import tracking_server
+        from tests.serving.conftest import free_port
+
+        work.chmod(0o755)  # PostgreSQL runs as the user postgres
+        for parent in work.parents:  # pytest's base folder is private to its user
+            if parent == Path(tempfile.gettempdir()):
+                break
+            parent.chmod(parent.stat().st_mode | 0o055)
+        server = tracking_server.start(work / "server", port=free_port())
+        request.addfinalizer(server.stop)
+        uri = server.uri
     # The environment bin/run gives `mlflow run`: nothing that quiets the libraries but the
     # level of MLflow's own INFO lines (the stages quiet the rest themselves: pipeline/quiet.py).
     env = quiet_environment(
@@ -55,22 +71,15 @@ def pipeline_store(tmp_path_factory, tfds_dir):
 
 
 def test_mlflow_run_registers_a_champion_with_nested_stage_runs(pipeline_store):
-    import mlflow
     from mlflow import MlflowClient
 
     _, uri, output = pipeline_store
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
+    client = MlflowClient(uri)  # this store only: the process's current tracking URI is left alone
     champion = client.get_model_version_by_alias("fashion_mnist-dcgan", "champion")
     assert champion.tags["latentforge.decision"] == "promoted"
-    parent = mlflow.search_runs(
-        experiment_names=["e2e"], filter_string="tags.`latentforge.stage` = 'main'", output_format="list"
-    )[0]
-    children = mlflow.search_runs(
-        experiment_names=["e2e"],
-        filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
-        output_format="list",
-    )
+    experiment = [client.get_experiment_by_name("e2e").experiment_id]
+    parent = client.search_runs(experiment, filter_string="tags.`latentforge.stage` = 'main'")[0]
+    children = client.search_runs(experiment, filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert parent.data.params["config.preset"] == "dcgan-fashion"
     assert parent.data.params["config.epochs"] == str(TINY["epochs"])  # -P overrides the preset's 2
     stages = {run.data.tags["latentforge.stage"] for run in children}
@@ -147,6 +156,37 @@ def test_generate_from_champion_without_tensorflow_is_byte_reproducible(pipeline
     other = _generate_without_tensorflow(work, uri, work / "c.png", seed=1)
     assert other.returncode == 0
     assert (work / "c.png").read_bytes() != (work / "a.png").read_bytes()
+
+
+def test_serve_answers_from_the_champion_in_the_store(pipeline_store):
+    """`latentforge serve --model models:/…@champion` resolves the champion through the store."""
+    import time
+
+    import requests
+
+    from tests.serving.conftest import free_port
+
+    work, uri, _ = pipeline_store
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "no_proxy": "127.0.0.1,localhost"}
+    command = [sys.executable, "-m", "pipeline.cli", "serve", "--model", "models:/fashion_mnist-dcgan@champion"]
+    server = subprocess.Popen(
+        [*command, "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            assert server.poll() is None, server.stderr.read()[-2000:]
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        answer = requests.post(f"http://127.0.0.1:{port}/v1/generate", json={"n": 3, "seed": 1}, timeout=60)
+        assert answer.status_code == 200, answer.text[:500]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_vae_pipeline_in_process(store, tfds_dir):

@@ -19,14 +19,19 @@ class StopAfterFirstEpoch(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def test_killed_run_resumes_from_its_checkpoint_and_finished_run_is_reused(store, tfds_dir):
-    config = tiny_config(tfds_dir, model="vae", epochs=3, lr_schedule="cosine")
+def killed_after_first_epoch(config):
+    """(data run id, the train run) of a train stage killed once it checkpointed epoch 1."""
     data_run, _ = data.run_data(config)
     with contextlib.suppress(KeyboardInterrupt):
         train.run_train(config, data_run, callbacks=[StopAfterFirstEpoch()])
     while mlflow.active_run():
         mlflow.end_run("KILLED")
-    killed = train.tracking.find_runs("train", train.train_key(config.resolved()))[0]
+    return data_run, train.tracking.find_runs("train", train.train_key(config.resolved()))[0]
+
+
+def test_killed_run_resumes_from_its_checkpoint_and_finished_run_is_reused(store, tfds_dir):
+    config = tiny_config(tfds_dir, model="vae", epochs=3, lr_schedule="cosine")
+    data_run, killed = killed_after_first_epoch(config)
     assert killed.info.status in ("KILLED", "FAILED")
 
     resumed = train.run_train(config, data_run)
@@ -85,12 +90,7 @@ def test_killed_progan_resumes_in_the_same_phase_at_the_same_alpha(store, tfds_d
     # 14x14 [128, 192), fade-in to 28x28 [192, 256), 28x28 from 256. Killed after epoch 1: 96
     # images seen, half-way through the first fade-in.
     config = tiny_config(tfds_dir, model="progan", width=8, phase_kimg=0.064, epochs=3)
-    data_run, _ = data.run_data(config)
-    with contextlib.suppress(KeyboardInterrupt):
-        train.run_train(config, data_run, callbacks=[StopAfterFirstEpoch()])
-    while mlflow.active_run():
-        mlflow.end_run("KILLED")
-    killed = train.tracking.find_runs("train", train.train_key(config.resolved()))[0]
+    data_run, killed = killed_after_first_epoch(config)
     saved = train.tracking.download(killed.info.run_id, "checkpoints", str(tmp_path / "checkpoint"))
     spec = registry.model_spec("progan", image_shape=(28, 28, 1), latent_dim=128, learning_rate=1e-3, seed=0, width=8)
     reference = registry.get("progan").build(spec)

@@ -3,6 +3,7 @@ the champion with onnxruntime in a process where TensorFlow cannot be imported."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -160,7 +161,6 @@ def test_generate_from_champion_without_tensorflow_is_byte_reproducible(pipeline
 
 def test_serve_answers_from_the_champion_in_the_store(pipeline_store):
     """`latentforge serve --model models:/…@champion` resolves the champion through the store."""
-    import time
 
     import requests
 
@@ -170,23 +170,9 @@ def test_serve_answers_from_the_champion_in_the_store(pipeline_store):
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "no_proxy": "127.0.0.1,localhost"}
     command = [sys.executable, "-m", "pipeline.cli", "serve", "--model", "models:/fashion_mnist-dcgan@champion"]
-    server = subprocess.Popen(
-        [*command, "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            assert server.poll() is None, server.stderr.read()[-2000:]
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.5)
+    with server_process([*command, "--port", str(port)], ROOT, env, f"http://127.0.0.1:{port}/readyz", 120):
         answer = requests.post(f"http://127.0.0.1:{port}/v1/generate", json={"n": 3, "seed": 1}, timeout=60)
         assert answer.status_code == 200, answer.text[:500]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_vae_pipeline_in_process(store, tfds_dir):
@@ -205,10 +191,33 @@ def test_vae_pipeline_in_process(store, tfds_dir):
     assert {"export/encoder.onnx", "export/encoder_savedmodel"} <= artifacts
 
 
+@contextlib.contextmanager
+def server_process(command, cwd, env, ready_url: str, timeout_s: float):
+    """A server started as ``command``, once ``ready_url`` answers 200 (failing with its stderr if
+    it exits first); terminated after."""
+    import time
+
+    import requests
+
+    server = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            assert server.poll() is None, server.stderr.read()[-2000:]
+            try:
+                if requests.get(ready_url, timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        yield server
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def test_mlflow_models_serve_answers_invocations_like_the_runtime(pipeline_store, monkeypatch):
     """`mlflow models serve` on the registered champion: {"inputs": {"z": [[...]]}} in,
     {"predictions": {"image": [...]}} out, equal to what latentforge's runtime generates."""
-    import time
 
     import numpy as np
     import requests
@@ -234,16 +243,7 @@ def test_mlflow_models_serve_answers_invocations_like_the_runtime(pipeline_store
         "-p",
         str(port),
     ]
-    server = subprocess.Popen(command, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            assert server.poll() is None, server.stderr.read()[-2000:]
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.5)
+    with server_process(command, work, env, f"http://127.0.0.1:{port}/ping", 180):
         z = images.latents(5, 3, 100)
         answer = requests.post(f"http://127.0.0.1:{port}/invocations", json={"inputs": {"z": z.tolist()}}, timeout=60)
         assert answer.status_code == 200, answer.text[:500]
@@ -251,6 +251,3 @@ def test_mlflow_models_serve_answers_invocations_like_the_runtime(pipeline_store
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         expected = GeneratorRuntime.load(model).run(z)
         np.testing.assert_allclose(served, expected, atol=1e-6)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)

@@ -17,8 +17,9 @@ is kept under ``--state``, and so is a running one at each checkpoint (its weigh
 state and training clock); a rerun of the same command skips the finished ones and continues the
 unfinished one from its last checkpoint. Kept work is reused only while the code that trains and
 scores it (``models/``, ``pipeline/``, ``bench/``) is unchanged, committed, at the same git trees;
-otherwise it starts over. Nothing else should run on the machine meanwhile (each unit records
-the load average it saw).
+otherwise it starts over. Nothing else should run on the machine meanwhile: each unit records, per
+stretch of training between checkpoints, the load average and the CPU seconds its process got per
+second of training (``cpu_per_s``; 2.0 = both cores of a 2-core machine all the time).
 
     .venv/bin/python bench/family_study.py [--models dcgan+ema=0.999,progan,stylegan] [--seeds 0,1,2]
         [--seconds 3600] [--checkpoints 900,1800]
@@ -157,18 +158,29 @@ class Study:
         model, data = build(name, self.spec, batch, seed=seed)
         generator = model.exported_generator if hasattr(model, "exported_generator") else model.generator
         signature = model.export_signature
-        progress = self._kept(unit / "progress.json") or {"steps": 0, "train_s": 0.0, "scores": [], "load": []}
+        progress = self._kept(unit / "progress.json") or {
+            "steps": 0,
+            "train_s": 0.0,
+            "scores": [],
+            "load": [],
+            "cpu_per_s": [],
+        }
         if progress["steps"]:
             model.build_optimizers()
             model.load_weights(str(unit / "state.weights.h5"))
             print(f"  {name} seed {seed}: resumed at {progress['train_s']:.0f} s of training", flush=True)
 
+        stretch = {"cpu": time.process_time(), "train_s": progress["train_s"]}
+
         def checkpoint(steps, elapsed):
             steps, elapsed = progress["steps"] + steps, progress["train_s"] + elapsed
+            cpu = time.process_time() - stretch["cpu"]
+            progress["cpu_per_s"].append(round(cpu / max(elapsed - stretch["train_s"], 1e-9), 2))
+            progress["load"].append(round(os.getloadavg()[0], 2))
             scores = self.score(generator, signature, seed)
             point = {"model": name, "seed": seed, "steps": steps, "train_s": round(elapsed, 1)}
             progress["scores"].append({**point, **scores})
-            progress["load"].append(round(os.getloadavg()[0], 2))
+            stretch.update(cpu=time.process_time(), train_s=elapsed)
             print(
                 f"    {name} seed {seed}: {elapsed:6.0f} s, {steps} steps: "
                 + ", ".join(f"{k} {scores[k]:.4g}" for k in METRICS),
@@ -203,6 +215,7 @@ class Study:
             "train_s": round(seconds, 1),
             "images_per_s": round(steps * batch / seconds, 1),
             "load_average": progress["load"],
+            "cpu_per_s": progress["cpu_per_s"],
             "scores": progress["scores"],
             "code": self.identity,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

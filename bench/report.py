@@ -447,6 +447,13 @@ def _study_cell(digits: int):
     return cell
 
 
+def _each(digits: int):
+    def cell(values) -> str:
+        return ", ".join(f"{v:.{digits}f}" for v in values) if values else MISSING
+
+    return cell
+
+
 def _family_study_tables(record: dict):
     columns = [Column("model", "model", str), Column("minutes", "training min", plain)]
     columns += [Column(key, header, _study_cell(digits)) for key, header, digits in STUDY_METRICS]
@@ -461,6 +468,8 @@ def _family_study_tables(record: dict):
         Column("steps", "steps", fixed(0)),
         Column("train_s", "training s", fixed(0)),
         Column("images_per_s", "images/s", fixed(1)),
+        Column("cpu_per_s", "CPU s per training s, each stretch", _each(2)),
+        Column("load_average", "load average, each checkpoint", _each(1)),
         Column("date", "finished", str),
     ]
     return [

@@ -7,6 +7,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from models.replicas import step_logs
+
 
 class Adversarial(keras.Model):
     """Base of the models with a generator and a discriminator, each with its own optimizer.
@@ -36,8 +38,9 @@ class Adversarial(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
-    def logs(self) -> dict:
-        return {metric.name: metric.result() for metric in self.metrics}
+    def logs(self, **extra) -> dict:
+        """The step's logs: every tracker's value, and ``extra`` ones (see ``replicas.step_logs``)."""
+        return step_logs({**{metric.name: metric.result() for metric in self.metrics}, **extra})
 
     @staticmethod
     def descend(optimizer, tape, loss, variables, unused_ok: bool = False) -> None:

@@ -13,6 +13,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from models import losses
+from models.replicas import step_logs
 from models.vae import bernoulli_nll, build_decoder, mean_image_network
 
 
@@ -66,9 +67,9 @@ class AutoEncoder(keras.Model):
         variables = self.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         self.loss_tracker.update_state(per_example)
-        return {"loss": self.loss_tracker.result()}
+        return step_logs({"loss": self.loss_tracker.result()})
 
     def test_step(self, data):
         images = data[0] if isinstance(data, (tuple, list)) else data
         self.loss_tracker.update_state(self._per_example(images, training=False))
-        return {"loss": self.loss_tracker.result()}
+        return step_logs({"loss": self.loss_tracker.result()})

@@ -267,7 +267,7 @@ class ProGAN(Adversarial):
             ("gradient_penalty", penalty),
         ):
             self.trackers[name].update_state(value)
-        return {**self.logs(), "level": ops.convert_to_tensor(float(level)), "alpha": alpha}
+        return self.logs(level=ops.convert_to_tensor(float(level)), alpha=alpha)
 
 
 class GrownGenerator(keras.Model):

@@ -14,6 +14,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from models import losses, sampling
+from models.replicas import step_logs
 
 
 def build_encoder(
@@ -156,7 +157,7 @@ class VAE(keras.Model):
         self.loss_tracker.update_state(reconstruction + kl)
         self.reconstruction_tracker.update_state(reconstruction)
         self.kl_tracker.update_state(kl)
-        return {m.name: m.result() for m in self.metrics}
+        return step_logs({m.name: m.result() for m in self.metrics})
 
     def train_step(self, data):
         images = data[0] if isinstance(data, (tuple, list)) else data

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 
 from pipeline import config as config_module
@@ -19,7 +20,7 @@ from serving.files import write_atomic
 STAGE_FIELDS = {
     "main": None,  # every field
     "data": ("dataset", "data_dir", "tfds_dir", "experiment"),
-    "train": ("preset", *config_module.TRAIN_FIELDS, "tfds_dir", "experiment"),
+    "train": ("preset", *config_module.TRAIN_FIELDS, "workers", "tfds_dir", "experiment"),
     "features": ("dataset", "tfds_dir", "seed", "features_epochs", "features_examples", "experiment"),
     "evaluate": (
         "eval_samples",
@@ -327,6 +328,10 @@ def _input_values(items: list[str]) -> dict[str, float]:
 
 
 def _run_stage(args) -> None:
+    if args.command in ("train", "main") and os.environ.get("TF_CONFIG"):
+        from pipeline import distributed
+
+        distributed.strategy()  # a member of a TF_CONFIG cluster: the strategy before any TensorFlow op
     only = STAGE_FIELDS[args.command]
     config = config_module.from_args(args, only)
     if args.dry_run:

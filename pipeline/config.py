@@ -36,6 +36,9 @@ class Config:
     epochs: int = option(2, "passes over the training data (or over steps_per_epoch batches)")
     steps_per_epoch: int = option(0, "batches per epoch; 0 = one full pass over the data")
     batch_size: int = option(64, "global batch size (split across replicas under tf.distribute)")
+    workers: int = option(
+        1, "train on N worker processes (MultiWorkerMirroredStrategy, launched by Ray: the distributed extra)"
+    )
     latent_dim: int = option(0, "0 = the family's default (GANs 100, VAE and AE 32)")
     learning_rate: float = option(0.0, "0 = the family's default (DCGAN, cDCGAN, VAE, AE 1e-3; GAN 2e-4)")
     lr_schedule: str = option("constant", "constant | cosine (decays to 5% of learning_rate over the run)")
@@ -87,6 +90,7 @@ class Config:
         positive = {
             "epochs": self.epochs,
             "batch_size": self.batch_size,
+            "workers": self.workers,
             "features_epochs": self.features_epochs,
             "iwae_k": self.iwae_k,
         }

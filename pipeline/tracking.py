@@ -64,6 +64,23 @@ def stage_run(stage: str, params: dict, *, run_id: str | None = None, tags: dict
         yield run
 
 
+@contextlib.contextmanager
+def system_metrics(run_id: str, node_id: str):
+    """Log this process's CPU, memory (and GPU, where there is one) into ``run_id`` under
+    ``system/<node_id>/...`` while the block runs (MLflow's monitor, psutil's numbers), every
+    ``LATENTFORGE_SYSTEM_METRICS_S`` seconds (default 10). It only adds metrics: it neither ends
+    nor marks the run, so every worker of a cluster can run one."""
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    interval = float(os.environ.get("LATENTFORGE_SYSTEM_METRICS_S", "10"))
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=interval, node_id=node_id)
+    monitor.start()
+    try:
+        yield monitor
+    finally:
+        monitor.finish()
+
+
 def find_runs(stage: str, key: str):
     """Runs of ``stage`` with tag KEY_TAG == key in the current experiment, newest first."""
     import mlflow

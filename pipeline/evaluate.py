@@ -121,6 +121,8 @@ def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: st
         "dataset": spec.name,
     }
     with tracking.stage_run("evaluate", params, tags={tracking.PROTOCOL_TAG: protocol}) as run:
+        tracking.log_dataset(spec, "test", "evaluation")
+        tracking.log_dataset(spec, "train", "evaluation", min(n, spec.splits["train"]))  # memorization, P/R
         # The extractor's own run (when it must be trained) nests under this one.
         extractor = features.get_extractor(spec, config.seed, config.features_epochs, config.features_examples)
         labels = runtime.balanced_labels(n) if runtime.conditional else None

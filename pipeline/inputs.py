@@ -8,8 +8,11 @@ evaluation and the feature extractor. Writes nothing; preparing the dataset is `
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from pipeline.errors import UserError
 from serving.files import first_line
@@ -129,6 +132,30 @@ def spec_from_run(data_run_id: str, tfds_dir: str = "") -> DatasetSpec:
 
 
 # ---- tf.data -------------------------------------------------------------------------------
+def split_files(spec: DatasetSpec, split: str) -> list[Path]:
+    """The prepared files of ``split`` (TFDS's record shards), sorted."""
+    root = Path(spec.tfds_dir) / spec.name
+    folders = [f for f in root.glob(f"**/{spec.version}") if f.is_dir()] or [root]
+    return sorted(f for folder in folders for f in folder.glob(f"{spec.name}-{split}.*") if f.is_file())
+
+
+def split_digest(spec: DatasetSpec, split: str) -> str:
+    """sha256 over the prepared files of ``split`` (names and bytes): which data a run read."""
+    files = tuple((str(path), path.stat().st_size, path.stat().st_mtime_ns) for path in split_files(spec, split))
+    return _digest(files)
+
+
+@functools.cache
+def _digest(files: tuple) -> str:
+    digest = hashlib.sha256()
+    for name, _, _ in files:
+        digest.update(Path(name).name.encode())
+        with open(name, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def _load(spec: DatasetSpec, split: str, examples: int = 0, **kwargs):
     """tfds.load of a split, or of its first ``examples`` examples."""
     name = f"{split}[:{examples}]" if examples else split

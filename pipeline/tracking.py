@@ -64,6 +64,34 @@ def stage_run(stage: str, params: dict, *, run_id: str | None = None, tags: dict
         yield run
 
 
+def log_dataset(spec, split: str, context: str, examples: int = 0) -> None:
+    """Record on the active run which data it read (``mlflow.log_input``; the MLflow UI lists it
+    under the run's datasets): the TFDS name, version and split (sliced to ``examples`` when
+    given), the files' sha256 (``inputs.split_digest``; its first 16 hex digits are MLflow's
+    digest) and how the source files were verified."""
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    from pipeline import inputs
+
+    files = inputs.split_files(spec, split)
+    digest = inputs.split_digest(spec, split)
+    sliced = f"{split}[:{examples}]" if examples else split
+    folder = files[0].parent if files else Path(spec.tfds_dir)
+    dataset = MetaDataset(
+        resolve_dataset_source(folder.resolve().as_uri()), name=f"{spec.name}:{spec.version}", digest=digest[:16]
+    )
+    tags = {
+        "tfds.name": spec.name,
+        "tfds.version": spec.version,
+        "split": sliced,
+        "files_sha256": digest,
+        "verified": spec.verified,
+    }
+    mlflow.log_input(dataset, context=context, tags=tags)
+
+
 @contextlib.contextmanager
 def system_metrics(run_id: str, node_id: str):
     """Log this process's CPU, memory (and GPU, where there is one) into ``run_id`` under

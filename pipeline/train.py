@@ -361,6 +361,8 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
     }
     tags = {tracking.KEY_TAG: key, "code_version": tracking.code_version(*CODE_PATHS)}
     with tracking.stage_run("train", params, run_id=resume_id, tags=tags) as run:
+        if resume_id is None:
+            tracking.log_dataset(spec, "train", "training", config.train_examples)
         job = Job(config, spec, run.info.run_id, resume_id, mlflow.get_tracking_uri())
         if config.workers > 1:
             from pipeline import ray_launch

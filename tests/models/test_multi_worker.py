@@ -169,3 +169,53 @@ def test_two_workers_train_as_one_process_on_two_replicas(kind, tmp_path):
     reference_logs = json.loads(Path(reference + ".json").read_text())["logs"]
     for name, value in reference_logs.items():
         assert np.isclose(report["logs"][name], value, rtol=1e-3, atol=1e-4), (name, report["logs"], reference_logs)
+
+
+@pytest.mark.usefixtures("store")
+def test_train_stage_on_a_tf_config_cluster_logs_from_the_chief_only(tfds_dir, store):
+    """``latentforge train`` started on each member of a TF_CONFIG cluster (as Kubernetes or
+    Vertex AI start it): one MLflow run, written by the chief, FINISHED."""
+    from mlflow import MlflowClient
+
+    from tests.conftest import TINY
+
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    train_fields = ("steps_per_epoch", "batch_size", "train_examples")
+    flags = [f"--{k.replace('_', '-')}={TINY[k]}" for k in train_fields] + ["--epochs=2"]
+    members = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.cli",
+                "train",
+                "--model=vae",
+                f"--tfds-dir={tfds_dir}",
+                *flags,
+                "--experiment=latentforge-test",
+            ],
+            cwd=ROOT,
+            env=environment(
+                TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+                MLFLOW_TRACKING_URI=store,
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        outputs = [m.communicate(timeout=600)[0] for m in members]
+    finally:
+        for m in members:
+            m.kill()
+    for m, out in zip(members, outputs):
+        assert m.returncode == 0, out[-3000:]
+    assert "status='trained'" in outputs[0] and "status='worker'" in outputs[1], outputs
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("latentforge-test").experiment_id
+    (run,) = client.search_runs([experiment])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["cluster_workers"] == "2"
+    assert {m.step for m in client.get_metric_history(run.info.run_id, "g_loss")} == {1, 2}

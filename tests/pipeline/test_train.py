@@ -1,11 +1,12 @@
 import contextlib
+import hashlib
 
 import keras
 import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from pipeline import data, train
+from pipeline import data, inputs, train
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.slow  # train stages on the real dataset and store
@@ -52,7 +53,8 @@ def test_killed_run_resumes_from_its_checkpoint_and_finished_run_is_reused(store
     assert again.status == "reused" and again.run_id == resumed.run_id
 
 
-def test_train_run_logs_params_metrics_grids_and_model(store, tfds_dir):
+def test_train_run_logs_params_metrics_grids_and_model(store, tfds_dir, monkeypatch):
+    monkeypatch.setenv("LATENTFORGE_SYSTEM_METRICS_S", "1")
     config = tiny_config(tfds_dir, epochs=2)
     result = train.run_train(config, data.run_data(config)[0])
     run = mlflow.get_run(result.run_id)
@@ -63,6 +65,17 @@ def test_train_run_logs_params_metrics_grids_and_model(store, tfds_dir):
     assert names == {"samples/epoch_001.png", "samples/epoch_002.png"}
     model, description = train.load_trained(result.run_id)
     assert description.latent_dim == 100 and description.value_range == "tanh"
+    # lineage: the data it read, as MLflow's dataset input
+    (used,) = run.inputs.dataset_inputs
+    tags = {t.key: t.value for t in used.tags}
+    assert used.dataset.name == "fashion_mnist:3.0.1" and tags["mlflow.data.context"] == "training"
+    assert tags["split"] == "train[:256]" and tags["tfds.version"] == "3.0.1"
+    files = inputs.split_files(inputs.describe("fashion_mnist", tfds_dir), "train")
+    assert [f.name for f in files] == ["fashion_mnist-train.tfrecord-00000-of-00001"]
+    assert tags["files_sha256"] == hashlib.sha256(files[0].name.encode() + files[0].read_bytes()).hexdigest()
+    assert used.dataset.digest == tags["files_sha256"][:16]
+    # system metrics of this process, under its node id
+    assert any(key.startswith("system/chief/cpu_utilization") for key in run.data.metrics)
 
 
 class Observe(keras.callbacks.Callback):

@@ -86,14 +86,47 @@ def tiny_config(tfds_dir: str, **overrides) -> Config:
     return Config.from_dict({**TINY, "tfds_dir": tfds_dir, **overrides})
 
 
+def team_tracking_server(folder: Path):
+    """``latentforge tracking-server`` (MLflow on its own PostgreSQL cluster, artifacts proxied over
+    HTTP) in ``folder``, on a free port; returns the running ``tracking_server.Server`` (stop it)."""
+    import socket
+    import tempfile
+
+    from pipeline import tracking_server
+
+    folder.chmod(0o755)  # PostgreSQL runs as the user postgres
+    for parent in folder.parents:  # pytest's base folder is private to its user
+        if parent == Path(tempfile.gettempdir()):
+            break
+        parent.chmod(parent.stat().st_mode | 0o055)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return tracking_server.start(folder / "server", port=port)
+
+
 @pytest.fixture()
 def store(tmp_path, monkeypatch):
     """A fresh MLflow SQLite tracking store + registry in tmp_path, as the current store."""
+    yield from _use_store(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path, monkeypatch)
+
+
+@pytest.fixture(params=["sqlite", "tracking-server"])
+def any_store(request, tmp_path, monkeypatch):
+    """The current store: a fresh SQLite file, or a team tracking server on PostgreSQL."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    if request.param == "tracking-server":
+        server = team_tracking_server(tmp_path)
+        request.addfinalizer(server.stop)
+        uri = server.uri
+    yield from _use_store(uri, tmp_path, monkeypatch)
+
+
+def _use_store(uri: str, tmp_path: Path, monkeypatch):
     import mlflow
 
     from pipeline import tracking
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)

@@ -8,12 +8,10 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TINY, chatter, quiet_environment
+from tests.conftest import ROOT, TINY, chatter, quiet_environment, team_tracking_server
 
 pytestmark = pytest.mark.slow  # end to end: `mlflow run` and every stage, servers in subprocesses
 
@@ -26,15 +24,7 @@ def pipeline_store(request, tmp_path_factory, tfds_dir):
     work = tmp_path_factory.mktemp("e2e")
     uri = f"sqlite:///{work / 'mlflow.db'}"
     if request.param == "tracking-server":
-        from pipeline import tracking_server
-        from tests.serving.conftest import free_port
-
-        work.chmod(0o755)  # PostgreSQL runs as the user postgres
-        for parent in work.parents:  # pytest's base folder is private to its user
-            if parent == Path(tempfile.gettempdir()):
-                break
-            parent.chmod(parent.stat().st_mode | 0o055)
-        server = tracking_server.start(work / "server", port=free_port())
+        server = team_tracking_server(work)
         request.addfinalizer(server.stop)
         uri = server.uri
     # The environment bin/run gives `mlflow run`: nothing that quiets the libraries but the

@@ -1,4 +1,5 @@
-"""The registry alias flow on a temporary SQLite store: real exports, real registry."""
+"""The registry alias flow on a temporary SQLite store (and, for concurrent promoters, on a team tracking
+server on PostgreSQL too): real exports, real registry."""
 
 import multiprocessing
 import os
@@ -119,7 +120,7 @@ def race(uri: str, config, releases: list[tuple[str, str, float]]) -> dict:
 
 
 @pytest.mark.slow
-def test_concurrent_promoters_leave_the_better_champion_and_every_move_recorded(store, tfds_dir):
+def test_concurrent_promoters_leave_the_better_champion_and_every_move_recorded(any_store, tfds_dir):
     config = tiny_config(tfds_dir)
     trained = train.run_train(config, data.run_data(config)[0])
     client, name = MlflowClient(), "fashion_mnist-dcgan"
@@ -131,7 +132,7 @@ def test_concurrent_promoters_leave_the_better_champion_and_every_move_recorded(
     first = promote.run_promote(config, *exported_and_measured(50.0))
     better, worse = exported_and_measured(20.0), exported_and_measured(30.0)
     # Both read the champion (50) before either moves it; the worse one moves last.
-    decided = race(store, config, [(*better, 4.0), (*worse, 8.0)])
+    decided = race(any_store, config, [(*better, 4.0), (*worse, 8.0)])
     assert all(decided.values()), decided  # both beat 50: the race happened
     by_value = {float(client.get_model_version(name, v).tags["latentforge.primary_value"]): v for v in decided}
     assert str(client.get_model_version_by_alias(name, "champion").version) == by_value[20.0]

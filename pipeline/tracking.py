@@ -7,7 +7,8 @@ import hashlib
 import os
 from pathlib import Path
 
-from serving.files import use_tracking_store
+from pipeline.errors import UserError
+from serving.files import tracking_server_problem, use_tracking_store
 
 STAGE_TAG = "latentforge.stage"
 KEY_TAG = "latentforge.key"
@@ -20,6 +21,8 @@ def setup(experiment: str) -> str:
     import mlflow
 
     uri = use_tracking_store()
+    if problem := tracking_server_problem(uri):
+        raise UserError(problem)
     if not os.environ.get("MLFLOW_EXPERIMENT_ID"):  # mlflow run sets this for us
         mlflow.set_experiment(experiment)
     return uri

@@ -21,7 +21,7 @@ from export import card as model_card
 from models import signature
 from models.signature import Signature
 from serving import images
-from serving.files import first_line, sha256_file, use_tracking_store
+from serving.files import first_line, sha256_file, tracking_server_problem, use_tracking_store
 
 CARD_FIELDS = ("model", "value_range", "files", "graphs")
 
@@ -351,6 +351,8 @@ def _resolve_mlflow(uri: str) -> tuple[Path, dict]:
     from mlflow.exceptions import MlflowException
 
     tracking_uri = use_tracking_store()
+    if problem := tracking_server_problem(tracking_uri):
+        raise ModelLoadError(problem)
     try:
         folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tempfile.mkdtemp()))
     except MlflowException as error:

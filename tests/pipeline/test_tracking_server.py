@@ -74,3 +74,22 @@ def test_a_port_in_use_is_one_line_and_starts_nothing(folder):
             lines = done.stderr.strip().splitlines()
             assert len(lines) == 1 and f"port {port} is in use" in lines[0] and flag in lines[0], done.stderr
     assert not (folder / "postgres" / "postmaster.pid").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [sys.executable, "-m", "pipeline.cli", "train", "--epochs=1"],
+        [sys.executable, "-m", "pipeline.cli", "generate", "--model=models:/x@champion", "--out=x.png"],
+        ["bin/run", "-P", "epochs=1"],
+    ],
+    ids=["train", "generate", "bin/run"],
+)
+def test_an_unreachable_tracking_server_is_one_line(command, tmp_path):
+    uri = f"http://127.0.0.1:{free_port()}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"the MLflow tracking server {uri} is not reachable" in lines[0], result.stderr
+    assert "latentforge tracking-server" in lines[0]

@@ -368,6 +368,71 @@ TRAIN_SPEED = Section(
 )
 
 
+# ---- several workers -----------------------------------------------------------------------------
+def _multi_worker_tables(record: dict):
+    workers = record["parameters"]["workers"]
+    speed = [
+        Column("model", "model", str),
+        Column("batch", "global batch"),
+        Column("workers_1_images_per_s", "1 worker: images/s", fixed(1)),
+        Column(f"workers_{workers}_images_per_s", f"{workers} workers: images/s", fixed(1)),
+        Column("ratio", f"{workers} workers / 1", fixed(3)),
+        Column("payload_mb", "all-reduce MB/step", fixed(3)),
+    ]
+    payload = [Column("model", "family", str), Column("payload_mb", "all-reduce payload, MB per step", fixed(3))]
+    estimate = [
+        Column("model", "model", str),
+        Column("machines", "machines"),
+        Column("gbit_per_s", "network Gb/s"),
+        Column("compute_ms", "compute ms/step", fixed(1)),
+        Column("allreduce_ms", "all-reduce ms/step", fixed(2)),
+        Column("speedup", "speed-up", fixed(2)),
+    ]
+    return [
+        (f"1 worker against {workers} on this machine", speed, record["rows"]),
+        (
+            "Gradient bytes each training step all-reduces, per family (its defaults)",
+            payload,
+            record["tables"]["payload"],
+        ),
+        ("Estimate for N machines like this one", estimate, record["tables"]["estimate"]),
+    ]
+
+
+def _multi_worker_reading(record: dict) -> list[str]:
+    workers = record["parameters"]["workers"]
+    lines = [
+        f"On one machine the {workers} workers share its cores and add the collectives' work, so they train "
+        "slower than one process: "
+        + _series([f"`{r['model']}` at {r['ratio']:.2f}× the images/s" for r in record["rows"]])
+        + ". That is the cost of the collectives here, not a forecast for several machines."
+    ]
+    lines.append(
+        "The estimate assumes N machines, each running this machine's measured 1-worker step at the same "
+        "per-machine batch (the global batch grows N times), a ring all-reduce of the payload (each machine "
+        "sends and receives 2(N−1)/N of it) at the stated bandwidth with no latency term and no overlap of "
+        "computing and communicating: step = compute + all-reduce, speed-up = N × compute / step. Real "
+        "networks add latency per collective (one per variable group and step) and reach 60–90% of their "
+        "line rate, so read it as an upper bound."
+    )
+    return lines
+
+
+MULTI_WORKER = Section(
+    title="Several workers",
+    about=(
+        "Training images/s of one process against several worker processes under "
+        "MultiWorkerMirroredStrategy on this machine (`bench/multi_worker.py`: TF_CONFIG on 127.0.0.1, the "
+        "cores split between the workers as a local `workers=2` run splits them, the same global batch), "
+        "each built and fed as the train stage does; runs alternate and the table gives the median step. "
+        "The all-reduce payload is counted from the variables each optimizer update changes while one "
+        "training step is traced."
+    ),
+    tables=_multi_worker_tables,
+    reading=_multi_worker_reading,
+)
+
+
 # ---- quality at equal training time ------------------------------------------------------------
 def _equal_time_tables(record: dict):
     summary = [
@@ -578,6 +643,7 @@ SECTIONS = {
     "train_speed": TRAIN_SPEED,
     "equal_time": EQUAL_TIME,
     "family_study": FAMILY_STUDY,
+    "multi_worker": MULTI_WORKER,
     "inference": INFERENCE,
     "serving": SERVING,
     "evaluate": EVALUATE,

@@ -411,9 +411,9 @@ def _multi_worker_reading(record: dict) -> list[str]:
         "The estimate assumes N machines, each running this machine's measured 1-worker step at the same "
         "per-machine batch (the global batch grows N times), a ring all-reduce of the payload (each machine "
         "sends and receives 2(N−1)/N of it) at the stated bandwidth with no latency term and no overlap of "
-        "computing and communicating: step = compute + all-reduce, speed-up = N × compute / step. Real "
-        "networks add latency per collective (one per variable group and step) and reach 60–90% of their "
-        "line rate, so read it as an upper bound."
+        "computing and communicating: step = compute + all-reduce, speed-up = N × compute / step. A real "
+        "network adds a latency to every collective (several per step) and delivers less than its line rate, "
+        "and nothing here measured one, so read it as an upper bound."
     )
     return lines
 

@@ -82,6 +82,18 @@ def test_mlflow_run_registers_a_champion_with_nested_stage_runs(pipeline_store):
     assert {"export/generator.onnx", "export/generator_savedmodel", "export/model_card.json"} <= artifacts
     evaluate_run = next(r for r in children if r.data.tags["latentforge.stage"] == "evaluate")
     assert evaluate_run.data.metrics["fid"] > evaluate_run.data.metrics["fid_floor"] >= 0
+    # lineage: the data each run read, as MLflow dataset inputs (name, context, split, files' digest)
+    train_run = next(r for r in children if r.data.tags["latentforge.stage"] == "train")
+    read = {
+        stage: sorted(
+            ({t.key: t.value for t in used.tags}["mlflow.data.context"], {t.key: t.value for t in used.tags}["split"])
+            for used in client.get_run(run.info.run_id).inputs.dataset_inputs
+            if used.dataset.name == "fashion_mnist:3.0.1"
+        )
+        for stage, run in (("train", train_run), ("evaluate", evaluate_run))
+    }
+    assert read["train"] == [("training", f"train[:{TINY['train_examples']}]")]
+    assert read["evaluate"] == [("evaluation", "test"), ("evaluation", f"train[:{TINY['eval_samples']}]")]
 
 
 def test_mlflow_run_shows_stage_and_epoch_lines_not_library_chatter(pipeline_store):

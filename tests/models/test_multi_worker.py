@@ -4,7 +4,6 @@ with the same seeds. Worker 1 starts from other weights, which the chief's broad
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.multi_worker import free_ports
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow  # TensorFlow subprocesses
@@ -100,16 +100,6 @@ np.savez(out, *[v.numpy() for v in model.weights])
 json.dump({"logs": logs}, open(out + ".json", "w"))
 """
 )
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def environment(**extra) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
 from pipeline.errors import UserError
@@ -82,9 +83,10 @@ def log_dataset(spec, split: str, context: str, examples: int = 0) -> None:
     digest = inputs.split_digest(spec, split)
     sliced = f"{split}[:{examples}]" if examples else split
     folder = files[0].parent if files else Path(spec.tfds_dir)
-    dataset = MetaDataset(
-        resolve_dataset_source(folder.resolve().as_uri()), name=f"{spec.name}:{spec.version}", digest=digest[:16]
-    )
+    with warnings.catch_warnings():  # MLflow registers the file: scheme's source twice and says so
+        warnings.filterwarnings("ignore", "The specified dataset source can be interpreted in multiple ways")
+        source = resolve_dataset_source(folder.resolve().as_uri())
+    dataset = MetaDataset(source, name=f"{spec.name}:{spec.version}", digest=digest[:16])
     tags = {
         "tfds.name": spec.name,
         "tfds.version": spec.version,

@@ -46,6 +46,7 @@ CHATTER = (
     r"Downloading and preparing dataset",
     r"pre-processing before quantization",
     r"tf2onnx",
+    r"UserWarning",  # a library's Python warning, e.g. MLflow's about a dataset source
 )
 
 

@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import tempfile
 from pathlib import Path
@@ -119,8 +120,7 @@ def fit(job) -> tuple[dict, int]:
     try:
         result = trainer.fit()
     except Exception as error:  # Ray's TrainingFailedError (and its kin) after the restarts run out
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise StageError(f"training on {workers} Ray workers failed: {first}") from error
+        raise StageError(f"training on {workers} Ray workers failed: {failure_line(error)}") from error
     finally:
         if started_here:
             ray.shutdown()
@@ -146,6 +146,25 @@ def quiet_worker() -> None:
     if not quiet.verbose():
         for name in QUIET_WORKER_LOGGERS:
             logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def failure_line(error: BaseException) -> str:
+    """The line of a Ray training failure that names the cause: the last ``SomeError: ...`` line of
+    its worker snippets, with the line after it when it ends in a colon (Ray's own first line only
+    says "Training failed due to worker errors:")."""
+    text = str(error).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    causes = [
+        i
+        for i, line in enumerate(lines)
+        if re.match(r"^[\w.]*(Error|Exception)\b[^:]*:", line) and "WorkerGroupError" not in line
+    ]
+    if not causes:
+        return lines[0] if lines else type(error).__name__
+    line = lines[causes[-1]]
+    if line.endswith(":") and causes[-1] + 1 < len(lines):
+        line += " " + lines[causes[-1] + 1]
+    return line
 
 
 def _worker_environment() -> dict:

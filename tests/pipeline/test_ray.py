@@ -15,8 +15,6 @@ from mlflow import MlflowClient
 
 from tests.conftest import ROOT, TINY
 
-pytestmark = pytest.mark.slow  # Ray and TensorFlow processes
-
 
 def latentforge(*args, env=None, **kwargs):
     return subprocess.Popen(
@@ -38,6 +36,7 @@ def ray_train_workers() -> list[psutil.Process]:
     return found
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_epoch_restarts_the_group_from_the_last_epoch(store, tfds_dir, tmp_path):
     storage = tmp_path / "ray"
     env = {
@@ -85,6 +84,7 @@ def test_a_worker_killed_mid_epoch_restarts_the_group_from_the_last_epoch(store,
     mlflow.end_run()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "setting, message",
     [
@@ -110,3 +110,25 @@ def test_workers_errors_are_one_line(setting, message, store, tfds_dir, tmp_path
     assert run.returncode == 2, out
     lines = [line for line in out.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("latentforge: error: ") and message in lines[0], out
+
+
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        (
+            "Training failed due to worker errors:\n[Rank 1 Error Snippet]:\nTraceback (most recent call last):\n"
+            '  File "x.py", line 3, in f\ntensorflow.errors_impl.UnavailableError: Graph execution error:\n\n'
+            "Collective ops is aborted by: recvmsg:Connection reset by peer\n"
+            "ray.train.WorkerGroupError: Training failed due to worker errors:",
+            "tensorflow.errors_impl.UnavailableError: Graph execution error: Collective ops is aborted by: "
+            "recvmsg:Connection reset by peer",
+        ),
+        ("ValueError: batch too small", "ValueError: batch too small"),
+        ("no cause named\nsecond line", "no cause named"),
+        ("", "RuntimeError"),
+    ],
+)
+def test_a_ray_failure_is_told_by_its_cause(text, line):
+    from pipeline.ray_launch import failure_line
+
+    assert failure_line(RuntimeError(text)) == line

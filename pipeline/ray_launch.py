@@ -38,12 +38,15 @@ INSTALL_HINT = "pip install -e '.[distributed]' (bin/setup installs it)"
 
 
 def check_available() -> None:
-    """One line, before any work, when Ray is missing or ``RAY_ADDRESS`` cannot be reached."""
+    """One line, before any work, when Ray is missing, ``RAY_ADDRESS`` cannot be reached or a
+    ``LATENTFORGE_RAY_*`` setting is not a count."""
     try:
         import ray  # noqa: F401
         import ray.train.tensorflow  # noqa: F401
     except ImportError:
         raise UserError(f"workers > 1 trains on Ray, which is not installed: {INSTALL_HINT}") from None
+    _count("LATENTFORGE_RAY_CPUS_PER_WORKER", 1, low=1)
+    _count("LATENTFORGE_RAY_MAX_FAILURES", 2, low=0)
     address = os.environ.get("RAY_ADDRESS", "").strip()
     if address and address not in ("auto", "local"):
         parsed = urlparse(address if "://" in address else f"ray://{address}")
@@ -81,7 +84,8 @@ def fit(job) -> tuple[dict, int]:
     workers = job.config.workers
     address = os.environ.get("RAY_ADDRESS", "").strip()
     local = address in ("", "local")
-    cpus = max(1, usable_cores() // workers) if local else int(os.environ.get("LATENTFORGE_RAY_CPUS_PER_WORKER", "1"))
+    cpus = max(1, usable_cores() // workers) if local else _count("LATENTFORGE_RAY_CPUS_PER_WORKER", 1, low=1)
+    max_failures = _count("LATENTFORGE_RAY_MAX_FAILURES", 2, low=0)
     started_here = not ray.is_initialized()
     if started_here:
         from pipeline import quiet
@@ -112,7 +116,7 @@ def fit(job) -> tuple[dict, int]:
         run_config=RunConfig(
             name=f"train-{job.run_id}",  # a rerun of the same MLflow run continues Ray's checkpoints too
             storage_path=storage,
-            failure_config=FailureConfig(max_failures=int(os.environ.get("LATENTFORGE_RAY_MAX_FAILURES", "2"))),
+            failure_config=FailureConfig(max_failures=max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
     )
@@ -146,6 +150,16 @@ def quiet_worker() -> None:
     if not quiet.verbose():
         for name in QUIET_WORKER_LOGGERS:
             logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _count(name: str, default: int, low: int) -> int:
+    """The whole number in the environment variable ``name`` (``default`` when unset); one line otherwise."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < low:
+        raise UserError(f"{name}={text} is not a whole number >= {low}; fix or unset it")
+    return int(text)
 
 
 def failure_line(error: BaseException) -> str:

@@ -89,6 +89,7 @@ def test_a_worker_killed_mid_epoch_restarts_the_group_from_the_last_epoch(store,
     "setting, message",
     [
         ({"RAY_ADDRESS": "127.0.0.1:9"}, "RAY_ADDRESS=127.0.0.1:9 is not reachable"),
+        ({"LATENTFORGE_RAY_MAX_FAILURES": "two"}, "LATENTFORGE_RAY_MAX_FAILURES=two is not a whole number >= 0"),
         (
             {"PYTHONPATH": "{fake}"},
             "workers > 1 trains on Ray, which is not installed: pip install -e '.[distributed]'",

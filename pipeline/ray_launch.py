@@ -22,6 +22,7 @@ nothing else imports this module.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -106,7 +107,7 @@ def fit(job) -> tuple[dict, int]:
         )
     storage = os.path.expanduser(os.environ.get("LATENTFORGE_RAY_STORAGE", DEFAULT_STORAGE))
     settings = {
-        "job": job.__class__(**{**job.__dict__, "tracking_uri": absolute_tracking_uri(job.tracking_uri)}),
+        "job": dataclasses.replace(job, tracking_uri=absolute_tracking_uri(job.tracking_uri)),
         "cpus": cpus,
     }
     trainer = TensorflowTrainer(

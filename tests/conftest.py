@@ -90,20 +90,17 @@ def tiny_config(tfds_dir: str, **overrides) -> Config:
 def team_tracking_server(folder: Path):
     """``latentforge tracking-server`` (MLflow on its own PostgreSQL cluster, artifacts proxied over
     HTTP) in ``folder``, on a free port; returns the running ``tracking_server.Server`` (stop it)."""
-    import socket
     import tempfile
 
     from pipeline import tracking_server
+    from tests.serving.conftest import free_port
 
     folder.chmod(0o755)  # PostgreSQL runs as the user postgres
     for parent in folder.parents:  # pytest's base folder is private to its user
         if parent == Path(tempfile.gettempdir()):
             break
         parent.chmod(parent.stat().st_mode | 0o055)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return tracking_server.start(folder / "server", port=port)
+    return tracking_server.start(folder / "server", port=free_port())
 
 
 @pytest.fixture()

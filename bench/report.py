@@ -530,6 +530,7 @@ def _family_study_tables(record: dict):
     units = [
         Column("model", "model", str),
         Column("seed", "seed"),
+        Column("batch_size", "batch"),
         Column("steps", "steps", fixed(0)),
         Column("train_s", "training s", fixed(0)),
         Column("images_per_s", "images/s", fixed(1)),
@@ -547,8 +548,9 @@ def _family_study_reading(record: dict) -> list[str]:
     parameters, summary = record["parameters"], record.get("summary", {})
     lines = [
         f"Each model trained for {parameters['seconds'] / 60:,.0f} minutes per seed (seeds "
-        f"{', '.join(str(s) for s in parameters['seeds'])}) at batch {parameters['batch_size']}, scored on "
-        f"{parameters['samples']:,} samples at each checkpoint, the scoring off the training clock."
+        f"{', '.join(str(s) for s in parameters['seeds'])}) at its preset's batch size (batch "
+        f"{parameters['batch_size']} where the preset sets none; each run's is in the second table), scored "
+        f"on {parameters['samples']:,} samples at each checkpoint, the scoring off the training clock."
     ]
     if "stylegan_fid_lower_than_dcgan_pct" in summary:
         lines.append(

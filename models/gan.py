@@ -198,7 +198,7 @@ class GAN(Adversarial):
         self.descend(self.g_optimizer, tape, loss, self.generator.trainable_variables)
         self.g_loss_tracker.update_state(per_example)
 
-    def update_ema(self):
+    def _ema_step(self):
         """The EMA generator moves towards G by ``warmed_decay(ema_decay, n)`` after G's n-th
         update; buffers (batch-norm statistics) are copied."""
         updates = ops.cast(self.g_optimizer.iterations, "float32") - 1.0  # G has just stepped: n = that - 1
@@ -216,5 +216,5 @@ class GAN(Adversarial):
             self._discriminator_step(real_images, real_labels)
         self._generator_step(ops.shape(real_images)[0])
         if self.ema_generator is not None:
-            self.update_ema()
+            self._ema_step()
         return self.logs()

@@ -580,7 +580,7 @@ class StyleGAN(Adversarial):
         mean_w = ops.mean(ops.stop_gradient(w1), axis=0)
         self.w_average.w_avg.assign(mean_w + self.w_avg_beta * (self.w_average.w_avg - mean_w))
 
-    def update_ema(self, batch):
+    def _ema_step(self, batch):
         """EMA generator <- lerp(G, EMA, beta), beta = 0.5 ** (batch / half-life in images), the
         half-life at most ``ema_rampup`` times the images seen; w_avg copied."""
         self.images_seen.assign_add(ops.cast(batch, "float32"))
@@ -595,5 +595,5 @@ class StyleGAN(Adversarial):
         batch = ops.shape(real_images)[0]
         self._discriminator_step(real_images)
         self._generator_step(batch)
-        self.update_ema(batch)
+        self._ema_step(batch)
         return self.logs()

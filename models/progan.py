@@ -207,8 +207,10 @@ class ProGAN(Adversarial):
     # ---- Keras plumbing ------------------------------------------------------------------------
     @property
     def exported_generator(self):
-        """The EMA generator at the current level and alpha, as a one-input network (z -> image)."""
-        return GrownGenerator(self.ema_generator, lambda: (self.level, self.alpha))
+        """The EMA generator at the level and alpha of the images seen, as a one-input network
+        (z -> image). From ``images_seen``, not ``level``: a model loaded from a checkpoint has its
+        images seen but is traced for no level yet, and must export what it was trained to."""
+        return GrownGenerator(self.ema_generator, lambda: (self.level_at(self.seen), self.alpha))
 
     def fit(self, *args, callbacks=None, **kwargs):
         self.level = self.level_at(self.seen)  # a resumed run: the restored phase
@@ -267,7 +269,10 @@ class ProGAN(Adversarial):
             ("gradient_penalty", penalty),
         ):
             self.trackers[name].update_state(value)
-        return self.logs(level=ops.convert_to_tensor(float(level)), alpha=alpha)
+        resolution = float(resolutions(self.image_shape)[level])  # the side the networks work at: 7, 14, 28
+        return self.logs(
+            level=ops.convert_to_tensor(float(level)), resolution=ops.convert_to_tensor(resolution), alpha=alpha
+        )
 
 
 class GrownGenerator(keras.Model):

@@ -249,7 +249,7 @@ def _generate(args) -> None:
     except ValueError as error:  # a label the model does not have, or a label for an unconditional model
         raise UserError(f"--label: {error}") from None
     try:
-        values = {**runtime.control_values(args.psi, args.noise), **values}
+        values = runtime.control_values(args.psi, args.noise, values)
     except ValueError as error:  # "psi: ..." or "noise: ..."
         raise UserError(f"--{error}") from None
     try:

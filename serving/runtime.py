@@ -165,9 +165,10 @@ class GeneratorRuntime:
         """The card's style layout (num_ws, groups, noise layout, w_avg), or None."""
         return self.card.get("styles")
 
-    def control_values(self, psi: float | None = None, noise: str | None = None) -> dict:
+    def control_values(self, psi: float | None = None, noise: str | None = None, inputs: dict | None = None) -> dict:
         """``values`` for ``feed`` from the style controls: ``psi`` (truncation towards w_avg; 1 =
-        none) and ``noise`` ("random": the card's default draw; "zero": deterministic images).
+        none) and ``noise`` ("random": the card's default draw; "zero": deterministic images),
+        merged with the named ``inputs``, which may not set an input a control sets.
 
         Raises:
             ValueError: a control the model does not have, or a value out of range (the message
@@ -194,7 +195,10 @@ class GeneratorRuntime:
                     raise ValueError(f"noise: {model} has no noise inputs; drop noise")
             elif noise == "zero":
                 values[spec.name] = 0.0
-        return values
+        for name in sorted(set(values) & set(inputs or {})):
+            control = "psi" if name == getattr(self.signature.input("truncation"), "name", None) else "noise"
+            raise ValueError(f"{control}: the input {name!r} is also given by name (inputs, --input); set it once")
+        return {**values, **(inputs or {})}
 
     def style_layers(self, layers) -> list[int]:
         """Style indices from "coarse" | "middle" | "fine" or a list of indices; ValueError

@@ -203,7 +203,7 @@ def _add_image_routes(app: FastAPI, settings: ServeSettings, holder: ModelHolder
         if body.truncation is not None:
             z = images.truncate(z, body.truncation, seed)
         try:
-            values = {**rt.control_values(body.psi, body.noise), **(body.inputs or {})}
+            values = rt.control_values(body.psi, body.noise, body.inputs)
         except ValueError as exc:
             raise BadRequest(str(exc), 422) from None
         out = await batcher.submit(_feed(rt, z, body.label, values, seed))

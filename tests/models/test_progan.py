@@ -52,6 +52,7 @@ def test_fit_grows_through_the_levels_and_logs_level_and_alpha():
     reals = tf.data.Dataset.from_tensors(np.zeros((16, *SHAPE), np.float32)).repeat()
     history = model.fit(reals, steps_per_epoch=4, epochs=3, verbose=0)
     assert history.history["level"] == [1.0, 2.0, 2.0]  # 64, 128, 192 images seen
+    assert history.history["resolution"] == [14.0, 28.0, 28.0]
     assert history.history["alpha"][0] == pytest.approx(0.5)  # the last step began at 48 of phase 32-64
     assert model.level == 2 and float(model.images_seen.numpy()) == 192
     image = np.asarray(model.exported_generator(np.zeros((2, 8), np.float32)))
@@ -71,6 +72,12 @@ def test_resume_mid_phase_restores_level_alpha_and_state(tmp_path):
     for a, b in zip(model.ema_generator.weights, again.ema_generator.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert int(again.d_optimizer.iterations.numpy()) == 6
+    # a model only loaded (as the export and evaluate stages load one) exports what was trained
+    z = np.random.default_rng(2).standard_normal((2, 8)).astype(np.float32)
+    np.testing.assert_allclose(again.exported_generator(z), model.exported_generator(z), atol=1e-6)
+    trained = model.ema_generator(z, level=1, alpha=0.5)
+    np.testing.assert_allclose(again.exported_generator(z), trained, atol=1e-6)
+    assert not np.allclose(trained, model.ema_generator(z, level=0, alpha=1.0), atol=1e-3)
     again.fit(reals.repeat(), steps_per_epoch=1, epochs=1, verbose=0)
     assert again.level == 1 and float(again.images_seen.numpy()) == 112
 

@@ -40,6 +40,7 @@ def test_family_runs_end_to_end(store, tfds_dir, tmp_path, overrides):
     if config.model == "progan":  # the growth is logged per epoch: the last step began at 64 images
         train_metrics = MlflowClient().get_run(summary["train_run_id"]).data.metrics
         assert train_metrics["level"] == 1.0 and train_metrics["alpha"] == 1.0  # stabilizing at 14x14
+        assert train_metrics["resolution"] == 14.0
     if config.model == "stylegan":
         assert "synthesis_parity_max_abs_onnx" in parity  # the synthesis network ships too
         _check_stylegan_export(summary["export_run_id"], tmp_path)

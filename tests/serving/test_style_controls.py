@@ -47,6 +47,14 @@ def test_zero_noise_is_deterministic_and_sets_the_noise_input(runtime):
     np.testing.assert_array_equal(a, b)
 
 
+def test_a_control_and_the_same_input_by_name_are_refused(runtime):
+    with pytest.raises(ValueError, match=r"^psi: the input 'psi' is also given by name"):
+        runtime.control_values(psi=0.5, inputs={"psi": 0.7})
+    with pytest.raises(ValueError, match=r"^noise: the input 'noise' is also given by name"):
+        runtime.control_values(noise="zero", inputs={"noise": 0.0})
+    assert runtime.control_values(psi=0.5, inputs={"noise": 0.0}) == {"psi": 0.5, "noise": 0.0}
+
+
 def test_style_mix_grid_takes_the_chosen_styles_from_the_columns(runtime):
     rows, cols = [1, 2], [3, 4, 5]
     every = list(range(runtime.styles["num_ws"]))
@@ -110,6 +118,8 @@ def test_http_style_mix_and_psi(stylegan_export, tmp_path):
         ]
         one = np.load(io.BytesIO(same[0].content))
         assert same[0].content == same[1].content and (one == one[:1]).all()
+        clash = requests.post(server.url + "/v1/generate", json={"psi": 0.5, "inputs": {"psi": 0.7}}, timeout=60)
+        assert clash.status_code == 422 and clash.json()["error"].startswith("psi: the input 'psi'"), clash.text
         for body, fragment in (
             ({"rows": [1], "cols": [2], "layers": [7]}, "layers: index 7 is out of range"),
             ({"rows": [1], "cols": [2], "psi": 2}, "psi"),

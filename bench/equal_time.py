@@ -195,7 +195,9 @@ def sample(generator, samples: int, seed: int, signature=None):
     from models import signature as signatures
     from pipeline import evaluate
 
-    latent_dim = generator.inputs[0].shape[-1]
+    # from the signature where there is one: a ProGAN's grown generator is a subclassed model
+    # without symbolic inputs
+    latent_dim = signature.inputs[0].shape[-1] if signature is not None else generator.inputs[0].shape[-1]
 
     def run(z, seed):
         if signature is None or len(signature.inputs) == 1:

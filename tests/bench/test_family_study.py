@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_study_scores_checkpoints_and_resumes_after_a_kill(tfds_dir, tmp_path):
     results, state = tmp_path / "family_study.json", tmp_path / "state"
-    models = ["dcgan+width=8", "stylegan+width=8"]
+    models = ["dcgan+width=8", "progan+width=8+phase_kimg=0.064", "stylegan+width=8"]
     environment = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     environment.pop("MLFLOW_RUN_ID", None)
     command = [sys.executable, str(ROOT / "bench" / "family_study.py"), "--models", ",".join(models)]
@@ -27,7 +27,7 @@ def test_study_scores_checkpoints_and_resumes_after_a_kill(tfds_dir, tmp_path):
     command += ["--latency-calls", "3", "--features-epochs", "1", "--features-examples", "2000"]
     command += ["--tfds-dir", tfds_dir, "--results", str(results), "--state", str(state), "--identity", "test"]
 
-    # first try: killed once the StyleGAN has kept its first checkpoint (the DCGAN has finished)
+    # first try: killed once the StyleGAN has kept its first checkpoint (the DCGAN and ProGAN have finished)
     first = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     progress = state / "stylegan_width=8-seed0" / "progress.json"
     deadline = time.monotonic() + 900
@@ -38,6 +38,7 @@ def test_study_scores_checkpoints_and_resumes_after_a_kill(tfds_dir, tmp_path):
     assert progress.is_file(), first.stdout.read().decode()[-2000:]
     kept = json.loads(progress.read_text())
     assert (state / "dcgan_width=8-seed0" / "result.json").is_file() and not results.exists()
+    assert (state / "progan_width=8_phase_kimg=0.064-seed0" / "result.json").is_file()
 
     done = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]

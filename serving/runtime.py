@@ -174,7 +174,7 @@ class GeneratorRuntime:
             ValueError: a control the model does not have, or a value out of range (the message
                 starts with the control's name).
         """
-        values = {}
+        values, set_by = {}, {}  # input name -> its value; input name -> the control that set it
         model = self.card["model"]
         if psi is not None:
             spec = self.signature.input("truncation")
@@ -185,7 +185,7 @@ class GeneratorRuntime:
                 )
             if not 0.0 <= float(psi) <= 1.0:
                 raise ValueError(f"psi must be between 0 and 1 (1 = no truncation), got {psi}")
-            values[spec.name] = float(psi)
+            values[spec.name], set_by[spec.name] = float(psi), "psi"
         if noise is not None:
             if noise not in ("random", "zero"):
                 raise ValueError(f"noise must be 'random' or 'zero', got {noise!r}")
@@ -194,10 +194,9 @@ class GeneratorRuntime:
                 if noise == "zero":
                     raise ValueError(f"noise: {model} has no noise inputs; drop noise")
             elif noise == "zero":
-                values[spec.name] = 0.0
-        for name in sorted(set(values) & set(inputs or {})):
-            control = "psi" if name == getattr(self.signature.input("truncation"), "name", None) else "noise"
-            raise ValueError(f"{control}: the input {name!r} is also given by name (inputs, --input); set it once")
+                values[spec.name], set_by[spec.name] = 0.0, "noise"
+        for name in sorted(set(set_by) & set(inputs or {})):
+            raise ValueError(f"{set_by[name]}: the input {name!r} is also given by name (inputs, --input); set it once")
         return {**values, **(inputs or {})}
 
     def style_layers(self, layers) -> list[int]:

@@ -19,10 +19,16 @@ unfinished one from its last checkpoint. Kept work is reused only while the code
 scores it (``models/``, ``pipeline/``, ``bench/``) is unchanged, committed, at the same git trees;
 otherwise it starts over. Nothing else should run on the machine meanwhile: each unit records, per
 stretch of training between checkpoints, the load average and the CPU seconds its process got per
-second of training (``cpu_per_s``; 2.0 = both cores of a 2-core machine all the time).
+second of training (``cpu_per_s``; 2.0 = both cores of a 2-core machine all the time), and the
+host's speed when it started and ended (``sgemm_gflops``: numpy float32 1024x1024 matmul, median of
+7), so runs made on different days or machines can be told apart.
+
+When the study spans sessions on fresh machines, ``--units DIR`` also keeps each finished unit as
+``DIR/<model>-seed<N>.json`` (a folder committed between sessions; ``bench/results/family_study_units``
+by convention) and takes finished units from there, under the same rule on the code.
 
     .venv/bin/python bench/family_study.py [--models dcgan+ema=0.999,progan,stylegan] [--seeds 0,1,2]
-        [--seconds 3600] [--checkpoints 900,1800]
+        [--seconds 3600] [--checkpoints 900,1800] [--units DIR]
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ def main() -> None:
     parser.add_argument(
         "--identity", default="", help="what kept work must match (default: the git trees of models, pipeline, bench)"
     )
+    parser.add_argument("--units", default="", help="also keep finished units here, one JSON file each")
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--tfds-dir", default="")
     parser.add_argument("--features-epochs", type=int, default=0, help="extractor recipe (tests): 0 = the default")
@@ -88,7 +95,7 @@ def main() -> None:
     )
     context = Study(args, spec, extractor, real, checkpoints, identity)
     units = [context.run(name, seed) for seed in seeds for name in names]
-    latency = {name: context.latency(name) for name in names}
+    latency = {name: context.latency(name, [u for u in units if u["model"] == name]) for name in names}
     summary = summarize(units, names, checkpoints + [args.seconds], latency)
     print_table(summary)
     record.write(
@@ -150,7 +157,8 @@ class Study:
         from bench.train_speed import build, keras_clear
 
         unit = self.folder / slug(name, seed)
-        done = self._kept(unit / "result.json")
+        shared = Path(self.args.units) / f"{slug(name, seed)}.json" if self.args.units else None
+        done = self._kept(unit / "result.json") or (self._kept(shared) if shared else None)
         if done is not None:
             print(f"  {name} seed {seed}: kept from {done['date']}", flush=True)
             return done
@@ -164,7 +172,9 @@ class Study:
             "scores": [],
             "load": [],
             "cpu_per_s": [],
+            "sgemm_gflops": [],
         }
+        progress.setdefault("sgemm_gflops", []).append(sgemm_gflops())
         if progress["steps"]:
             model.build_optimizers()
             model.load_weights(str(unit / "state.weights.h5"))
@@ -216,6 +226,8 @@ class Study:
             "images_per_s": round(steps * batch / seconds, 1),
             "load_average": progress["load"],
             "cpu_per_s": progress["cpu_per_s"],
+            "sgemm_gflops": [*progress["sgemm_gflops"], sgemm_gflops()],
+            "host_cpu": record.machine()["cpu"],
             "scores": progress["scores"],
             "code": self.identity,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -225,6 +237,9 @@ class Study:
         if self.identity:
             unit.mkdir(parents=True, exist_ok=True)
             write_json(unit / "result.json", result)
+            if shared:
+                shared.parent.mkdir(parents=True, exist_ok=True)
+                write_json(shared, result)
             (unit / "state.weights.h5").unlink(missing_ok=True)
         keras_clear()
         return result
@@ -253,16 +268,19 @@ class Study:
 
         return write_onnx(generator, signature, self.onnx_path(name))
 
-    def latency(self, name: str) -> dict:
+    def latency(self, name: str, units: list[dict]) -> dict:
         """ONNX latency (ms, median) at each of ``LATENCY_BATCHES``, in a process without TensorFlow,
-        of the generator a unit of ``name`` exported (kept with the units; a fresh build's only when
-        none was kept: the weights do not change the work, a ProGAN's level does)."""
+        of the generator a unit of ``name`` exported (kept with the units; when none was kept, as in a
+        study finished on another machine than its units, a fresh build's, grown to the level its
+        units ended at: the weights do not change the work, a ProGAN's level does)."""
         from bench.equal_time import batch_size_of
         from bench.train_speed import build
 
         model, _ = build(name, self.spec, batch_size_of(name, self.args.batch_size))
         path = self.onnx.get(name) or self.onnx_path(name)
         if not path.is_file():
+            if hasattr(model, "images_seen") and units:
+                model.images_seen.assign(float(min(u["steps"] * u["batch_size"] for u in units)))
             generator = model.exported_generator if hasattr(model, "exported_generator") else model.generator
             path = self.export_onnx(generator, model.export_signature, name)
         with multiprocessing.get_context("spawn").Pool(1) as pool:
@@ -289,6 +307,21 @@ def time_onnx(path: str, signature, batches, calls: int) -> dict:
             seconds.append(time.perf_counter() - started)
         out[f"onnx_ms_batch{batch}"] = round(1000 * statistics.median(seconds), 3)
     return out
+
+
+def sgemm_gflops(size: int = 1024, repeats: int = 7) -> float:
+    """The host's float32 matmul speed now (GFLOP/s, median of ``repeats``): a day-to-day yardstick."""
+    import numpy as np
+
+    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
+    b = np.ascontiguousarray(a.T)
+    a @ b
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        seconds.append(time.perf_counter() - started)
+    return round(2 * size**3 / statistics.median(seconds) / 1e9, 1)
 
 
 def write_json(path: Path, value: dict) -> None:

@@ -536,6 +536,7 @@ def _family_study_tables(record: dict):
         Column("images_per_s", "images/s", fixed(1)),
         Column("cpu_per_s", "CPU s per training s, each stretch", _each(2)),
         Column("load_average", "load average, each checkpoint", _each(1)),
+        Column("sgemm_gflops", "host sgemm GFLOP/s, start … end", _each(0)),
         Column("date", "finished", str),
     ]
     return [

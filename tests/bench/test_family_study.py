@@ -1,5 +1,6 @@
 """bench/family_study.py scores every model and seed at its checkpoints, and a killed study resumes:
-finished units are kept, the unfinished one continues from its last checkpoint."""
+finished units are kept, the unfinished one continues from its last checkpoint; a study finished on
+a fresh machine takes the finished units from the committed folder (``--units``)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def test_study_scores_checkpoints_and_resumes_after_a_kill(tfds_dir, tmp_path):
     command = [sys.executable, str(ROOT / "bench" / "family_study.py"), "--models", ",".join(models)]
     command += ["--seconds", "16", "--checkpoints", "4,8", "--seeds", "0", "--samples", "200", "--batch-size", "8"]
     command += ["--latency-calls", "3", "--features-epochs", "1", "--features-examples", "2000"]
-    command += ["--tfds-dir", tfds_dir, "--results", str(results), "--state", str(state), "--identity", "test"]
+    command += ["--tfds-dir", tfds_dir, "--results", str(results), "--identity", "test", "--units", str(tmp_path / "u")]
+    command += ["--state", str(state)]
 
     # first try: killed once the StyleGAN has kept its first checkpoint (the DCGAN and ProGAN have finished)
     first = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -58,3 +60,12 @@ def test_study_scores_checkpoints_and_resumes_after_a_kill(tfds_dir, tmp_path):
         assert row["fid"]["median"] == row["fid"]["min"] == row["fid"]["max"]  # one seed
         assert row["onnx_ms_batch1"] > 0 and row["onnx_ms_batch64"] > row["onnx_ms_batch1"]
     assert "stylegan_fid_lower_than_dcgan_pct" in record["summary"]
+    assert all(len(u["sgemm_gflops"]) >= 2 and min(u["sgemm_gflops"]) > 0 for u in record["tables"]["units"])
+
+    # another machine: no state, the finished units from the committed folder, the same table
+    again = subprocess.run(
+        [*command[:-1], str(tmp_path / "elsewhere")], cwd=tmp_path, env=environment, capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert all(f"{model} seed 0: kept" in again.stdout for model in models)
+    assert json.loads(results.read_text())["rows"] == record["rows"]

@@ -19,7 +19,7 @@ import numpy as np
 from models import signature
 from pipeline import inputs, tracking
 from pipeline.errors import UserError
-from serving.files import sha256_file, write_atomic_with
+from serving.files import write_atomic_with
 
 # cnn128-v5 (models/classifier.py) at batch 128, seed 0: test accuracy 0.9120 after its 3 epochs,
 # 174 s of fit on this project's 2 cores where v4's fit(x, y) took 221 s in the same hour (0.9100).
@@ -43,7 +43,7 @@ class Extractor:
         onnx_path: the registered extractor's ONNX file.
         version: the recipe version (``recipe_version``).
         test_accuracy: its accuracy on the test split.
-        identity: names this exact extractor (registered model and version, file sha256); keys the cache.
+        identity: names this exact extractor (registered model version, ``weights_digest``); keys the cache.
     """
 
     def __init__(self, onnx_path: str, version: str, test_accuracy: float, identity: str = ""):
@@ -52,7 +52,7 @@ class Extractor:
         self.session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
         self.version = version
         self.test_accuracy = test_accuracy
-        self.identity = identity or sha256_file(onnx_path)[:16]
+        self.identity = identity or weights_digest(onnx_path)[:16]
 
     def real_features(self, spec: inputs.DatasetSpec, split: str, limit: int = 0) -> np.ndarray:
         """Features of the first ``limit`` images of a split (0 = all), cached per (dataset, extractor)."""
@@ -116,8 +116,29 @@ def get_extractor(spec: inputs.DatasetSpec, seed: int = 0, epochs: int = EPOCHS,
         found = run_features(spec, seed, epochs, examples)
     folder = mlflow.artifacts.download_artifacts(f"models:/{found.name}/{found.version}", dst_path=tempfile.mkdtemp())
     onnx_path = Path(folder) / "model.onnx"
-    identity = f"v{found.version}-{sha256_file(onnx_path)[:12]}"
+    identity = f"v{found.version}-{weights_digest(onnx_path)[:12]}"
     return Extractor(str(onnx_path), version, float(found.tags["test_accuracy"]), identity)
+
+
+def weights_digest(onnx_path: str | Path) -> str:
+    """sha256 of the ONNX file's weights (shapes and values, in a canonical order), not of the file.
+
+    Training the extractor is deterministic: two trainings on one machine give bit-identical
+    weights, but tf2onnx names some nodes with process-wide counters, so the files' sha256 differ.
+    This digest is the same for the same weights, so numbers scored on different machines or
+    days can be shown to use the same extractor.
+    """
+    import hashlib
+
+    import onnx
+    from onnx import numpy_helper
+
+    arrays = [numpy_helper.to_array(t) for t in onnx.load(str(onnx_path)).graph.initializer]
+    digest = hashlib.sha256()
+    for array in sorted(arrays, key=lambda a: (a.shape, a.dtype.str, a.tobytes())):
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def run_features(spec: inputs.DatasetSpec, seed: int = 0, epochs: int = EPOCHS, examples: int = 0):

@@ -106,3 +106,31 @@ def test_registry_runs_named_metrics_with_timing_and_rejects_unknown_names():
     assert all(r.seconds >= 0 for r in results)
     with pytest.raises(ValueError, match="valid: fid"):
         metrics.compute(["inception_v9"], ctx)
+
+
+def _onnx_file(path, names, values):
+    import onnx
+    from onnx import helper, numpy_helper
+
+    weights = [numpy_helper.from_array(np.asarray(v, np.float32), n) for n, v in zip(names, values)]
+    nodes = [helper.make_node("Add", ["x", names[0]], ["y0"]), helper.make_node("Mul", ["y0", names[1]], ["y"])]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])],
+        weights,
+    )
+    onnx.save(helper.make_model(graph), str(path))
+    return path
+
+
+def test_extractor_identity_follows_the_weights_not_the_node_names(tmp_path):
+    from pipeline.features import weights_digest
+    from serving.files import sha256_file
+
+    first = _onnx_file(tmp_path / "a.onnx", ["bias_1", "scale_1"], [[1, 2], [3, 4]])
+    renamed = _onnx_file(tmp_path / "b.onnx", ["bias_7", "scale_7"], [[1, 2], [3, 4]])
+    changed = _onnx_file(tmp_path / "c.onnx", ["bias_1", "scale_1"], [[1, 2], [3, 4.001]])
+    assert sha256_file(first) != sha256_file(renamed)
+    assert weights_digest(first) == weights_digest(renamed) != weights_digest(changed)

@@ -21,8 +21,12 @@ PRESETS: dict[str, dict] = {
     },
     "ae-fashion": {"model": "ae", "epochs": 2, "batch_size": 64},
     # StyleGAN at the family's width 16, batch 32: twice the steps of batch 64 for the same images
-    # per second on a CPU, and better at equal training time (models/families/stylegan.py)
-    "stylegan-fashion": {"model": "stylegan", "epochs": 12, "batch_size": 32},
+    # per second on a CPU, and better at equal training time (models/families/stylegan.py).
+    # 20 epochs = 37.5k steps. In the family study this configuration scored FID 11.11 at 19.8k
+    # steps and 6.61 at 40.4k (bench/results/family_study_units/stylegan-fashion-seed0.json);
+    # 20 epochs took 27 min at that host's 733 images/s, and would take 2 h at the 172 images/s
+    # measured on a slower host in an earlier session
+    "stylegan-fashion": {"model": "stylegan", "epochs": 20, "batch_size": 32},
     "progan-fashion": {"model": "progan", "epochs": 8, "batch_size": 64},
 }
 

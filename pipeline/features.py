@@ -133,11 +133,11 @@ def weights_digest(onnx_path: str | Path) -> str:
     import onnx
     from onnx import numpy_helper
 
-    arrays = [numpy_helper.to_array(t) for t in onnx.load(str(onnx_path)).graph.initializer]
+    arrays = (numpy_helper.to_array(t) for t in onnx.load(str(onnx_path)).graph.initializer)
     digest = hashlib.sha256()
-    for array in sorted(arrays, key=lambda a: (a.shape, a.dtype.str, a.tobytes())):
-        digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(np.ascontiguousarray(array).tobytes())
+    for shape, dtype, values in sorted((a.shape, a.dtype.str, a.tobytes()) for a in arrays):
+        digest.update(f"{dtype}{shape}".encode())
+        digest.update(values)
     return digest.hexdigest()
 
 

@@ -28,6 +28,12 @@ What is silenced, where it comes from, and how:
   (onnxruntime.quantization, on the root logger): a filter on the root logger drops these two
   messages, and no other.
 - onnxruntime's C++ warnings: ``onnxruntime.set_default_logger_severity(3)`` once it is imported.
+- ``E… meta_optimizer.cc:…] remapper failed: INVALID_ARGUMENT: Mutation::Apply error: fanout
+  '…/LeakyReluGrad' exist for missing node '…'``, which TensorFlow's graph optimizer writes when a
+  GAN's training step is first optimized (docs/usage.md says why it is harmless): while a model
+  trains (:func:`training_console`), stderr passes through a filter that drops lines matching
+  :data:`HARMLESS_TRAINING_ERRORS` and forwards every other line as it comes. Other remapper
+  failures, and every other TensorFlow error, still show.
 
 The environment variables reach child processes too (``mlflow run``'s, the benchmarks').
 """
@@ -40,8 +46,10 @@ import importlib.machinery
 import logging
 import os
 import re
+import select
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 
 VERBOSE_VARIABLE = "LATENTFORGE_VERBOSE"
@@ -63,6 +71,16 @@ _ABSL_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is call
 _NO_CUDA_DRIVER = re.compile(r"cudart_stub\.cc:\d+\] Could not find cuda drivers")
 _CUINIT_FAILED = re.compile(r"\] failed call to cuInit")
 
+
+# TensorFlow C++ error lines known to be harmless while a model trains (docs/usage.md), as regexes
+# searched in an absl line. The remapper's, for the leaky ReLU's gradient only: it gives up one
+# fusion and leaves the graph as written.
+HARMLESS_TRAINING_ERRORS = (
+    re.compile(
+        r"meta_optimizer\.cc:\d+\] remapper failed: INVALID_ARGUMENT: Mutation::Apply error: "
+        r"fanout '[^']*/LeakyReluGrad' exist for missing node '[^']*'"
+    ),
+)
 
 _active = False
 
@@ -114,6 +132,79 @@ class _DropMessages(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith(self.prefixes)
+
+
+@contextlib.contextmanager
+def training_console():
+    """While a model trains: drop the harmless TensorFlow error lines (HARMLESS_TRAINING_ERRORS)
+    from stderr, forwarding every other line as it comes. Nothing is dropped unless :func:`setup`
+    silenced this process (``--verbose`` shows all)."""
+    if not _active:
+        yield
+        return
+    with _stderr_lines_dropped(_harmless_training_error):
+        yield
+
+
+def _harmless_training_error(line: str) -> bool:
+    return bool(_ABSL_LINE.match(line)) and any(p.search(line) for p in HARMLESS_TRAINING_ERRORS)
+
+
+@contextlib.contextmanager
+def _stderr_lines_dropped(drop: Callable[[str], bool]):
+    """Route file descriptor 2 through a pipe; a thread forwards each line that ``drop`` rejects.
+
+    Lines are forwarded as they are completed (a newline or a carriage return ends one); an
+    unfinished line is forwarded after 0.2 s without more. On exit, fd 2 is put back and the
+    thread drains what is left; a child process that still holds the pipe keeps its output
+    forwarded while it lives.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    saved = os.dup(2)
+    target = os.dup(saved)  # the thread's own, closed by it when the pipe is drained
+    forwarder = threading.Thread(target=_forward_lines, args=(read_end, target, drop), daemon=True)
+    forwarder.start()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # the pipe's last write end here: the thread reads to its end
+        os.close(saved)
+        forwarder.join(timeout=5)
+
+
+def _forward_lines(read_end: int, target: int, drop: Callable[[str], bool]) -> None:
+    pending = b""
+    try:
+        while True:
+            ready, _, _ = select.select([read_end], [], [], 0.2)
+            if not ready:
+                if pending:
+                    _write_all(target, pending)
+                    pending = b""
+                continue
+            chunk = os.read(read_end, 1 << 16)
+            if not chunk:
+                break
+            *lines, pending = re.split(rb"(?<=[\n\r])", pending + chunk)
+            for line in lines:
+                if not drop(line.decode(errors="replace")):
+                    _write_all(target, line)
+        if pending:
+            _write_all(target, pending)
+    finally:
+        os.close(read_end)
+        os.close(target)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    with contextlib.suppress(OSError):  # stderr closed: as if it were written
+        while data:
+            data = data[os.write(fd, data) :]
 
 
 # ---- around the first import of a library ------------------------------------------------------

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from models.registry import ModelSpec
-from pipeline import inputs, tracking
+from pipeline import inputs, quiet, tracking
 from pipeline.config import TRAIN_FIELDS, Config
 from pipeline.errors import UserError
 from serving.files import sha256_file
@@ -281,16 +281,17 @@ def fit_model(job: Job, callbacks=(), restore_from: Path | None = None, epoch_en
             + (f" (run {job.run_id})" if job.run_id else ""),
             flush=True,
         )
-    history = model.fit(
-        dataset,
-        epochs=config.epochs,
-        initial_epoch=start_epoch,
-        steps_per_epoch=steps,
-        validation_data=validation,
-        shuffle=False,  # the tf.data pipeline shuffles, seeded
-        callbacks=[*ours, *callbacks],
-        verbose=(1 if sys.stdout.isatty() else 2) if me.chief else 0,
-    )
+    with quiet.training_console():  # without TensorFlow's known-harmless remapper line
+        history = model.fit(
+            dataset,
+            epochs=config.epochs,
+            initial_epoch=start_epoch,
+            steps_per_epoch=steps,
+            validation_data=validation,
+            shuffle=False,  # the tf.data pipeline shuffles, seeded
+            callbacks=[*ours, *callbacks],
+            verbose=(1 if sys.stdout.isatty() else 2) if me.chief else 0,
+        )
     if logging:
         with tempfile.TemporaryDirectory() as tmp:
             model.save_weights(str(Path(tmp) / "model.weights.h5"))

@@ -47,6 +47,7 @@ CHATTER = (
     r"pre-processing before quantization",
     r"tf2onnx",
     r"UserWarning",  # a library's Python warning, e.g. MLflow's about a dataset source
+    r"remapper failed",  # TensorFlow's graph optimizer on a GAN's training step (quiet.training_console)
 )
 
 

@@ -70,3 +70,55 @@ def test_first_data_stage_prints_only_its_own_lines(tmp_path):
     lines = output.splitlines()
     assert lines[0].startswith("data: preparing fashion_mnist in ") and lines[-1].startswith("data: fashion_mnist 3")
     assert len(lines) == 2, output
+
+
+# The line TensorFlow 2.21's graph optimizer wrote when StyleGAN's training step was first run.
+REMAPPER = (
+    "E0000 00:00:1796068050.750313   26751 meta_optimizer.cc:967] remapper failed: INVALID_ARGUMENT: "
+    "Mutation::Apply error: fanout 'StatefulPartitionedCall/gradient_tape/discriminator_5/from_image_1/"
+    "LeakyRelu/LeakyReluGrad' exist for missing node 'StatefulPartitionedCall/discriminator_5/from_image_1/add'.\n"
+)
+OTHER_REMAPPER = REMAPPER.replace("LeakyRelu/LeakyReluGrad", "Relu/ReluGrad")
+TRAINING = f"""
+import os, sys, time
+from pipeline import quiet
+quiet.setup("--verbose" in sys.argv)
+os.write(2, b"before\\n")
+with quiet.training_console():
+    os.write(2, {REMAPPER.encode()!r})  # as a C++ library writes: to the file descriptor
+    os.write(2, {REAL_ERROR.encode()!r}[:30])  # a line in two writes
+    os.write(2, {REAL_ERROR.encode()!r}[30:] + {OTHER_REMAPPER.encode()!r})
+    print("python's stderr", file=sys.stderr)
+    os.write(2, b"unfinished")
+    time.sleep(0.5)  # forwarded without its newline
+    if "--fail" in sys.argv:
+        raise RuntimeError("the step failed")
+if "--fail" not in sys.argv:
+    os.write(2, {REMAPPER.encode()!r})  # outside training: kept
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_training_console_drops_only_the_leaky_relu_remapper_line(verbose):
+    args = [sys.executable, "-c", TRAINING] + (["--verbose"] if verbose else [])
+    result = subprocess.run(args, cwd=ROOT, env=quiet_environment(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    during = [] if not verbose else [REMAPPER]
+    assert result.stderr == "".join(
+        ["before\n", *during, REAL_ERROR, OTHER_REMAPPER, "python's stderr\n", "unfinished", REMAPPER]
+    )
+
+
+def test_training_console_keeps_a_failure_and_its_traceback():
+    result = subprocess.run(
+        [sys.executable, "-c", TRAINING, "--fail"],
+        cwd=ROOT,
+        env=quiet_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert REAL_ERROR in result.stderr
+    assert result.stderr.rstrip().endswith("RuntimeError: the step failed"), result.stderr
+    assert "LeakyReluGrad" not in result.stderr  # the only one was written while training

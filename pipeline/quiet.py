@@ -31,9 +31,10 @@ What is silenced, where it comes from, and how:
 - ``E… meta_optimizer.cc:…] remapper failed: INVALID_ARGUMENT: Mutation::Apply error: fanout
   '…/LeakyReluGrad' exist for missing node '…'``, which TensorFlow's graph optimizer writes when a
   GAN's training step is first optimized (docs/usage.md says why it is harmless): while a model
-  trains (:func:`training_console`), stderr passes through a filter that drops lines matching
-  :data:`HARMLESS_TRAINING_ERRORS` and forwards every other line as it comes. Other remapper
-  failures, and every other TensorFlow error, still show.
+  trains (:func:`training_console`), stderr passes through a filter process that drops lines
+  matching :data:`HARMLESS_TRAINING_ERRORS` and forwards every other line as it comes (a process,
+  so what a crashing trainer wrote last still comes out). Other remapper failures, and every
+  other TensorFlow error, still show.
 
 The environment variables reach child processes too (``mlflow run``'s, the benchmarks').
 """
@@ -46,10 +47,9 @@ import importlib.machinery
 import logging
 import os
 import re
-import select
+import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Callable
 
 VERBOSE_VARIABLE = "LATENTFORGE_VERBOSE"
@@ -142,69 +142,80 @@ def training_console():
     if not _active:
         yield
         return
-    with _stderr_lines_dropped(_harmless_training_error):
+    with _stderr_lines_dropped([_ABSL_LINE.pattern, *(p.pattern for p in HARMLESS_TRAINING_ERRORS)]):
         yield
 
 
-def _harmless_training_error(line: str) -> bool:
-    return bool(_ABSL_LINE.match(line)) and any(p.search(line) for p in HARMLESS_TRAINING_ERRORS)
+# The filter process: reads its stdin (our fd 2) and writes to its stderr (our real stderr) every
+# line except those that match argv[1] (at the start) and one of argv[2:] (anywhere). A line ends
+# at a newline or carriage return; an unfinished one is written after 0.2 s without more. It
+# ignores SIGINT and SIGTERM and ends when every writer has closed the pipe, so what a crashing
+# parent wrote last (a fatal error, a faulthandler dump) still comes out.
+_FILTER_PROGRAM = r"""
+import os, re, select, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+start, anywhere = re.compile(sys.argv[1].encode()), [re.compile(a.encode()) for a in sys.argv[2:]]
+def write(data):
+    try:
+        while data:
+            data = data[os.write(2, data):]
+    except OSError:
+        pass
+pending = b""
+while True:
+    if not select.select([0], [], [], 0.2)[0]:
+        write(pending)
+        pending = b""
+        continue
+    chunk = os.read(0, 1 << 16)
+    if not chunk:
+        break
+    *lines, pending = re.split(rb"(?<=[\n\r])", pending + chunk)
+    for line in lines:
+        if not (start.match(line) and any(a.search(line) for a in anywhere)):
+            write(line)
+write(pending)
+"""
 
 
 @contextlib.contextmanager
-def _stderr_lines_dropped(drop: Callable[[str], bool]):
-    """Route file descriptor 2 through a pipe; a thread forwards each line that ``drop`` rejects.
+def _stderr_lines_dropped(patterns: list[str]):
+    """Route file descriptor 2 through a filter process (``_FILTER_PROGRAM`` over ``patterns``).
 
-    Lines are forwarded as they are completed (a newline or a carriage return ends one); an
-    unfinished line is forwarded after 0.2 s without more. On exit, fd 2 is put back and the
-    thread drains what is left; a child process that still holds the pipe keeps its output
-    forwarded while it lives.
+    A process, not a thread: it needs no GIL and outlives a crash of this one. On exit, fd 2 is
+    put back and the filter drains what is left. When the filter cannot be set up (stderr
+    closed, no file descriptors left), nothing is filtered.
     """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    read_end, write_end = os.pipe()
-    saved = os.dup(2)
-    target = os.dup(saved)  # the thread's own, closed by it when the pipe is drained
-    forwarder = threading.Thread(target=_forward_lines, args=(read_end, target, drop), daemon=True)
-    forwarder.start()
-    os.dup2(write_end, 2)
-    os.close(write_end)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (AttributeError, OSError, ValueError):  # sys.stderr None or closed, fd 2 closed
+        yield
+        return
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _FILTER_PROGRAM, *patterns],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=saved,
+        )
+        os.dup2(process.stdin.fileno(), 2)
+        process.stdin.close()  # fd 2 is the pipe's only write end here
+    except OSError:
+        os.close(saved)
+        yield
+        return
     try:
         yield
     finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)  # the pipe's last write end here: the thread reads to its end
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os.dup2(saved, 2)  # the pipe closes; the filter writes what is left and ends
         os.close(saved)
-        forwarder.join(timeout=5)
-
-
-def _forward_lines(read_end: int, target: int, drop: Callable[[str], bool]) -> None:
-    pending = b""
-    try:
-        while True:
-            ready, _, _ = select.select([read_end], [], [], 0.2)
-            if not ready:
-                if pending:
-                    _write_all(target, pending)
-                    pending = b""
-                continue
-            chunk = os.read(read_end, 1 << 16)
-            if not chunk:
-                break
-            *lines, pending = re.split(rb"(?<=[\n\r])", pending + chunk)
-            for line in lines:
-                if not drop(line.decode(errors="replace")):
-                    _write_all(target, line)
-        if pending:
-            _write_all(target, pending)
-    finally:
-        os.close(read_end)
-        os.close(target)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    with contextlib.suppress(OSError):  # stderr closed: as if it were written
-        while data:
-            data = data[os.write(fd, data) :]
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)  # a child of ours that inherited fd 2 may keep it open longer
 
 
 # ---- around the first import of a library ------------------------------------------------------

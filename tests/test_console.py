@@ -90,9 +90,13 @@ with quiet.training_console():
     os.write(2, {REAL_ERROR.encode()!r}[30:] + {OTHER_REMAPPER.encode()!r})
     print("python's stderr", file=sys.stderr)
     os.write(2, b"unfinished")
-    time.sleep(0.5)  # forwarded without its newline
+    time.sleep(0.5)  # forwarded without its newline, before what comes next
+    print("stdout", flush=True)
     if "--fail" in sys.argv:
         raise RuntimeError("the step failed")
+    if "--abort" in sys.argv:
+        os.write(2, b"F0000 00:00:1.0 1 check.cc:1] Check failed: the last words\\n")
+        os.abort()
 if "--fail" not in sys.argv:
     os.write(2, {REMAPPER.encode()!r})  # outside training: kept
 """
@@ -107,6 +111,35 @@ def test_training_console_drops_only_the_leaky_relu_remapper_line(verbose):
     assert result.stderr == "".join(
         ["before\n", *during, REAL_ERROR, OTHER_REMAPPER, "python's stderr\n", "unfinished", REMAPPER]
     )
+
+
+def test_training_console_forwards_an_unfinished_line_without_waiting_for_its_end():
+    result = subprocess.run(
+        [sys.executable, "-c", TRAINING],
+        cwd=ROOT,
+        env=quiet_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.index("unfinished") < result.stdout.index("stdout")
+
+
+def test_training_console_keeps_what_a_crashing_process_wrote_last():
+    """The filter is a process of its own: a fatal error's line survives the abort that follows it."""
+    result = subprocess.run(
+        [sys.executable, "-c", TRAINING, "--abort"],
+        cwd=ROOT,
+        env=quiet_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode < 0  # SIGABRT
+    assert result.stderr.endswith("Check failed: the last words\n"), result.stderr
+    assert REAL_ERROR in result.stderr and "LeakyReluGrad" not in result.stderr
 
 
 def test_training_console_keeps_a_failure_and_its_traceback():

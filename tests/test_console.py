@@ -102,10 +102,16 @@ if "--fail" not in sys.argv:
 """
 
 
+def run_training(*flags: str, **streams) -> subprocess.CompletedProcess:
+    """Run TRAINING with ``flags``; stdout and stderr captured apart unless ``streams`` says otherwise."""
+    streams = streams or {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    args = [sys.executable, "-c", TRAINING, *flags]
+    return subprocess.run(args, cwd=ROOT, env=quiet_environment(), text=True, timeout=60, **streams)
+
+
 @pytest.mark.parametrize("verbose", [False, True])
 def test_training_console_drops_only_the_leaky_relu_remapper_line(verbose):
-    args = [sys.executable, "-c", TRAINING] + (["--verbose"] if verbose else [])
-    result = subprocess.run(args, cwd=ROOT, env=quiet_environment(), capture_output=True, text=True, timeout=60)
+    result = run_training(*(["--verbose"] if verbose else []))
     assert result.returncode == 0, result.stderr
     during = [] if not verbose else [REMAPPER]
     assert result.stderr == "".join(
@@ -114,43 +120,21 @@ def test_training_console_drops_only_the_leaky_relu_remapper_line(verbose):
 
 
 def test_training_console_forwards_an_unfinished_line_without_waiting_for_its_end():
-    result = subprocess.run(
-        [sys.executable, "-c", TRAINING],
-        cwd=ROOT,
-        env=quiet_environment(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=60,
-    )
+    result = run_training(stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert result.returncode == 0, result.stdout
     assert result.stdout.index("unfinished") < result.stdout.index("stdout")
 
 
 def test_training_console_keeps_what_a_crashing_process_wrote_last():
     """The filter is a process of its own: a fatal error's line survives the abort that follows it."""
-    result = subprocess.run(
-        [sys.executable, "-c", TRAINING, "--abort"],
-        cwd=ROOT,
-        env=quiet_environment(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_training("--abort")
     assert result.returncode < 0  # SIGABRT
     assert result.stderr.endswith("Check failed: the last words\n"), result.stderr
     assert REAL_ERROR in result.stderr and "LeakyReluGrad" not in result.stderr
 
 
 def test_training_console_keeps_a_failure_and_its_traceback():
-    result = subprocess.run(
-        [sys.executable, "-c", TRAINING, "--fail"],
-        cwd=ROOT,
-        env=quiet_environment(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_training("--fail")
     assert result.returncode == 1
     assert REAL_ERROR in result.stderr
     assert result.stderr.rstrip().endswith("RuntimeError: the step failed"), result.stderr

@@ -72,14 +72,12 @@ _NO_CUDA_DRIVER = re.compile(r"cudart_stub\.cc:\d+\] Could not find cuda drivers
 _CUINIT_FAILED = re.compile(r"\] failed call to cuInit")
 
 
-# TensorFlow C++ error lines known to be harmless while a model trains (docs/usage.md), as regexes
-# searched in an absl line. The remapper's, for the leaky ReLU's gradient only: it gives up one
-# fusion and leaves the graph as written.
+# TensorFlow C++ error lines known to be harmless while a model trains (docs/usage.md), as regex
+# sources that the filter process searches in an absl line. The remapper's, for the leaky ReLU's
+# gradient only: it gives up one fusion and leaves the graph as written.
 HARMLESS_TRAINING_ERRORS = (
-    re.compile(
-        r"meta_optimizer\.cc:\d+\] remapper failed: INVALID_ARGUMENT: Mutation::Apply error: "
-        r"fanout '[^']*/LeakyReluGrad' exist for missing node '[^']*'"
-    ),
+    r"meta_optimizer\.cc:\d+\] remapper failed: INVALID_ARGUMENT: Mutation::Apply error: "
+    r"fanout '[^']*/LeakyReluGrad' exist for missing node '[^']*'",
 )
 
 _active = False
@@ -142,7 +140,7 @@ def training_console():
     if not _active:
         yield
         return
-    with _stderr_lines_dropped([_ABSL_LINE.pattern, *(p.pattern for p in HARMLESS_TRAINING_ERRORS)]):
+    with _stderr_lines_dropped([_ABSL_LINE.pattern, *HARMLESS_TRAINING_ERRORS]):
         yield
 
 

@@ -1,24 +1,37 @@
-"""Benchmark: sample quality at equal training wall-clock, latentforge's DCGAN recipes vs the
-textbook peer DCGAN (``bench/peer.py``).
+"""Benchmark: sample quality at equal training wall-clock, latentforge's DCGAN against the
+textbook peer DCGAN (``bench/peer.py``: Géron's chapter 17 as printed, at the book's batch size).
 
-Each model trains on the real input pipeline for the same number of wall-clock seconds (counted
-from the start of ``fit``, so graph tracing counts too), once per seed; the models take turns
-(peer, ours, peer, ours…, the order reversed every other seed) so a slow spell of this shared
-machine falls on both. Then each generator (the weight EMA when the recipe has one, as the
-export stage hands out) draws 10,000 samples from seeded latents, scored exactly as the evaluate
-stage scores them: the registered feature extractor (``pipeline/features.py``) and the Fréchet
-distance to the test split's features. Prints a table per seed and the median over seeds, and
-writes them to ``bench/results/equal_time.json`` (``bench/record.py``).
+The budget is T, the default run's training seconds: the default config (``pipeline.config.Config``:
+model, batch size, epochs) trained for its epochs over the training split on this host at the
+study's start, counted as below. Every (model, seed) unit then trains for the largest of
+``--budgets`` (multiples of T, default 1, 2 and 4) and is scored when its training clock passes
+each budget: FID, precision and recall (k = 3), and the entropy of the feature classifier's
+predicted classes, on ``--samples`` images of the generator that is exported (the EMA one when
+the recipe has one), against the test split, with the registered feature extractor, as the
+evaluate stage scores. Training clocks count from the start of ``fit`` (graph tracing included);
+scoring is off the clock. Models are built and fed as the train stage builds and feeds them
+(``bench/train_speed.build``); each at its own batch size (``batch_size_of``). The models of a
+seed run back to back, their order reversed every other seed, so a slow spell of this shared
+machine falls on both.
 
-    .venv/bin/python bench/equal_time.py --seconds 240 --seeds 0,1,2 --models peer-dcgan,dcgan
+The study resumes across sessions as ``bench/family_study.py`` does (it runs its units): each
+finished unit is kept under ``--state`` and, with ``--units DIR``, as a JSON file to commit; a
+running one at each budget it passes; T is kept too (``DIR/budget.json``), so every unit of a study
+gets the same seconds. Kept work is reused only while ``models/``, ``pipeline/`` and ``bench/`` are
+committed and unchanged.
+
+    .venv/bin/python bench/equal_time.py [--models peer-dcgan,dcgan] [--seeds 0,1,2] [--budgets 1,2,4]
+        [--seconds T] [--units bench/results/equal_time_units]
 
 ``--models`` takes what ``bench/train_speed.py`` takes: ``peer-dcgan``, family or preset names,
-and ``+field=value`` overrides (``dcgan+ema=0``).
+and ``+field=value`` overrides (``dcgan+ema=0.999``); the first is the reference.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import statistics
 import sys
@@ -36,82 +49,109 @@ PEER = "peer-dcgan"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=f"{PEER},dcgan", help="comma-separated; the first is the reference")
-    parser.add_argument("--seconds", type=float, default=240.0, help="training wall-clock per model and seed")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--budgets", default="1,2,4", help="training budgets, in multiples of T")
+    parser.add_argument("--seconds", type=float, default=0.0, help="T in seconds; 0 = measure (or take the kept T)")
+    parser.add_argument("--batch-size", type=int, default=64, help="of a model that names none (the peer: the book's)")
     parser.add_argument("--samples", type=int, default=10000)
-    parser.add_argument("--checkpoints", default="", help="also score at these training seconds, e.g. 60,120")
+    parser.add_argument("--state", default=str(record.ROOT / ".bench-state" / "equal_time"), help="kept work")
+    parser.add_argument("--units", default="", help="also keep finished units and T here, one JSON file each")
+    parser.add_argument("--identity", default="", help="what kept work must match (default: the code's git trees)")
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--tfds-dir", default="")
-    parser.add_argument(
-        "--features-epochs", type=int, default=0, help="extractor recipe (tests): 0 = the standard, registered one"
-    )
+    parser.add_argument("--features-epochs", type=int, default=0, help="extractor recipe (tests): 0 = the default")
     parser.add_argument("--features-examples", type=int, default=0, help="extractor recipe (tests): 0 = all")
+    parser.add_argument("--train-examples", type=int, default=0, help="T's run on this many examples (tests): 0 = all")
     record.add_arguments(parser, "equal_time")
     args = parser.parse_args()
     names = [n for n in args.models.split(",") if n]
     seeds = [int(s) for s in args.seeds.split(",") if s]
-    if len(names) < 2 or not seeds or args.seconds <= 0:
-        parser.error("give at least two models, one seed and a positive --seconds")
+    budgets = sorted({float(b) for b in args.budgets.split(",") if b})
+    if len(names) < 2 or not seeds or not budgets or min(budgets) <= 0 or args.seconds < 0:
+        parser.error("give at least two models, one seed and positive budgets")
+
+    from bench.family_study import Study, code_identity
 
     spec, extractor, real = scoring_setup(args)
-    from bench.train_speed import build, keras_clear
-
+    identity = args.identity or code_identity()
+    budget = budget_seconds(args, spec, identity)
+    args.seconds = budget["seconds"] * budgets[-1]  # what Study trains for
+    checkpoints = [budget["seconds"] * b for b in budgets[:-1]]
     print(
-        f"equal-time benchmark: {args.seconds:.0f} s of training per model and seed, batch {args.batch_size}, "
-        f"FID of {args.samples} samples with extractor {extractor.version} ({extractor.identity})",
+        f"equal-time benchmark: T = {budget['seconds']:.1f} s ({budget['how']}); each unit trains "
+        f"{', '.join(f'{b:g}' for b in budgets)} T, FID of {args.samples} samples with extractor "
+        f"{extractor.version} ({extractor.identity}); kept work in {args.state}"
+        + ("" if identity else " (uncommitted code: nothing is kept)"),
         flush=True,
     )
-    checkpoints = [float(c) for c in args.checkpoints.split(",") if c]
-    rows, curve = [], []
+    study = Study(args, spec, extractor, real, checkpoints, identity)
+    units = []
     for index, seed in enumerate(seeds):
-        order = names if index % 2 == 0 else names[::-1]
-        for name in order:
-            batch = batch_size_of(name, args.batch_size)
-            model, data = build(name, spec, batch, seed=seed)
-            generator = model.exported_generator if hasattr(model, "exported_generator") else model.generator
-            signature = getattr(model, "export_signature", None)
-
-            def checkpoint(steps, elapsed, name=name, seed=seed, generator=generator, batch=batch, signature=signature):
-                fid = score(generator, extractor, real, args.samples, seed, signature)
-                curve.append(
-                    {"model": name, "seed": seed, "steps": steps, "train_s": round(elapsed, 1), "fid": round(fid, 2)}
-                )
-                print(f"    seed {seed} {name}: {steps} steps, {elapsed:.0f} s: FID {fid:.2f}", flush=True)
-
-            steps, seconds = train_for(model, data, args.seconds, checkpoints, checkpoint)
-            fid = score(generator, extractor, real, args.samples, seed, signature)
-            row = {
-                "model": name,
-                "seed": seed,
-                "steps": steps,
-                "batch_size": batch,
-                "images": steps * batch,
-                "train_s": round(seconds, 1),
-                "fid": round(fid, 2),
-            }
-            rows.append(row)
-            print(f"  seed {seed} {name:<28} {steps:>6} steps  {seconds:6.0f} s  FID {fid:7.2f}", flush=True)
-            del model, data
-            keras_clear()
-    summary = summarize(rows, names)
+        units += [study.run(name, seed) for name in (names if index % 2 == 0 else names[::-1])]
+    rows = [{**row, "budget_T": budgets[i]} for unit in units for i, row in enumerate(unit["scores"])]
+    summary = summarize(rows, names, budgets)
     print_table(summary)
     record.write(
         "equal_time",
         args.results,
         parameters={
             "models": names,
-            "seconds": args.seconds,
             "seeds": seeds,
-            "batch_size": args.batch_size,
+            "budgets_T": budgets,
             "samples": args.samples,
-            "checkpoints": checkpoints,
             "dataset": args.dataset,
         },
-        subject={"extractor": extractor.version, "extractor_identity": extractor.identity, "reference": names[0]},
+        subject={
+            "extractor": extractor.version,
+            "extractor_identity": extractor.identity,
+            "reference": names[0],
+            "T_seconds": budget["seconds"],
+            "T_how": budget["how"],
+        },
         rows=rows,
-        tables={"summary": summary, **({"curve": curve} if curve else {})},
+        summary=targets(summary, names, budgets),
+        tables={"summary": summary, "units": [{k: v for k, v in u.items() if k != "scores"} for u in units]},
     )
+
+
+def budget_seconds(args, spec, identity: str) -> dict:
+    """T: ``--seconds`` when given; else the kept T of this study (``--units``/``--state``, same
+    code); else the default config's training run timed now, and kept."""
+    if args.seconds:
+        return {"seconds": args.seconds, "how": "given"}
+    places = [Path(p) / "budget.json" for p in (args.units, args.state) if p]
+    for place in places:
+        kept = json.loads(place.read_text()) if place.is_file() else {}
+        if identity and kept.get("code") == identity:
+            return kept
+    budget = time_default_run(spec, args.train_examples)
+    if identity:
+        from bench.family_study import write_json
+
+        for place in places:
+            place.parent.mkdir(parents=True, exist_ok=True)
+            write_json(place, {**budget, "code": identity})
+    return budget
+
+
+def time_default_run(spec, examples: int = 0) -> dict:
+    """The default config's training (``Config()``: its model, batch size and epochs, each epoch
+    ``examples // batch`` steps as the train stage takes them) timed with ``train_for``'s clock."""
+    from bench.train_speed import build, keras_clear
+    from pipeline.config import Config
+
+    config = Config().resolved()
+    examples = min(examples or spec.splits["train"], spec.splits["train"])
+    steps = config.epochs * (examples // config.batch_size)
+    model, data = build(config.model, spec, config.batch_size, seed=config.seed)
+    taken, seconds = train_for(model, data, math.inf, max_steps=steps)
+    keras_clear()
+    how = (
+        f"the default config ({config.model}, batch {config.batch_size}, {config.epochs} epochs of "
+        f"{examples // config.batch_size} steps) trained on {record.machine()['cpu']} at "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
+    return {"seconds": round(seconds, 1), "steps": taken, "how": how}
 
 
 def scoring_setup(args):
@@ -135,18 +175,23 @@ def scoring_setup(args):
 
 
 def batch_size_of(name: str, default: int) -> int:
-    """A model's batch size: its ``+batch_size=N`` override, else its preset's, else ``default``."""
+    """A model's batch size: its ``+batch_size=N`` override, else its preset's (the peer: the
+    book's), else ``default``."""
+    from bench import peer
     from pipeline import presets
 
     base, *overrides = name.split("+")
     for item in overrides:
         if item.startswith("batch_size="):
             return int(item.split("=", 1)[1])
+    if base == PEER:
+        return peer.BATCH_SIZE
     return int(presets.PRESETS.get(base, {}).get("batch_size", default))
 
 
-def train_for(model, data, seconds: float, checkpoints=(), at_checkpoint=None) -> tuple[int, float]:
-    """Train until ``seconds`` of wall-clock have passed (checked after each step); (steps, seconds).
+def train_for(model, data, seconds: float, checkpoints=(), at_checkpoint=None, max_steps=None) -> tuple[int, float]:
+    """Train until ``seconds`` of wall-clock have passed (checked after each step), or for
+    ``max_steps``; (steps, seconds).
 
     ``at_checkpoint(steps, elapsed)`` runs when the training clock passes each of ``checkpoints``
     (seconds); its own time is left off the clock."""
@@ -170,7 +215,7 @@ def train_for(model, data, seconds: float, checkpoints=(), at_checkpoint=None) -
                 paused = time.perf_counter()
                 at_checkpoint(self.steps, self.elapsed)
                 self.started += time.perf_counter() - paused
-            if self.elapsed >= seconds:
+            if self.elapsed >= seconds or (max_steps and self.steps >= max_steps):
                 self.model.stop_training = True
 
     budget = Budget()
@@ -209,31 +254,47 @@ def sample(generator, samples: int, seed: int, signature=None):
     return evaluate.generate(run, latent_dim, samples, seed, "tanh")
 
 
-def summarize(rows: list[dict], names: list[str]) -> list[dict]:
-    """Per model: median FID over seeds, its ratio to the reference's, median steps."""
-    reference = statistics.median(r["fid"] for r in rows if r["model"] == names[0])
+def summarize(rows: list[dict], names: list[str], budgets: list[float]) -> list[dict]:
+    """Per budget and model: median FID over seeds, each seed's, the ratio to the reference's
+    median at that budget, median precision, recall, steps and images."""
     summary = []
-    for name in names:
-        mine = [r for r in rows if r["model"] == name]
-        fid = statistics.median(r["fid"] for r in mine)
-        summary.append(
-            {
-                "model": name,
-                "fid_median": round(fid, 2),
-                "fid_per_seed": [r["fid"] for r in sorted(mine, key=lambda r: r["seed"])],
-                "fid_vs_reference": round(fid / reference, 3),
-                "fid_lower_than_reference_pct": round(100 * (1 - fid / reference), 1),
-                "steps_median": statistics.median(r["steps"] for r in mine),
-            }
-        )
+    for budget in budgets:
+        at = [r for r in rows if r["budget_T"] == budget]
+        reference = statistics.median(r["fid"] for r in at if r["model"] == names[0])
+        for name in names:
+            mine = sorted((r for r in at if r["model"] == name), key=lambda r: r["seed"])
+            fid = statistics.median(r["fid"] for r in mine)
+            summary.append(
+                {
+                    "budget_T": budget,
+                    "model": name,
+                    "fid_median": round(fid, 2),
+                    "fid_per_seed": [r["fid"] for r in mine],
+                    "fid_vs_reference": round(fid / reference, 3),
+                    "fid_lower_than_reference_pct": round(100 * (1 - fid / reference), 1),
+                    "precision_median": round(statistics.median(r["precision"] for r in mine), 3),
+                    "recall_median": round(statistics.median(r["recall"] for r in mine), 3),
+                    "steps_median": statistics.median(r["steps"] for r in mine),
+                    "train_s_median": round(statistics.median(r["train_s"] for r in mine), 1),
+                }
+            )
     return summary
 
 
+def targets(summary: list[dict], names: list[str], budgets: list[float]) -> dict:
+    """Each model's FID lower than the reference's, in percent, at each budget."""
+    return {
+        f"{row['model']}_fid_lower_than_reference_pct_at_{row['budget_T']:g}T": row["fid_lower_than_reference_pct"]
+        for row in summary
+        if row["model"] != names[0]
+    }
+
+
 def print_table(summary: list[dict]) -> None:
-    print(f"{'model':<30}{'median FID':>11}{'x ref':>8}{'lower %':>9}{'steps':>8}  per seed")
+    print(f"{'budget':>6} {'model':<36}{'median FID':>11}{'x ref':>8}{'lower %':>9}{'steps':>8}  per seed")
     for s in summary:
         print(
-            f"{s['model']:<30}{s['fid_median']:>11.2f}{s['fid_vs_reference']:>8.3f}"
+            f"{s['budget_T']:>5g}T {s['model']:<36}{s['fid_median']:>11.2f}{s['fid_vs_reference']:>8.3f}"
             f"{s['fid_lower_than_reference_pct']:>9.1f}{s['steps_median']:>8.0f}  {s['fid_per_seed']}"
         )
 

@@ -1,5 +1,6 @@
-"""bench/equal_time.py trains the peer and our DCGAN for the same wall-clock, in turns, and scores
-both with a registered extractor (here a quick one, on a small slice), as docs/results.md renders."""
+"""bench/equal_time.py times the default run for T, trains the peer and our DCGAN for the same
+wall-clock, in turns, scores both at each budget with a registered extractor (here a quick one, on
+a small slice), and resumes from kept units, as docs/results.md renders."""
 
 from __future__ import annotations
 
@@ -14,43 +15,56 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow
-def test_equal_time_takes_turns_and_scores_every_model_and_seed(tfds_dir, tmp_path):
-    results = tmp_path / "equal_time.json"
-    models = ["peer-dcgan", "dcgan+width=8+batch_size=16"]
+def _run(tmp_path, tfds_dir, *extra):
     environment = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     environment.pop("MLFLOW_RUN_ID", None)
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "equal_time.py"), "--models", ",".join(models)]
-        + ["--seconds", "6", "--checkpoints", "3", "--seeds", "0,1", "--samples", "300", "--batch-size", "8"]
-        + ["--features-epochs", "1", "--features-examples", "2000", "--tfds-dir", tfds_dir, "--results", str(results)],
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "equal_time.py"), *extra]
+        + ["--samples", "300", "--features-epochs", "1", "--features-examples", "2000", "--tfds-dir", tfds_dir]
+        + ["--state", str(tmp_path / "state"), "--units", str(tmp_path / "units"), "--identity", "test"],
         capture_output=True,
         text=True,
         timeout=900,
         cwd=tmp_path,
         env=environment,
     )
+
+
+@pytest.mark.slow
+def test_equal_time_measures_T_takes_turns_scores_every_budget_and_resumes(tfds_dir, tmp_path):
+    results = tmp_path / "equal_time.json"
+    models = ["peer-dcgan+batch_size=8", "dcgan+width=8+batch_size=16"]
+    arguments = ["--models", ",".join(models), "--budgets", "1,2", "--seeds", "0,1", "--train-examples", "320"]
+    done = _run(tmp_path, tfds_dir, *arguments, "--results", str(results))
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads(results.read_text())
+    T = record["subject"]["T_seconds"]
+    # T: the default config (dcgan, batch 64, 2 epochs) on 320 examples: 2 x 5 steps, timed
+    budget = json.loads((tmp_path / "units" / "budget.json").read_text())
+    assert budget["seconds"] == T > 0 and budget["steps"] == 10 and "batch 64, 2 epochs of 5 steps" in budget["how"]
     rows = record["rows"]
-    # turns: seed 0 runs the reference first, seed 1 ours first
-    assert [(r["seed"], r["model"]) for r in rows] == [(0, models[0]), (0, models[1]), (1, models[1]), (1, models[0])]
+    # turns: seed 0 runs the reference first, seed 1 ours first; each unit scored at T and 2T
+    order = [(0, models[0]), (0, models[1]), (1, models[1]), (1, models[0])]
+    assert [(r["seed"], r["model"]) for r in rows] == [unit for unit in order for _ in (1, 2)]
+    assert [r["budget_T"] for r in rows] == [1.0, 2.0] * 4
     for row in rows:
-        assert row["train_s"] >= 6 and row["steps"] > 0 and row["fid"] > 0
-        assert row["images"] == row["steps"] * row["batch_size"]
-    assert {r["model"]: r["batch_size"] for r in rows} == {models[0]: 8, models[1]: 16}
-    summary = {s["model"]: s for s in record["tables"]["summary"]}
-    assert summary[models[0]]["fid_vs_reference"] == 1.0
-    ours = [r["fid"] for r in rows if r["model"] == models[1]]
-    assert summary[models[1]]["fid_median"] == pytest.approx(sorted(ours)[0] / 2 + sorted(ours)[1] / 2, abs=0.01)
-    # every model and seed also scored once the training clock passed 3 s, before the end
-    curve = record["tables"]["curve"]
-    assert sorted((c["seed"], c["model"]) for c in curve) == sorted((r["seed"], r["model"]) for r in rows)
-    final = {(r["seed"], r["model"]): r for r in rows}
-    for point in curve:
-        assert point["train_s"] >= 3 and 0 < point["steps"] <= final[point["seed"], point["model"]]["steps"]
+        assert row["train_s"] >= row["budget_T"] * T and row["steps"] > 0 and row["fid"] > 0
+    units = {(u["model"], u["seed"]): u for u in record["tables"]["units"]}
+    assert {m: units[m, 0]["batch_size"] for m in models} == {models[0]: 8, models[1]: 16}
+    summary = {(s["budget_T"], s["model"]): s for s in record["tables"]["summary"]}
+    assert summary[1.0, models[0]]["fid_vs_reference"] == 1.0
+    ours = sorted(r["fid"] for r in rows if r["model"] == models[1] and r["budget_T"] == 2.0)
+    assert summary[2.0, models[1]]["fid_median"] == pytest.approx(sum(ours) / 2, abs=0.01)
     assert record["subject"]["extractor"].endswith("-e1-n2000")
-    assert "median FID" in done.stdout
+    assert sorted(p.name for p in (tmp_path / "units").iterdir()) == sorted(
+        ["budget.json", "dcgan_width=8_batch_size=16-seed0.json", "dcgan_width=8_batch_size=16-seed1.json"]
+        + ["peer-dcgan_batch_size=8-seed0.json", "peer-dcgan_batch_size=8-seed1.json"]
+    )
+    # a rerun takes T and every unit from the kept work: the same rows, nothing trained again
+    again = _run(tmp_path, tfds_dir, *arguments, "--results", str(tmp_path / "again.json"))
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads((tmp_path / "again.json").read_text())["rows"] == rows
+    assert again.stdout.count("kept from") == 4
 
 
 def test_a_models_batch_size_is_its_override_else_its_presets_else_the_default():
@@ -60,3 +74,4 @@ def test_a_models_batch_size_is_its_override_else_its_presets_else_the_default()
     assert batch_size_of("stylegan-fashion", 64) == 32  # the preset's
     assert batch_size_of("stylegan-fashion+batch_size=16", 64) == 16
     assert batch_size_of("dcgan+width=8", 64) == 64 and batch_size_of("progan-fashion", 8) == 64
+    assert batch_size_of("peer-dcgan", 64) == 32  # the book's

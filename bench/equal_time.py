@@ -52,7 +52,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--budgets", default="1,2,4", help="training budgets, in multiples of T")
     parser.add_argument("--seconds", type=float, default=0.0, help="T in seconds; 0 = measure (or take the kept T)")
-    parser.add_argument("--batch-size", type=int, default=64, help="of a model that names none (the peer: the book's)")
+    parser.add_argument(
+        "--batch-size", type=int, default=0, help="of a model that names none; 0 = its preset's or family's default"
+    )
     parser.add_argument("--samples", type=int, default=10000)
     parser.add_argument("--state", default=str(record.ROOT / ".bench-state" / "equal_time"), help="kept work")
     parser.add_argument("--units", default="", help="also keep finished units and T here, one JSON file each")
@@ -62,6 +64,9 @@ def main() -> None:
     parser.add_argument("--features-epochs", type=int, default=0, help="extractor recipe (tests): 0 = the default")
     parser.add_argument("--features-examples", type=int, default=0, help="extractor recipe (tests): 0 = all")
     parser.add_argument("--train-examples", type=int, default=0, help="T's run on this many examples (tests): 0 = all")
+    parser.add_argument(
+        "--name", default="equal_time", help="the benchmark's name in its record (recipe_screen: the default's screen)"
+    )
     record.add_arguments(parser, "equal_time")
     args = parser.parse_args()
     names = [n for n in args.models.split(",") if n]
@@ -92,7 +97,7 @@ def main() -> None:
     summary = summarize(rows, names, budgets)
     print_table(summary)
     record.write(
-        "equal_time",
+        args.name,
         args.results,
         parameters={
             "models": names,
@@ -174,10 +179,11 @@ def scoring_setup(args):
     return spec, extractor, extractor.real_features(spec, "test")
 
 
-def batch_size_of(name: str, default: int) -> int:
-    """A model's batch size: its ``+batch_size=N`` override, else its preset's (the peer: the
-    book's), else ``default``."""
+def batch_size_of(name: str, default: int = 0) -> int:
+    """A model's batch size: its ``+batch_size=N`` override, else its preset's, else ``default``
+    when given, else its family's default (the peer: the book's)."""
     from bench import peer
+    from models import registry
     from pipeline import presets
 
     base, *overrides = name.split("+")
@@ -186,7 +192,10 @@ def batch_size_of(name: str, default: int) -> int:
             return int(item.split("=", 1)[1])
     if base == PEER:
         return peer.BATCH_SIZE
-    return int(presets.PRESETS.get(base, {}).get("batch_size", default))
+    preset = presets.PRESETS.get(base, {})
+    if "batch_size" in preset or default:
+        return int(preset.get("batch_size", default))
+    return registry.get(preset.get("model", base)).default_batch_size
 
 
 def train_for(model, data, seconds: float, checkpoints=(), at_checkpoint=None, max_steps=None) -> tuple[int, float]:

@@ -101,7 +101,7 @@ def main() -> None:
             "dataset": "fashion_mnist",
             "epochs": args.epochs,
             "steps_per_epoch": args.steps_per_epoch,
-            "batch_size": Config().batch_size,
+            "batch_size": Config(model="dcgan").resolved().batch_size,
             "seeds": seeds,
             "variants": {variant: {**PLAIN, **VARIANTS[variant]} for variant in variants},
             "eval_samples": args.eval_samples,

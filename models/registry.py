@@ -26,6 +26,8 @@ from models.signature import Signature
 
 FAMILIES: dict[str, Family] = {}
 
+DEFAULT_BATCH_SIZE = 64  # of a family whose defaults name none
+
 
 def option(default, about: str, **checks):
     """A family option: a dataclass field with its help text (the CLI's and MLproject's).
@@ -159,11 +161,17 @@ class Family:
     binarized: ClassVar[bool] = False
     validates: ClassVar[bool] = False
     mixed_precision: ClassVar[bool] = False
+    # latent_dim, learning_rate, width (0: none) and, optionally, batch_size (DEFAULT_BATCH_SIZE)
     defaults: ClassVar[dict] = {"latent_dim": 100, "learning_rate": 2e-4, "width": 0}
     # this family's own defaults for options it shares with others (the DCGAN's loss): the
     # option's meaning stays shared, its value when not given is the family's
     option_defaults: ClassVar[dict] = {}
     network_version: ClassVar[int] = 1
+
+    @property
+    def default_batch_size(self) -> int:
+        """The batch size a config that gives none trains at: ``defaults["batch_size"]``, else 64."""
+        return int(self.defaults.get("batch_size", DEFAULT_BATCH_SIZE))
 
     def build_model(self, spec: ModelSpec, options: Options, learning_rate):
         """A compiled training model with freshly initialized networks (override).

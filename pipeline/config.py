@@ -35,7 +35,9 @@ class Config:
     dataset: str = option("fashion_mnist", "a TFDS image dataset name")
     epochs: int = option(2, "passes over the training data (or over steps_per_epoch batches)")
     steps_per_epoch: int = option(0, "batches per epoch; 0 = one full pass over the data")
-    batch_size: int = option(64, "global batch size (split across replicas under tf.distribute)")
+    batch_size: int = option(
+        0, "global batch size (split across replicas under tf.distribute); 0 = the model's (DCGAN 32, others 64)"
+    )
     workers: int = option(
         1, "train on N worker processes (MultiWorkerMirroredStrategy, launched by Ray: the distributed extra)"
     )
@@ -89,7 +91,6 @@ class Config:
             raise UserError(f"width applies to convolutional models, not {self.model}; drop it")
         positive = {
             "epochs": self.epochs,
-            "batch_size": self.batch_size,
             "workers": self.workers,
             "features_epochs": self.features_epochs,
             "iwae_k": self.iwae_k,
@@ -99,6 +100,7 @@ class Config:
                 raise UserError(f"{name} must be a positive integer, got {value}; pass {name}=1 or more")
         non_negative = {
             "steps_per_epoch": self.steps_per_epoch,
+            "batch_size": self.batch_size,
             "latent_dim": self.latent_dim,
             "learning_rate": self.learning_rate,
             "train_examples": self.train_examples,
@@ -127,7 +129,7 @@ class Config:
         ):
             raise UserError(f"dataset name '{self.dataset}' is not a TFDS name; e.g. fashion_mnist, mnist, cifar10")
         try:
-            self.options.validate(self.batch_size)
+            self.options.validate(self.batch_size or family.default_batch_size)
         except ValueError as error:
             raise UserError(str(error)) from None
 
@@ -158,7 +160,7 @@ class Config:
         return [f.name for f in fields(self.options)]
 
     def resolved(self) -> Config:
-        """A copy with the family's defaults filled in (latent_dim, learning_rate, width, and
+        """A copy with the family's defaults filled in (latent_dim, learning_rate, width, batch_size, and
         options such as critic_steps)."""
         defaults = self.family.defaults
         return dataclasses.replace(
@@ -166,6 +168,7 @@ class Config:
             latent_dim=self.latent_dim or defaults["latent_dim"],
             learning_rate=self.learning_rate or defaults["learning_rate"],
             width=self.width or defaults["width"],
+            batch_size=self.batch_size or self.family.default_batch_size,
             options=self.options.resolved(),
         )
 

@@ -4,10 +4,17 @@ given as well overrides the preset's value. ``--dry-run`` prints the resolved co
 from __future__ import annotations
 
 PRESETS: dict[str, dict] = {
-    "dcgan-fashion": {"model": "dcgan", "epochs": 2, "batch_size": 64},
+    "dcgan-fashion": {"model": "dcgan", "epochs": 2},  # the family's batch size
     "gan-fashion": {"model": "gan", "epochs": 4, "batch_size": 64},
     "wgan-gp-fashion": {"model": "dcgan", "gan_loss": "wgan-gp", "epochs": 2, "batch_size": 64, "learning_rate": 2e-4},
-    "dcgan-fixes-fashion": {"model": "dcgan", "epochs": 2, "replay": 6400, "minibatch_std": 1, "ema": 0.999},
+    "dcgan-fixes-fashion": {
+        "model": "dcgan",
+        "epochs": 2,
+        "batch_size": 64,
+        "replay": 6400,
+        "minibatch_std": 1,
+        "ema": 0.999,
+    },
     "cdcgan-fashion": {"model": "cdcgan", "epochs": 2, "batch_size": 64},
     "vae-fashion": {
         "model": "vae",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from models.families.dcgan import Dcgan
 from models.registry import register
 
@@ -12,3 +14,5 @@ class ConditionalDcgan(Dcgan):
     order = 3
     summary = "conditional DCGAN (label in G and D)"
     labels = True
+    # the DCGAN's batch 32 was screened on the DCGAN only: the cDCGAN keeps the batch it was measured with
+    defaults: ClassVar[dict] = {**Dcgan.defaults, "batch_size": 64}

@@ -15,17 +15,10 @@ LEGACY_KERNEL_SIZE = 4  # model.json files of network_version 1 (before kernel_s
 class DcganOptions(GanOptions):
     """The GAN options plus the convolutions' kernel size."""
 
-    # 3x3 convolutions train about 3x faster on a CPU than 4x4 or 5x5 ones (TensorFlow's oneDNN
-    # kernels; bench/train_speed.py), so the hidden layers are 3x3; the two layers on pixels (G's
-    # last, D's first) are cheap (one image channel) and 5x5 there paid for itself. The defaults
-    # (those kernels, hinge loss, no EMA, learning rate 1e-3) were chosen by FID at equal training
-    # time (bench/equal_time.py, docs/results.md). Single runs, seed 0, 240 s, extractor cnn128-v4,
-    # FID of the raw / EMA-0.999 generator: all 3x3 with ns 36.4 / 39.3 (EMA 0.99: 37.8), hinge
-    # 33.3 / 36.9, lsgan 43.5 / 47.3; 5x5 on pixels with ns 30.0 / 32.9, with hinge 25.1 / 27.1;
-    # 7x7 on pixels with ns 27.9 / 29.1, with hinge 22.1 (raw), but its step is slower and the
-    # default run must finish in 10 minutes (bin/run took 10 min 18 s with 7x7 on a slow day);
-    # G's refine stage of version 2 (3x3) 39.5; batch 128 at 2e-3 44.7; the peer DCGAN 82.7.
-    # Earlier, with the EMA: learning rate 2e-4 70.4 (200 s), 5e-4 46.9, 1e-3 39.5.
+    # 3x3 hidden convolutions: TensorFlow's oneDNN kernels run them about 3x faster on a CPU than
+    # 4x4 or 5x5 ones (docs/results.md#training-speed); the two layers on pixels (G's last, D's
+    # first) have one image channel, so 5x5 there costs little and was chosen by FID at equal
+    # training time (docs/results.md#choosing-the-default-dcgan-recipe)
     kernel_size: int = option(3, "DCGAN: kernel size of G's transposed convolutions", choices=(3, 4, 5))
     d_kernel_size: int = option(3, "DCGAN: kernel size of D's convolutions", choices=(3, 4, 5))
     image_kernel_size: int = option(
@@ -43,8 +36,12 @@ class Dcgan(GanFamily):
     # 3: G's last transposed convolution makes the image, D's kernel is d_kernel_size;
     # 2: one kernel_size for both, G refines at full resolution; 1: as 2, always 4x4
     network_version = 4
-    defaults: ClassVar[dict] = {"latent_dim": 100, "learning_rate": 1e-3, "width": 64}
-    # the hinge loss (Lim & Ye 2017; Miyato et al. 2018): D's outputs are scores, not probabilities
+    # Chosen by FID at equal training time (docs/results.md#choosing-the-default-dcgan-recipe):
+    # batch 32 gives twice the steps of batch 64 at about the same images/s on a CPU and scored
+    # better; learning rate 1e-3 scored better than half or twice it.
+    defaults: ClassVar[dict] = {"latent_dim": 100, "learning_rate": 1e-3, "width": 64, "batch_size": 32}
+    # the hinge loss (Lim & Ye 2017; Miyato et al. 2018; D's outputs are scores, not probabilities)
+    # scored better than the non-saturating one (same section)
     option_defaults: ClassVar[dict] = {"gan_loss": "hinge"}
 
     def networks(self, spec: ModelSpec, options: DcganOptions):

@@ -28,9 +28,8 @@ class GanOptions(Options):
     replay: int = option(0, "experience replay buffer size (old fakes); 0 = off", low=0)
     replay_ratio: float = option(0.5, "fraction of D's fake batch drawn from the replay buffer", low=0.0, high=1.0)
     minibatch_std: bool = option(False, "mini-batch standard deviation layer in D (0/1, true/false)")
-    # off by default: in the default run's training time (240 s, 2 epochs) the EMA of the weights
-    # scored a worse FID than the raw weights in every recipe tried (bench/equal_time.py,
-    # models/families/dcgan.py has the numbers): the generator still improves fast, the average lags
+    # off by default: at the default run's training time the EMA scored a worse FID than the raw
+    # weights (docs/results.md#choosing-the-default-dcgan-recipe): the generator still improves fast
     ema: float = option(0.0, "decay of the generator's weight EMA, exported instead of G; 0 = off")
 
     def check(self, batch_size: int) -> None:

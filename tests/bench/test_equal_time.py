@@ -39,9 +39,9 @@ def test_equal_time_measures_T_takes_turns_scores_every_budget_and_resumes(tfds_
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads(results.read_text())
     T = record["subject"]["T_seconds"]
-    # T: the default config (dcgan, batch 64, 2 epochs) on 320 examples: 2 x 5 steps, timed
+    # T: the default config (dcgan, batch 32, 2 epochs) on 320 examples: 2 x 10 steps, timed
     budget = json.loads((tmp_path / "units" / "budget.json").read_text())
-    assert budget["seconds"] == T > 0 and budget["steps"] == 10 and "batch 64, 2 epochs of 5 steps" in budget["how"]
+    assert budget["seconds"] == T > 0 and budget["steps"] == 20 and "batch 32, 2 epochs of 10 steps" in budget["how"]
     rows = record["rows"]
     # turns: seed 0 runs the reference first, seed 1 ours first; each unit scored at T and 2T
     order = [(0, models[0]), (0, models[1]), (1, models[1]), (1, models[0])]
@@ -61,13 +61,24 @@ def test_equal_time_measures_T_takes_turns_scores_every_budget_and_resumes(tfds_
         + ["peer-dcgan_batch_size=8-seed0.json", "peer-dcgan_batch_size=8-seed1.json"]
     )
     # a rerun takes T and every unit from the kept work: the same rows, nothing trained again
-    again = _run(tmp_path, tfds_dir, *arguments, "--results", str(tmp_path / "again.json"))
+    folder = tmp_path / "results"
+    again = _run(tmp_path, tfds_dir, *arguments, "--name", "recipe_screen", "--results", str(folder / "screen.json"))
     assert again.returncode == 0, again.stderr[-2000:]
-    assert json.loads((tmp_path / "again.json").read_text())["rows"] == rows
+    assert json.loads((folder / "screen.json").read_text())["rows"] == rows
     assert again.stdout.count("kept from") == 4
+    # both render into docs/results.md: the comparison and the screen of the default's recipe
+    results.rename(folder / "equal_time.json")
+    sys.path.insert(0, str(ROOT))
+    from bench import report
+
+    text = report.render(folder)
+    assert "## Quality at equal training time" in text and "## Choosing the default DCGAN recipe" in text
+    assert text.count(f"T = {T:,.1f} s: the default config (dcgan, batch 32") == 2
+    lower = summary[2.0, models[1]]["fid_lower_than_reference_pct"]
+    assert f"At 2 T, `{models[1]}`'s median FID is {lower:.1f}% lower than `{models[0]}`'s." in text
 
 
-def test_a_models_batch_size_is_its_override_else_its_presets_else_the_default():
+def test_a_models_batch_size_is_its_override_else_its_presets_else_the_default_else_its_familys():
     sys.path.insert(0, str(ROOT))
     from bench.equal_time import batch_size_of
 
@@ -75,3 +86,5 @@ def test_a_models_batch_size_is_its_override_else_its_presets_else_the_default()
     assert batch_size_of("stylegan-fashion+batch_size=16", 64) == 16
     assert batch_size_of("dcgan+width=8", 64) == 64 and batch_size_of("progan-fashion", 8) == 64
     assert batch_size_of("peer-dcgan", 64) == 32  # the book's
+    assert batch_size_of("dcgan+width=8") == 32 and batch_size_of("vae") == 64  # the families'
+    assert batch_size_of("vae-fashion") == 64

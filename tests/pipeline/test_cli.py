@@ -37,11 +37,12 @@ def assert_one_line_error(result, *fragments):
         (["main", "--model", "vae", "--gan-loss", "hinge"], ["gan_loss apply to GAN models", "not vae"]),
         (["main", "--gan-loss", "wasserstein"], ["unknown gan_loss 'wasserstein'", "wgan-gp"]),
         (["main", "--gan-loss", "wgan-gp", "--label-smoothing", "0.1"], ["label_smoothing moves a real target"]),
-        (["main", "--replay", "10"], ["replay buffer (10) must hold at least one batch (64)"]),
+        (["main", "--replay", "10"], ["replay buffer (10) must hold at least one batch (32)"]),  # the DCGAN's
+        (["main", "--replay", "40", "--batch-size", "64"], ["replay buffer (40) must hold at least one batch (64)"]),
         (["main", "--ema", "1.5"], ["label_smoothing and ema must be in [0, 1)"]),
         (["main", "--minibatch-std", "2"], ["minibatch_std must be 0 or 1"]),
         (["main", "--epochs", "0"], ["epochs must be a positive integer, got 0"]),
-        (["main", "--batch-size", "-5"], ["batch_size must be a positive integer, got -5"]),
+        (["main", "--batch-size", "-5"], ["batch_size must be >= 0, got -5", "pass 0 for the default"]),
         (["main", "--epochs", "two"], ["epochs must be int, got 'two'"]),
         (["train", "--model", "transformer"], ["unknown model 'transformer'"]),
         (["main", "--lr-schedule", "step"], ["unknown lr_schedule 'step'", "cosine"]),
@@ -85,6 +86,16 @@ def test_dry_run_prints_the_resolved_config(tmp_path):
     result = latentforge("main", "--model", "vae", "--dry-run", cwd=tmp_path)
     assert result.returncode == 0
     assert '"latent_dim": 32' in result.stdout and '"model": "vae"' in result.stdout
+    assert '"batch_size": 64' in result.stdout  # the VAE's default batch
+
+
+def test_the_default_dcgan_trains_at_its_familys_batch_size_unless_one_is_given(tmp_path):
+    import json
+
+    default = json.loads(latentforge("main", "--dry-run", cwd=tmp_path).stdout)
+    assert default["model"] == "dcgan" and default["batch_size"] == 32
+    given = json.loads(latentforge("main", "--batch-size", "64", "--dry-run", cwd=tmp_path).stdout)
+    assert given["batch_size"] == 64
 
 
 def test_preset_is_overridable_field_by_field(tmp_path):

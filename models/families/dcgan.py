@@ -36,9 +36,10 @@ class Dcgan(GanFamily):
     # 3: G's last transposed convolution makes the image, D's kernel is d_kernel_size;
     # 2: one kernel_size for both, G refines at full resolution; 1: as 2, always 4x4
     network_version = 4
-    # Chosen by FID at equal training time (docs/results.md#choosing-the-default-dcgan-recipe):
-    # batch 32 gives twice the steps of batch 64 at about the same images/s on a CPU and scored
-    # better; learning rate 1e-3 scored better than half or twice it.
+    # Chosen by FID at equal training time: batch 32 takes nearly twice the steps of batch 64 in
+    # the same seconds on a CPU and scored better at the default run's time, though not at four
+    # times it (docs/results.md#quality-at-equal-training-time); learning rate 1e-3 scored better
+    # than half or twice it (docs/results.md#choosing-the-default-dcgan-recipe).
     defaults: ClassVar[dict] = {"latent_dim": 100, "learning_rate": 1e-3, "width": 64, "batch_size": 32}
     # the hinge loss (Lim & Ye 2017; Miyato et al. 2018; D's outputs are scores, not probabilities)
     # scored better than the non-saturating one (same section)

@@ -114,7 +114,7 @@ def main() -> None:
             "T_how": budget["how"],
         },
         rows=rows,
-        summary=targets(summary, names, budgets),
+        summary=targets(summary, names),
         tables={"summary": summary, "units": [{k: v for k, v in u.items() if k != "scores"} for u in units]},
     )
 
@@ -232,14 +232,6 @@ def train_for(model, data, seconds: float, checkpoints=(), at_checkpoint=None, m
     return budget.steps, budget.elapsed
 
 
-def score(generator, extractor, real, samples: int, seed: int, signature=None) -> float:
-    """The evaluate stage's FID of ``samples`` images of ``generator`` (``sample``)."""
-    from pipeline import metrics
-
-    sample_features, _ = extractor(sample(generator, samples, seed, signature))
-    return metrics.fid_between(real, sample_features)
-
-
 def sample(generator, samples: int, seed: int, signature=None):
     """``samples`` images in [0, 1] of ``generator`` from seeded latents, as the evaluate stage
     makes them; a generator with more inputs than z (``signature``: StyleGAN's z2, mix, psi,
@@ -265,7 +257,7 @@ def sample(generator, samples: int, seed: int, signature=None):
 
 def summarize(rows: list[dict], names: list[str], budgets: list[float]) -> list[dict]:
     """Per budget and model: median FID over seeds, each seed's, the ratio to the reference's
-    median at that budget, median precision, recall, steps and images."""
+    median at that budget, median precision, recall, steps and training seconds."""
     summary = []
     for budget in budgets:
         at = [r for r in rows if r["budget_T"] == budget]
@@ -290,7 +282,7 @@ def summarize(rows: list[dict], names: list[str], budgets: list[float]) -> list[
     return summary
 
 
-def targets(summary: list[dict], names: list[str], budgets: list[float]) -> dict:
+def targets(summary: list[dict], names: list[str]) -> dict:
     """Each model's FID lower than the reference's, in percent, at each budget."""
     return {
         f"{row['model']}_fid_lower_than_reference_pct_at_{row['budget_T']:g}T": row["fid_lower_than_reference_pct"]

@@ -31,6 +31,9 @@ class GanOptions(Options):
     # off by default: at the default run's training time the EMA scored a worse FID than the raw
     # weights (docs/results.md#choosing-the-default-dcgan-recipe): the generator still improves fast
     ema: float = option(0.0, "decay of the generator's weight EMA, exported instead of G; 0 = off")
+    d_lr_ratio: float = option(
+        1.0, "TTUR (Heusel et al. 2017): D's learning rate as a multiple of G's; 1 = the same", low=0.0, high=100.0
+    )
 
     def check(self, batch_size: int) -> None:
         if not 0.0 <= self.label_smoothing < 1.0 or not 0.0 <= self.ema < 1.0:
@@ -39,6 +42,8 @@ class GanOptions(Options):
             raise ValueError(
                 f"label_smoothing moves a real target; {self.gan_loss} has none; use gan_loss=ns, minimax or lsgan"
             )
+        if self.d_lr_ratio <= 0:
+            raise ValueError("d_lr_ratio must be above 0; e.g. d_lr_ratio=4 (D's rate 4x G's), 1 = the same rate")
         if self.replay and self.replay < batch_size:
             raise ValueError(f"replay buffer ({self.replay}) must hold at least one batch ({batch_size})")
 
@@ -51,6 +56,19 @@ class GanOptions(Options):
 
         steps = self.critic_steps or (WGAN_GP_CRITIC_STEPS if self.gan_loss == "wgan-gp" else 1)
         return replace(self, critic_steps=steps)
+
+
+def scaled(rate, factor: float):
+    """A learning rate (a float or a Keras schedule with an ``initial_learning_rate``) times ``factor``."""
+    import keras
+
+    if factor == 1.0:
+        return rate
+    if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
+        config = rate.get_config()
+        config["initial_learning_rate"] *= factor
+        return type(rate).from_config(config)
+    return rate * factor
 
 
 class GanFamily(Family):
@@ -91,7 +109,7 @@ class GanFamily(Family):
         # WGAN-GP's Adam settings (Gulrajani et al. use beta_1 0, beta_2 0.9; Keras's example 0.5, 0.9).
         beta_2 = 0.9 if options.gan_loss == "wgan-gp" else 0.999
         model.compile(
-            d_optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=beta_2),
+            d_optimizer=keras.optimizers.Adam(scaled(learning_rate, options.d_lr_ratio), beta_1=0.5, beta_2=beta_2),
             g_optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=beta_2),
         )
         return model

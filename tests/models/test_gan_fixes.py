@@ -144,3 +144,33 @@ def test_every_gan_family_trains_with_every_loss(kind):
         logs = model.train_step(batch)
         assert all(np.isfinite(float(v)) for v in logs.values()), (loss, logs)
         assert ("gradient_penalty" in logs) == (loss == "wgan-gp")
+
+
+@pytest.mark.parametrize("ratio", [1.0, 4.0])
+def test_ttur_steps_the_discriminator_at_its_own_rate(ratio):
+    """Adam's first update moves each weight by its learning rate (m/sqrt(v) = sign of the
+    gradient), so the largest change of D's weights is D's rate, G's is G's."""
+    model = registry.build(
+        "dcgan", image_shape=(28, 28, 1), latent_dim=4, learning_rate=1e-3, seed=0, options={"d_lr_ratio": ratio}
+    )
+    d_before = [v.numpy().copy() for v in model.discriminator.trainable_weights]
+    g_before = [v.numpy().copy() for v in model.generator.trainable_weights]
+    model.train_step(np.random.default_rng(0).uniform(-1, 1, (8, 28, 28, 1)).astype(np.float32))
+
+    def largest_step(weights, before):
+        return max(float(np.abs(v.numpy() - b).max()) for v, b in zip(weights, before))
+
+    assert largest_step(model.discriminator.trainable_weights, d_before) == pytest.approx(ratio * 1e-3, rel=1e-3)
+    assert largest_step(model.generator.trainable_weights, g_before) == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_ttur_scales_a_learning_rate_schedule_and_rejects_a_zero_ratio():
+    from models.families.gan import GanOptions, scaled
+
+    cosine = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=100, alpha=0.05)
+    d_rate = scaled(cosine, 4.0)
+    for step in (0, 50, 100):
+        assert float(d_rate(step)) == pytest.approx(4 * float(cosine(step)), rel=1e-6)
+    assert scaled(cosine, 1.0) is cosine
+    with pytest.raises(ValueError, match="d_lr_ratio must be above 0; e.g. d_lr_ratio=4"):
+        GanOptions(d_lr_ratio=0.0).check(batch_size=32)

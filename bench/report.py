@@ -461,14 +461,19 @@ def _equal_time_tables(record: dict):
     return [("", columns, summary), ("Every unit, in the order they ran", units, record["tables"]["units"])]
 
 
-def _equal_time_reading(record: dict) -> list[str]:
+def _equal_time_setup(record: dict) -> str:
     parameters, subject = record["parameters"], record.get("subject", {})
-    reference = subject.get("reference", parameters["models"][0])
-    lines = [
+    return (
         f"T = {subject['T_seconds']:,.1f} s: {subject['T_how']}. Seeds "
         f"{', '.join(str(s) for s in parameters['seeds'])}; FID of {parameters['samples']:,} samples in the "
         f"space of feature extractor `{subject.get('extractor', MISSING)}`."
-    ]
+    )
+
+
+def _equal_time_reading(record: dict) -> list[str]:
+    parameters, subject = record["parameters"], record.get("subject", {})
+    reference = subject.get("reference", parameters["models"][0])
+    lines = [_equal_time_setup(record)]
     for row in record["tables"]["summary"]:
         if row["model"] != reference:
             lines.append(
@@ -494,6 +499,27 @@ EQUAL_TIME = Section(
 )
 
 
+def _recipe_screen_reading(record: dict) -> list[str]:
+    """The equal-time reading, then each candidate against the default (the screen's second model)."""
+    lines = [_equal_time_setup(record)]
+    rows = [r for r in record["tables"]["summary"] if r["budget_T"] == 1.0]
+    default = record["parameters"]["models"][1]
+    base = next(r for r in rows if r["model"] == default)
+    ranked = sorted(rows, key=lambda r: r["fid_median"])
+    lines.append(
+        f"By median FID at T the default `{default}` ranks {ranked.index(base) + 1} of {len(rows)}; "
+        f"the best is `{ranked[0]['model']}`."
+    )
+    for row in rows:
+        if row is not base:
+            change = 100.0 * (row["fid_median"] / base["fid_median"] - 1.0)
+            lines.append(
+                f"`{row['model']}`: median FID {row['fid_median']:.2f}, {abs(change):.1f}% "
+                f"{'higher' if change > 0 else 'lower'} than the default's {base['fid_median']:.2f}."
+            )
+    return lines
+
+
 RECIPE_SCREEN = Section(
     title="Choosing the default DCGAN recipe",
     about=(
@@ -502,7 +528,7 @@ RECIPE_SCREEN = Section(
         "measured as above. A default is chosen here and confirmed there on other seeds."
     ),
     tables=_equal_time_tables,
-    reading=_equal_time_reading,
+    reading=_recipe_screen_reading,
 )
 
 

@@ -76,6 +76,27 @@ def test_equal_time_measures_T_takes_turns_scores_every_budget_and_resumes(tfds_
     assert text.count(f"T = {T:,.1f} s: the default config (dcgan, batch 32") == 2
     lower = summary[2.0, models[1]]["fid_lower_than_reference_pct"]
     assert f"At 2 T, `{models[1]}`'s median FID is {lower:.1f}% lower than `{models[0]}`'s." in text
+    assert f"By median FID at T the default `{models[1]}` ranks " in text  # the screen's reading
+
+
+def test_the_screen_reads_each_candidate_against_the_default():
+    sys.path.insert(0, str(ROOT))
+    from bench import report
+
+    def row(model, fid):
+        return {"budget_T": 1.0, "model": model, "fid_median": fid}
+
+    record = {
+        "parameters": {"models": ["peer", "dcgan", "dcgan+b"], "seeds": [10, 11], "samples": 100},
+        "subject": {"T_seconds": 10.0, "T_how": "timed", "extractor": "x"},
+        "tables": {"summary": [row("peer", 30.0), row("dcgan", 20.0), row("dcgan+b", 18.0)]},
+    }
+    lines = report.RECIPE_SCREEN.reading(record)
+    assert lines[1] == "By median FID at T the default `dcgan` ranks 2 of 3; the best is `dcgan+b`."
+    assert lines[2:] == [
+        "`peer`: median FID 30.00, 50.0% higher than the default's 20.00.",
+        "`dcgan+b`: median FID 18.00, 10.0% lower than the default's 20.00.",
+    ]
 
 
 def test_a_models_batch_size_is_its_override_else_its_presets_else_the_default_else_its_familys():

@@ -238,8 +238,8 @@ def sample(generator, samples: int, seed: int, signature=None):
     noise) gets their defaults, as the evaluate stage feeds them."""
     import numpy as np
 
-    from models import signature as signatures
-    from pipeline import evaluate
+    from contract import images
+    from contract import signature as signatures
 
     # from the signature where there is one: a ProGAN's grown generator is a subclassed model
     # without symbolic inputs
@@ -252,7 +252,7 @@ def sample(generator, samples: int, seed: int, signature=None):
         feed[signature.inputs[0].name] = z
         return np.asarray(signatures.call(generator, signature, feed))
 
-    return evaluate.generate(run, latent_dim, samples, seed, "tanh")
+    return images.sample(run, latent_dim, samples, seed, "tanh")
 
 
 def summarize(rows: list[dict], names: list[str], budgets: list[float]) -> list[dict]:

@@ -35,6 +35,7 @@ def main() -> None:
     record.add_arguments(parser, "evaluate")
     args = parser.parse_args()
 
+    from contract import images
     from pipeline import evaluate, features, inputs, metrics, tracking
 
     tracking.setup("latentforge-bench")
@@ -56,7 +57,7 @@ def main() -> None:
     for repeat in range(args.repeats):
         samples = timed(
             "generate (onnxruntime)",
-            lambda r=repeat: evaluate.generate(
+            lambda r=repeat: images.sample(
                 runtime.run, description["latent_dim"], args.samples, r, description["value_range"]
             ),
         )

@@ -292,7 +292,7 @@ def time_onnx(path: str, signature, batches, calls: int) -> dict:
     default session options, as ``GeneratorRuntime`` loads a model; inputs at their defaults)."""
     import onnxruntime as ort
 
-    from models.signature import default_feed
+    from contract.signature import default_feed
 
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     out = {}

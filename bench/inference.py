@@ -248,8 +248,8 @@ def _load(name: str, folder: Path, card: dict, output: str, feed: dict, inputs: 
     if name not in _loaded:
         import tensorflow as tf
 
-        from pipeline.train import load_trained
-        from serving.files import use_tracking_store
+        from pipeline.loop import load_trained
+        from serving.store import use_tracking_store
 
         use_tracking_store()
         model, _ = load_trained(card["train_run_id"])

@@ -124,7 +124,7 @@ def build(name: str, spec, batch: int, seed: int = 0):
         import keras
 
         from bench.peer import LATENT_DIM, PeerDCGAN
-        from models import signature
+        from contract import signature
 
         keras.utils.set_random_seed(seed)  # the weights' initialization (Family.build seeds ours)
         model = PeerDCGAN(seed=seed)
@@ -134,7 +134,7 @@ def build(name: str, spec, batch: int, seed: int = 0):
         return model, data
     from pipeline import presets
     from pipeline.config import Config
-    from pipeline.train import model_spec_for, precision_policy
+    from pipeline.loop import model_spec_for, precision_policy
 
     base, *overrides = name.split("+")
     values = {"preset": base} if base in presets.PRESETS else {"model": base}

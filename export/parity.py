@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.signature import Signature, random_feed
 from export import files
-from models.signature import Signature, random_feed
 
 DEFAULT_TOLERANCE = 1e-4  # max abs difference allowed between runtimes
 BATCH_SIZES = (1, 16)  # two sizes: proves the batch axis is dynamic in every runtime
@@ -23,7 +23,7 @@ def check(
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> dict:
     """Run all three runtimes on the same seeded inputs (varied, valid values for each input's
-    role: ``models.signature.random_feed``) at every size in BATCH_SIZES.
+    role: ``contract.signature.random_feed``) at every size in BATCH_SIZES.
 
     Returns:
         {"passed": bool, "tolerance": float, "max_abs_diff": {"savedmodel": x, "onnx": y},

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.signature import Signature, random_feed
+from contract.signature import Signature, random_feed
 
 CALIBRATION_BATCHES = 8
 CALIBRATION_BATCH_SIZE = 64
@@ -22,7 +22,7 @@ CALIBRATION_BATCH_SIZE = 64
 
 def calibration_inputs(signature: Signature, seed: int = 4321) -> list[dict]:
     """Seeded generator inputs: varied, valid values for each input's role
-    (``models.signature.random_feed``), ``CALIBRATION_BATCHES`` batches."""
+    (``contract.signature.random_feed``), ``CALIBRATION_BATCHES`` batches."""
     return [random_feed(signature.inputs, CALIBRATION_BATCH_SIZE, seed + i) for i in range(CALIBRATION_BATCHES)]
 
 

@@ -20,8 +20,7 @@ from __future__ import annotations
 import tensorflow as tf
 from keras import ops
 
-from models.families.gan import LOSSES  # the GAN options' choices (a TF-free module)
-
+LOSSES = ("minimax", "ns", "lsgan", "hinge", "wgan-gp")  # the table above, by name
 PROBABILITY_OUTPUT = ("minimax", "ns")  # sigmoid(output) is D's probability that the input is real
 
 

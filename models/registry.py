@@ -6,7 +6,7 @@ A family is one module under ``models/families/`` (or anywhere, e.g. a test) tha
 particular to it: its typed ``options`` (a dataclass; fields carry their help text), how to
 build its networks and compiled training model (``build``), what it exports and with which
 signature (``exports``), its value range, primary metric and its direction, and any
-evaluation extras (``evaluation_extras``). The stages and ``serving/`` ask the family (or the
+evaluation (``evaluate``, given an ``EvaluationContext``). The stages and ``serving/`` ask the family (or the
 model card it wrote); none of them branches on a family's name.
 
 Family modules import Keras only inside their methods, so the registry (and the CLI that
@@ -17,16 +17,20 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import math
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
-from models.signature import Signature
+from contract.signature import Signature
 
 FAMILIES: dict[str, Family] = {}
 
 DEFAULT_BATCH_SIZE = 64  # of a family whose defaults name none
+MODEL_JSON = "model.json"  # a trained model's ModelSpec, beside its weights
 
 
 def option(default, about: str, **checks):
@@ -117,6 +121,15 @@ class ModelSpec:
         out["image_shape"], out["class_names"] = list(self.image_shape), list(self.class_names)
         return out
 
+    def write(self, folder: Path) -> None:
+        """``model.json`` in ``folder``."""
+        (Path(folder) / MODEL_JSON).write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def read(cls, folder: Path) -> ModelSpec:
+        """The spec in ``folder``'s ``model.json``."""
+        return cls.from_dict(json.loads((Path(folder) / MODEL_JSON).read_text()))
+
     @classmethod
     def from_dict(cls, data: dict) -> ModelSpec:
         known = {f.name for f in dataclasses.fields(cls)}
@@ -127,6 +140,50 @@ class ModelSpec:
         values.setdefault("width", 0)
         values.setdefault("network_version", 1)
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class EvaluationContext:
+    """What the evaluate stage hands a family's ``evaluate``: the shipped generator and the
+    stage's measuring tools; the loaders load only when called.
+
+    Attributes:
+        runtime: ``serving.runtime.GeneratorRuntime`` over the exported ONNX (what ships).
+        features: images in [0, 1] -> (features, logits) of the feature classifier.
+        real: the test split's features.
+        score: sample features -> {"fid", "precision", "recall"} against ``real`` (k = 3).
+        sample_features: the features of the stage's own samples (default inputs, seeded by ``seed``).
+        samples: how many samples a metric draws (``eval_samples``).
+        seed: the seed of the stage's samples.
+        load_model: () -> the trained training model (Keras).
+        load_test_images: () -> the test split in [0, 1] (binarized when the family is).
+        config: the run's config (read-only).
+    """
+
+    runtime: Any
+    features: Callable
+    real: Any
+    score: Callable
+    sample_features: Any
+    samples: int
+    seed: int
+    load_model: Callable
+    load_test_images: Callable
+    config: Any
+
+    @property
+    def value_range(self) -> str:
+        return self.runtime.card["value_range"]
+
+
+@dataclass
+class Evaluation:
+    """A family's evaluation: metrics, pictures (name -> uint8 (H, W, C), logged as
+    ``evaluation/<name>.png``) and tables (name -> JSON-able dict, ``evaluation/<name>.json``)."""
+
+    metrics: dict = dataclasses.field(default_factory=dict)
+    pictures: dict = dataclasses.field(default_factory=dict)
+    tables: dict = dataclasses.field(default_factory=dict)
 
 
 class Family:
@@ -183,12 +240,11 @@ class Family:
         """The networks to ship, generator first, each with its signature (override)."""
         raise NotImplementedError
 
-    def evaluation_extras(self, load_model, load_test_images, config) -> dict:
-        """Family-specific numbers on the test split (e.g. the VAE's likelihood bounds); none by
-        default. ``load_model()`` returns the trained training model, ``load_test_images()`` the
-        test split in [0, 1] (binarized when the family is); each loads only when called.
-        ``config`` is the run's config (read-only)."""
-        return {}
+    def evaluate(self, context: EvaluationContext) -> Evaluation:
+        """The family's own numbers and pictures, beside the common metrics the evaluate stage
+        computes (e.g. the VAE's likelihood bounds, StyleGAN's truncation curve); none by default.
+        Everything comes from ``context``; the stage logs what this returns."""
+        return Evaluation()
 
     def card_extras(self, model, spec: ModelSpec) -> dict:
         """Family-specific facts a runtime needs, for the model card (e.g. StyleGAN's style layout
@@ -305,21 +361,29 @@ def model_spec(
     num_classes: int = 10,
     options: dict | None = None,
     width: int = 0,
+    dataset: str = "",
+    dataset_version: str = "",
+    class_names=None,
+    lr_schedule: str = "constant",
+    precision: str = "float32",
 ) -> ModelSpec:
-    """A ``ModelSpec`` of family ``kind`` for a dataset-free build (tests, benchmarks); classes
-    are named "0", "1", ...; ``width`` 0 = the family's default."""
+    """The ``ModelSpec`` of a new model of family ``kind`` (the one builder of specs: the train
+    stage's, the tests' and the benchmarks'). Without a dataset's ``class_names`` the
+    ``num_classes`` classes are named "0", "1", ...; ``width`` 0 = the family's default."""
     family = get(kind)
     return ModelSpec(
         model=kind,
         latent_dim=latent_dim,
         image_shape=tuple(image_shape),
         value_range=family.value_range,
-        dataset="",
-        dataset_version="",
-        class_names=tuple(str(i) for i in range(num_classes)),
+        dataset=dataset,
+        dataset_version=dataset_version,
+        class_names=tuple(str(i) for i in range(num_classes)) if class_names is None else tuple(class_names),
         options=dict(options or {}),
         learning_rate=learning_rate,
         width=width or family.defaults["width"],
+        lr_schedule=lr_schedule,
+        precision=precision,
         seed=seed,
         binarized=family.binarized,
         network_version=family.network_version,

@@ -12,10 +12,10 @@ import dataclasses
 import os
 import sys
 
+from contract.files import write_atomic
 from pipeline import config as config_module
 from pipeline import quiet, runtime_setup
 from pipeline.errors import StageError, UserError, load_runtime
-from serving.files import write_atomic
 
 STAGE_FIELDS = {
     "main": None,  # every field
@@ -233,7 +233,8 @@ def _serve(args) -> None:
 
 
 def _generate(args) -> None:
-    from serving import images
+    from contract import images
+    from serving import styles
 
     if not 1 <= args.n <= 4096:
         raise UserError(f"-n must be between 1 and 4096, got {args.n}")
@@ -249,7 +250,7 @@ def _generate(args) -> None:
     except ValueError as error:  # a label the model does not have, or a label for an unconditional model
         raise UserError(f"--label: {error}") from None
     try:
-        values = runtime.control_values(args.psi, args.noise, values)
+        values = styles.controls(runtime, args.psi, args.noise, values)
     except ValueError as error:  # "psi: ..." or "noise: ..."
         raise UserError(f"--{error}") from None
     try:
@@ -264,14 +265,15 @@ def _style_mix(args) -> None:
 
     import numpy as np
 
-    from serving import images
+    from contract import images
+    from serving import styles
 
     rows, cols = _seeds(args.rows, "--rows"), _seeds(args.cols, "--cols")
     layers = args.layers if args.layers in ("coarse", "middle", "fine") else _seeds(args.layers, "--layers")
     out = _output_file(args.out)
     runtime = load_runtime(args.model)
     try:
-        feed = runtime.style_mix_feed(rows, cols, layers, args.psi, args.noise)
+        feed = styles.mix_feed(runtime, rows, cols, layers, args.psi, args.noise)
     except ValueError as error:  # "layers: ...", "psi ...": the message names the flag
         raise UserError(f"--{error}") from None
     generated = np.array(runtime.run_feed(feed))
@@ -294,7 +296,7 @@ def _output_file(path: str):
 
 def _write_png(out, picture) -> None:
     """Write a uint8 picture as PNG, atomically; UserError when the file cannot be written."""
-    from serving import images
+    from contract import images
 
     try:
         write_atomic(out, images.png_bytes(picture))

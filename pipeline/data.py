@@ -23,9 +23,9 @@ import struct
 import zlib
 from pathlib import Path
 
+from contract.files import first_line, sha256_file, write_atomic_with
 from pipeline import inputs, quiet
 from pipeline.errors import UserError
-from serving.files import first_line, sha256_file, write_atomic_with
 
 # sha256 of the decompressed Fashion-MNIST IDX files (the same bytes TFDS's downloads decompress to).
 FASHION_MNIST_IDX_SHA256 = {

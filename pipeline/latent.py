@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from contract import images
+from contract.files import write_atomic
 from pipeline import tracking
 from pipeline.errors import UserError, load_runtime
-from serving import images
-from serving.files import write_atomic
 from serving.runtime import class_index
 
 

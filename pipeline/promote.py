@@ -31,9 +31,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from export import card as model_card
+from contract import card as model_card
+from contract.signature import Signature, default_feed
 from models import registry
-from models.signature import Signature, default_feed
 from pipeline import tracking
 from pipeline.config import Config
 from pipeline.errors import UserError

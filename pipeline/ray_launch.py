@@ -1,7 +1,7 @@
 """The train stage on N workers, launched and restarted by Ray Train.
 
 ``workers=N`` (``latentforge train --workers N``, ``mlflow run -P workers=N``) runs ``fit_model``
-(``pipeline/train.py``) in N Ray workers under ``ray.train.tensorflow.TensorflowTrainer``, which
+(``pipeline/loop.py``) in N Ray workers under ``ray.train.tensorflow.TensorflowTrainer``, which
 sets each worker's ``TF_CONFIG``; every worker then trains under MultiWorkerMirroredStrategy
 (``pipeline/distributed.py``). Ray runs on a local instance started here (this machine's cores
 shared out), or on the cluster at ``RAY_ADDRESS`` (``ray start --head`` on one machine, ``ray
@@ -74,7 +74,7 @@ def absolute_tracking_uri(uri: str) -> str:
 
 
 def fit(job) -> tuple[dict, int]:
-    """Train ``job`` (``pipeline.train.Job``) on ``job.config.workers`` Ray workers; returns (the
+    """Train ``job`` (``pipeline.loop.Job``) on ``job.config.workers`` Ray workers; returns (the
     chief's last metrics, the epoch the last attempt started from)."""
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -213,7 +213,7 @@ def _worker_loop(settings: dict) -> None:
     from ray.train import Checkpoint
 
     from pipeline import tracking
-    from pipeline.train import fit_model, write_checkpoint
+    from pipeline.loop import fit_model, write_checkpoint
 
     job = settings["job"]
     mlflow.set_tracking_uri(job.tracking_uri)

@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 from pipeline.errors import UserError
-from serving.files import tracking_server_problem, use_tracking_store
+from serving.store import tracking_server_problem, use_tracking_store
 
 STAGE_TAG = "latentforge.stage"
 KEY_TAG = "latentforge.key"
@@ -66,6 +66,15 @@ def stage_run(stage: str, params: dict, *, run_id: str | None = None, tags: dict
                     fresh[f"resolved.{key}"] = value
             mlflow.log_params(fresh)
         yield run
+
+
+def dataset_of_run(data_run_id: str, tfds_dir: str = ""):
+    """The dataset (``inputs.DatasetSpec``) a data run prepared, read from ``tfds_dir`` when
+    given (this machine's TFDS dir), else from the dir the data run recorded."""
+    from pipeline import inputs
+
+    run = get_run(data_run_id, "data")
+    return inputs.describe(run.data.params["dataset.name"], tfds_dir or run.data.params["dataset.tfds_dir"])
 
 
 def log_dataset(spec, split: str, context: str, examples: int = 0) -> None:

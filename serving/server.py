@@ -39,7 +39,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving import images
+from contract import images
+from serving import styles
 from serving.batching import MicroBatcher
 from serving.metrics import Metrics
 from serving.middleware import Guard
@@ -203,7 +204,7 @@ def _add_image_routes(app: FastAPI, settings: ServeSettings, holder: ModelHolder
         if body.truncation is not None:
             z = images.truncate(z, body.truncation, seed)
         try:
-            values = rt.control_values(body.psi, body.noise, body.inputs)
+            values = styles.controls(rt, body.psi, body.noise, body.inputs)
         except ValueError as exc:
             raise BadRequest(str(exc), 422) from None
         out = await batcher.submit(_feed(rt, z, body.label, values, seed))
@@ -219,7 +220,7 @@ def _add_image_routes(app: FastAPI, settings: ServeSettings, holder: ModelHolder
             if any(not 0 <= s < 2**32 for s in seeds):
                 raise BadRequest(f"{field}: seeds must be between 0 and 2**32 - 1", 422)
         try:
-            feed = rt.style_mix_feed(body.rows, body.cols, body.layers, body.psi, body.noise)
+            feed = styles.mix_feed(rt, body.rows, body.cols, body.layers, body.psi, body.noise)
         except ValueError as exc:
             raise BadRequest(str(exc), 422) from None
         out = np.array(await batcher.submit(feed))

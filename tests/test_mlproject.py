@@ -224,7 +224,7 @@ def test_mlflow_models_serve_answers_invocations_like_the_runtime(pipeline_store
     import numpy as np
     import requests
 
-    from serving import images
+    from contract import images
     from serving.runtime import GeneratorRuntime
     from tests.serving.conftest import free_port
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from models import signature
-from models.registry import Export, Family, ModelSpec, register
+from contract import signature
+from models.registry import Evaluation, EvaluationContext, Export, Family, ModelSpec, register
 
 
 @register
@@ -39,7 +39,7 @@ class AutoEncoder(Family):
             Export("encoder", model.encoder, signature.encoder(spec.image_shape, spec.latent_dim, ("z",))),
         ]
 
-    def evaluation_extras(self, load_model, load_test_images, config) -> dict:
+    def evaluate(self, context: EvaluationContext) -> Evaluation:
         """Test reconstruction loss, nats per image on grey levels."""
-        scores = load_model().evaluate(load_test_images(), batch_size=500, verbose=0, return_dict=True)
-        return {"test_reconstruction_loss": float(scores["loss"])}
+        scores = context.load_model().evaluate(context.load_test_images(), batch_size=500, verbose=0, return_dict=True)
+        return Evaluation({"test_reconstruction_loss": float(scores["loss"])})

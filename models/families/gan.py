@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from models import signature
+from contract import signature
 from models.registry import Export, Family, ModelSpec, Options, option, register
 
-LOSSES = ("minimax", "ns", "lsgan", "hinge", "wgan-gp")  # models/losses.py's table, by name
+# models/losses.py's LOSSES, named here so that the options stay TensorFlow-free (a test keeps them equal)
+LOSSES = ("minimax", "ns", "lsgan", "hinge", "wgan-gp")
 SMOOTHABLE = ("minimax", "ns", "lsgan")  # losses with a real target that label smoothing can move
 WGAN_GP_CRITIC_STEPS = 5  # critic updates per generator update (Gulrajani et al. 2017)
 

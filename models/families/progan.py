@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from models import signature
+from contract import signature
 from models.registry import Export, Family, ModelSpec, Options, option, register
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from models import signature
-from models.registry import Export, Family, ModelSpec, Options, option, register
+from contract import signature
+from models.registry import Evaluation, EvaluationContext, Export, Family, ModelSpec, Options, option, register
 
 R1_INTERVAL = 16  # lazy R1: every 16th discriminator step (Karras et al. 2020)
 
@@ -91,3 +91,10 @@ class Stylegan(Family):
 
         w_avg = model.ema_generator.get_layer("w_average").w_avg.numpy()
         return {"styles": stylegan.style_layout(spec.image_shape, w_avg)}
+
+    def evaluate(self, context: EvaluationContext) -> Evaluation:
+        """The truncation curve, the path length in W and the style pictures
+        (``models/stylegan_eval.py``)."""
+        from models import stylegan_eval
+
+        return stylegan_eval.evaluate(context)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from models import signature
-from models.registry import Export, Family, ModelSpec, NoOptions, register
+from contract import signature
+from models.registry import Evaluation, EvaluationContext, Export, Family, ModelSpec, NoOptions, register
 
 
 @register
@@ -46,18 +46,20 @@ class Vae(Family):
             ),
         ]
 
-    def evaluation_extras(self, load_model, load_test_images, config) -> dict:
+    def evaluate(self, context: EvaluationContext) -> Evaluation:
         """Test negative ELBO (= reconstruction + KL) and the IWAE bound with ``iwae_k`` samples,
         in nats per image (``iwae_examples`` test images; 0 = all)."""
         import numpy as np
 
-        model, images = load_model(), load_test_images()
+        config = context.config
+        model, images = context.load_model(), context.load_test_images()
         images = images[: config.iwae_examples] if config.iwae_examples else images
         scores = model.evaluate(images, batch_size=500, verbose=0, return_dict=True)
         bounds = np.concatenate(
             [np.asarray(model.iwae_nll(images[i : i + 100], config.iwae_k)) for i in range(0, len(images), 100)]
         )
-        return {**{f"test_{name}": float(v) for name, v in scores.items()}, "test_iwae_nll": float(bounds.mean())}
+        test = {f"test_{name}": float(v) for name, v in scores.items()}
+        return Evaluation({**test, "test_iwae_nll": float(bounds.mean())})
 
     def protocol(self, config) -> str:
         return f";iwae_k={config.iwae_k};test={config.iwae_examples or 'all'};binarized-seed0"

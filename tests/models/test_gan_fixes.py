@@ -25,6 +25,12 @@ EXPECTED = {
 }
 
 
+def test_the_options_offer_exactly_the_losses_that_exist():
+    from models.families import gan
+
+    assert gan.LOSSES == losses.LOSSES
+
+
 @pytest.mark.parametrize("kind", losses.LOSSES)
 def test_losses_match_hand_computed_values(kind):
     d_expected, g_expected = EXPECTED[kind]

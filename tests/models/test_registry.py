@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from contract import images
 from models import registry, signature
 from models.registry import Family, ModelSpec, Options, option
 from pipeline.config import Config
 from pipeline.errors import UserError
-from serving import images
 
 
 def test_model_json_written_before_options_and_width_still_builds():

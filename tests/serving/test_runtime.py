@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from serving import images
+from contract import images
 from serving.runtime import GeneratorRuntime, ModelLoadError
 from tests.serving.conftest import tamper
 

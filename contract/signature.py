@@ -135,7 +135,7 @@ class Signature:
 
 def _generator(seed: int, stream: int | None) -> np.random.Generator:
     # The primary latent draws from default_rng(seed) (the project-wide latent of a seed, as
-    # serving.images.latents); every other input from its own stream [seed, position + 1], so
+    # contract.images.latents); every other input from its own stream [seed, position + 1], so
     # adding an input never changes another's numbers. (+ 1: numpy seeds [s, 0] like s.)
     return np.random.default_rng(seed if stream is None else [seed, stream + 1])
 

@@ -2,7 +2,7 @@
 
 Version 2 records, for each exported graph (``graphs``: ``generator``, and e.g. ``encoder``),
 its file and signature: every input's name, dtype, shape (batch axis first, null), role and
-default (``models.signature``). Runtimes read the inputs from there, never from the family's
+default (``contract.signature``). Runtimes read the inputs from there, never from the family's
 name. Version 1 cards (written before the signature) are upgraded on load by ``upgrade``.
 JSON only: no TensorFlow, no MLflow.
 """
@@ -52,7 +52,7 @@ def upgrade(card: dict) -> dict:
     missing = [f for f in ("latent_dim", "output_shape") if f not in card]
     if missing:
         raise ValueError(f"the model card lacks {', '.join(missing)}; re-export the model")
-    from models import signature
+    from contract import signature
 
     classes = len(card.get("label_classes") or []) if card.get("conditional") else 0
     shape = tuple(card["output_shape"])

@@ -37,8 +37,30 @@ def option(default, about: str, **checks):
     """A family option: a dataclass field with its help text (the CLI's and MLproject's).
 
     ``checks``: ``choices`` (allowed values), ``low``/``high`` (inclusive bounds), ``below``
-    (exclusive upper bound); ``Options.validate`` enforces them."""
+    (exclusive upper bound); ``check_fields`` enforces them (``Options.validate``, ``Config``)."""
     return dataclasses.field(default=default, metadata={"help": about, **checks})
+
+
+def check_fields(instance) -> None:
+    """Enforce the checks every ``option`` field of the dataclass ``instance`` carries: its
+    ``choices``, a finite float, ``low``/``high`` (inclusive) and ``below`` (exclusive).
+
+    Raises:
+        ValueError: one line naming the field, the value and what to pass instead.
+    """
+    for f in dataclasses.fields(instance):
+        value, meta = getattr(instance, f.name), f.metadata
+        if "choices" in meta and value not in meta["choices"]:
+            raise ValueError(f"unknown {f.name} '{value}'; valid: {', '.join(map(str, meta['choices']))}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{f.name} must be a finite number, got {value}")
+        if "low" in meta and value < meta["low"]:
+            fix = "pass 0 for the default" if meta["low"] == 0 == f.default else f"pass {meta['low']} or more"
+            raise ValueError(f"{f.name} must be >= {meta['low']}, got {value}; {fix}")
+        if "high" in meta and value > meta["high"]:
+            raise ValueError(f"{f.name} must be <= {meta['high']}, got {value}; pass {meta['high']} or less")
+        if "below" in meta and value >= meta["below"]:
+            raise ValueError(f"{f.name} must be < {meta['below']}, got {value}; pass less")
 
 
 @dataclass(frozen=True)
@@ -57,18 +79,7 @@ class Options:
         return self
 
     def validate(self, batch_size: int) -> None:
-        for f in dataclasses.fields(self):
-            value, meta = getattr(self, f.name), f.metadata
-            if "choices" in meta and value not in meta["choices"]:
-                raise ValueError(f"unknown {f.name} '{value}'; valid: {', '.join(map(str, meta['choices']))}")
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{f.name} must be a finite number, got {value}")
-            if "low" in meta and value < meta["low"]:
-                raise ValueError(f"{f.name} must be >= {meta['low']}, got {value}")
-            if "high" in meta and value > meta["high"]:
-                raise ValueError(f"{f.name} must be <= {meta['high']}, got {value}")
-            if "below" in meta and value >= meta["below"]:
-                raise ValueError(f"{f.name} must be < {meta['below']}, got {value}")
+        check_fields(self)
         self.check(batch_size)
 
     def to_dict(self) -> dict:

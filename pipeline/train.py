@@ -34,25 +34,10 @@ def train_key(config: Config) -> str:
     return f"{config.key(*TRAIN_FIELDS)}-{tracking.code_version(*CODE_PATHS)}"
 
 
-def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> TrainResult:
-    """Train ``config.model`` (resolved config) on the dataset of ``data_run_id``.
-
-    In this process; on ``config.workers`` Ray workers (``pipeline/ray_launch.py``) when that is
-    above 1; or as one member of the cluster that ``TF_CONFIG`` describes, where only the chief
-    touches MLflow and the others train alongside.
-
-    Args:
-        config: the run's config (model defaults are filled in here).
-        data_run_id: the data run to read the dataset from; None = describe ``config.dataset``.
-        callbacks: extra Keras callbacks (training in this process only), run after the stage's own.
-    """
-    import mlflow
-
-    from pipeline import distributed
-
-    config = config.resolved()
-    me = distributed.member()
-    if me.workers > 1 and config.workers > 1:
+def _checked_dataset(config: Config, data_run_id: str | None, cluster_workers: int):
+    """The dataset ``config`` trains on, once the config, the data run and the cluster agree
+    (one-line UserErrors otherwise)."""
+    if cluster_workers > 1 and config.workers > 1:
         raise UserError(
             "TF_CONFIG already describes a cluster and workers > 1 would launch another; "
             "pass workers=1 under TF_CONFIG, or unset TF_CONFIG"
@@ -74,6 +59,28 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
 
         check_replicas(config, config.workers)
         ray_launch.check_available()
+    return spec
+
+
+def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> TrainResult:
+    """Train ``config.model`` (resolved config) on the dataset of ``data_run_id``.
+
+    In this process; on ``config.workers`` Ray workers (``pipeline/ray_launch.py``) when that is
+    above 1; or as one member of the cluster that ``TF_CONFIG`` describes, where only the chief
+    touches MLflow and the others train alongside.
+
+    Args:
+        config: the run's config (model defaults are filled in here).
+        data_run_id: the data run to read the dataset from; None = describe ``config.dataset``.
+        callbacks: extra Keras callbacks (training in this process only), run after the stage's own.
+    """
+    import mlflow
+
+    from pipeline import distributed
+
+    config = config.resolved()
+    me = distributed.member()
+    spec = _checked_dataset(config, data_run_id, me.workers)
     key = train_key(config)
     previous = tracking.find_runs("train", key) if me.chief else []
     finished = [r for r in previous if r.info.status == "FINISHED"]

@@ -103,6 +103,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
     _add_error_handlers(app)
     app.add_middleware(Guard, token=token, max_body=settings.max_body_bytes, metrics=metrics)
     _add_image_routes(app, settings, holder, batcher)
+    _add_style_mix_route(app, settings, holder, batcher)
+    _add_reconstruct_route(app, holder, batcher)
     _add_model_routes(app, holder, metrics)
     app.openapi = _openapi_with_inputs(app, holder)
     return app
@@ -192,7 +194,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def _add_image_routes(app: FastAPI, settings: ServeSettings, holder: ModelHolder, batcher: MicroBatcher) -> None:
-    """POST /v1/generate, /v1/interpolate and /v1/reconstruct: images through the batcher."""
+    """POST /v1/generate and /v1/interpolate: images through the batcher."""
 
     @app.post("/v1/generate", summary="Generate n images from a seed")
     async def generate(body: GenerateRequest):
@@ -209,6 +211,21 @@ def _add_image_routes(app: FastAPI, settings: ServeSettings, holder: ModelHolder
             raise BadRequest(str(exc), 422) from None
         out = await batcher.submit(_feed(rt, z, body.label, values, seed))
         return _respond(rt, out, body.format, seed)
+
+    @app.post("/v1/interpolate", summary="Images along a latent path between two seeds")
+    async def interpolate(body: InterpolateRequest):
+        rt = holder.current()
+        if body.steps > settings.max_images:
+            raise BadRequest(f"steps={body.steps} is over this server's limit of {settings.max_images}", 422)
+        a = images.latents(body.seed_a, 1, rt.latent_dim)[0]
+        b = images.latents(body.seed_b, 1, rt.latent_dim)[0]
+        z = images.interpolate(a, b, body.steps, body.method)
+        out = await batcher.submit(_feed(rt, z, body.label, None, body.seed_a))
+        return _respond(rt, out, body.format, None, columns=body.steps)
+
+
+def _add_style_mix_route(app: FastAPI, settings: ServeSettings, holder: ModelHolder, batcher: MicroBatcher) -> None:
+    """POST /v1/style-mix: the paper's style-mixing grid (``serving/styles.py``), through the batcher."""
 
     @app.post("/v1/style-mix", summary="Style-mixing grid: row sources with some styles from column sources")
     async def style_mix(body: StyleMixRequest):
@@ -227,16 +244,9 @@ def _add_image_routes(app: FastAPI, settings: ServeSettings, holder: ModelHolder
         out[0] = images.blank(rt.card["value_range"])  # the corner of the grid
         return _respond(rt, out, body.format, None, columns=len(body.cols) + 1)
 
-    @app.post("/v1/interpolate", summary="Images along a latent path between two seeds")
-    async def interpolate(body: InterpolateRequest):
-        rt = holder.current()
-        if body.steps > settings.max_images:
-            raise BadRequest(f"steps={body.steps} is over this server's limit of {settings.max_images}", 422)
-        a = images.latents(body.seed_a, 1, rt.latent_dim)[0]
-        b = images.latents(body.seed_b, 1, rt.latent_dim)[0]
-        z = images.interpolate(a, b, body.steps, body.method)
-        out = await batcher.submit(_feed(rt, z, body.label, None, body.seed_a))
-        return _respond(rt, out, body.format, None, columns=body.steps)
+
+def _add_reconstruct_route(app: FastAPI, holder: ModelHolder, batcher: MicroBatcher) -> None:
+    """POST /v1/reconstruct: an uploaded image through the encoder and the generator (VAE, AE)."""
 
     @app.post(
         "/v1/reconstruct",

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from pipeline import cli
 from pipeline.presets import PRESETS
 from tests.conftest import ROOT
 

@@ -1,9 +1,16 @@
-"""Layers for the fixes to GAN training problems: mini-batch statistics and experience replay."""
+"""Layers the families share: the fixes to GAN training problems (mini-batch statistics,
+experience replay), the equalized learning rate of ProGAN and StyleGAN (Karras et al. 2018) and
+their channel schedule."""
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import layers, ops
+
+BASE = 7  # ProGAN's and StyleGAN's lowest resolution: 7 -> 14 -> 28
+LRELU_GAIN = math.sqrt(2.0)
 
 
 class MinibatchStd(layers.Layer):
@@ -88,3 +95,91 @@ class ReplayBuffer(layers.Layer):
         self.images.assign(tf.tensor_scatter_nd_update(self.images, positions, ops.stop_gradient(fresh)))
         self.labels.assign(tf.tensor_scatter_nd_update(self.labels, positions, labels))
         self.pushed.assign(self.pushed + batch)
+
+
+# ---- the progressive families' resolutions and channels ------------------------------------------
+def resolutions(image_shape) -> list[int]:
+    """7, 14, 28 for 28x28 images (each block doubles; the image side must be 7 * 2**k)."""
+    side = int(image_shape[0])
+    out = [BASE]
+    while out[-1] < side:
+        out.append(out[-1] * 2)
+    if out[-1] != side or image_shape[0] != image_shape[1]:
+        raise ValueError(f"stylegan needs square images of side 7 * 2**k (28, 56, ...), got {tuple(image_shape)}")
+    return out
+
+
+def channels(image_shape, width: int) -> list[int]:
+    """Channels per resolution: ``width`` at full size, doubling per halving, at most 4 * width."""
+    sides = resolutions(image_shape)
+    return [min(width * 2 ** (len(sides) - 1 - i), 4 * width) for i in range(len(sides))]
+
+
+def lrelu(x):
+    """Leaky ReLU (0.2) with the equalized learning rate's gain, sqrt 2."""
+    return ops.leaky_relu(x, 0.2) * LRELU_GAIN
+
+
+# ---- equalized-learning-rate layers ------------------------------------------------------------
+class EqualDense(layers.Layer):
+    """Dense layer with the equalized learning rate: weights N(0, 1/lr_mul), used times
+    lr_mul / sqrt(fan_in); bias times lr_mul. ``activation``: "linear" or "lrelu" (gain sqrt 2)."""
+
+    def __init__(self, units: int, lr_multiplier: float = 1.0, bias_init: float = 0.0, activation="linear", **kw):
+        super().__init__(**kw)
+        self.units, self.lr_multiplier, self.bias_init, self.activation = units, lr_multiplier, bias_init, activation
+
+    def build(self, input_shape):
+        fan_in = int(input_shape[-1])
+        self.scale = self.lr_multiplier / math.sqrt(fan_in)
+        self.kernel = self.add_weight(
+            shape=(fan_in, self.units), initializer=keras.initializers.RandomNormal(0.0, 1.0 / self.lr_multiplier)
+        )
+        self.bias = self.add_weight(
+            shape=(self.units,), initializer=keras.initializers.Constant(self.bias_init / self.lr_multiplier)
+        )
+
+    def call(self, x):
+        y = ops.matmul(x, self.kernel * self.scale) + self.bias * self.lr_multiplier
+        return lrelu(y) if self.activation == "lrelu" else y
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "lr_multiplier": self.lr_multiplier,
+            "bias_init": self.bias_init,
+            "activation": self.activation,
+        }
+
+
+class EqualConv2D(layers.Layer):
+    """Convolution with the equalized learning rate ("same" padding, stride 1)."""
+
+    def __init__(self, filters: int, kernel_size: int, use_bias: bool = True, activation="linear", **kw):
+        super().__init__(**kw)
+        self.filters, self.kernel_size, self.use_bias, self.activation = filters, kernel_size, use_bias, activation
+
+    def build(self, input_shape):
+        fan_in = int(input_shape[-1]) * self.kernel_size**2
+        self.scale = 1.0 / math.sqrt(fan_in)
+        self.kernel = self.add_weight(
+            shape=(self.kernel_size, self.kernel_size, int(input_shape[-1]), self.filters),
+            initializer=keras.initializers.RandomNormal(0.0, 1.0),
+        )
+        self.bias = self.add_weight(shape=(self.filters,), initializer="zeros") if self.use_bias else None
+
+    def call(self, x):
+        y = ops.conv(x, self.kernel * self.scale, padding="same")
+        if self.bias is not None:
+            y = y + self.bias
+        return lrelu(y) if self.activation == "lrelu" else y
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "use_bias": self.use_bias,
+            "activation": self.activation,
+        }

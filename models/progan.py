@@ -1,6 +1,6 @@
 """Progressive growing of GANs (Karras et al. 2018), sized for 28x28 on a CPU.
 
-Resolutions 7 -> 14 -> 28 (``models.stylegan.resolutions``). Generator: z, pixel-normalized, a
+Resolutions 7 -> 14 -> 28 (``models.layers.resolutions``). Generator: z, pixel-normalized, a
 dense layer to 7x7, then per resolution nearest 2x upsampling and two 3x3 convolutions, each
 followed by leaky ReLU and pixel norm; a 1x1 to-image layer per resolution. Discriminator: the
 mirror image (a 1x1 from-image layer per resolution, two 3x3 convolutions and 2x2 average pooling
@@ -25,8 +25,7 @@ from keras import ops
 
 from models import losses
 from models.adversarial import Adversarial, update_ema, warmed_decay
-from models.layers import MinibatchStd
-from models.stylegan import EqualConv2D, EqualDense, channels, resolutions
+from models.layers import EqualConv2D, EqualDense, MinibatchStd, channels, resolutions
 
 DRIFT = 0.001  # epsilon_drift of the paper
 
@@ -250,12 +249,13 @@ class ProGAN(Adversarial):
             real_out, fake_out = critic(real), critic(ops.stop_gradient(fake))
             mix = keras.random.uniform((batch,), seed=self.seed_generator)
             penalty = losses.gradient_penalty(critic, real, ops.stop_gradient(fake), mix)
-            per_example = fake_out[:, 0] - real_out[:, 0] + self.gp_weight * penalty + DRIFT * real_out[:, 0] ** 2
+            wasserstein = losses.discriminator_loss(real_out, fake_out, "wgan-gp")
+            per_example = wasserstein + self.gp_weight * penalty + DRIFT * losses.drift(real_out)
             loss = losses.distributed_mean(per_example, batch)
         self.descend(self.d_optimizer, tape, loss, self.discriminator.trainable_variables, unused_ok=True)
         with tf.GradientTape() as tape:
             z = sampling.normal_per_replica((batch, self.latent_dim), self.seed_generator)
-            g_per_example = -critic(self.generator(z, level=level, alpha=alpha))[:, 0]
+            g_per_example = losses.generator_loss(critic(self.generator(z, level=level, alpha=alpha)), "wgan-gp")
             g_loss = losses.distributed_mean(g_per_example, batch)
         self.descend(self.g_optimizer, tape, g_loss, self.generator.trainable_variables, unused_ok=True)
         updates = ops.cast(self.g_optimizer.iterations, "float32") - 1.0

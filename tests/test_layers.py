@@ -145,7 +145,9 @@ def test_no_shipped_function_is_longer_than_60_lines():
 def test_the_length_rule_catches_a_long_method(tmp_path):
     (tmp_path / "p").mkdir()
     body = "\n".join(f"        x{i} = {i}" for i in range(60))
-    (tmp_path / "p" / "m.py").write_text(f"class A:\n    def short(self):\n        pass\n\n    def long(self):\n{body}\n")
+    (tmp_path / "p" / "m.py").write_text(
+        f"class A:\n    def short(self):\n        pass\n\n    def long(self):\n{body}\n"
+    )
     assert long_functions(tmp_path, ("p",)) == ["p/m.py:5 long (61)"]
 
 

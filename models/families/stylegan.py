@@ -1,5 +1,6 @@
-"""StyleGAN (Karras et al. 2019, 2020), StyleGAN2-style and sized for 28x28 on a CPU:
-``models/stylegan.py``'s mapping, synthesis and discriminator networks and training step."""
+"""StyleGAN (Karras et al. 2019, 2020), StyleGAN2-style and sized for 28x28 on a CPU: the
+networks (``models/stylegan_networks.py``), the training step (``models/stylegan.py``) and the
+evaluation (``models/stylegan_eval.py``)."""
 
 from __future__ import annotations
 
@@ -72,25 +73,25 @@ class Stylegan(Family):
         return model
 
     def exports(self, model, spec: ModelSpec) -> list[Export]:
-        from models import stylegan
+        from models import stylegan_networks as networks
 
-        count, size = stylegan.num_ws(spec.image_shape), stylegan.noise_size(spec.image_shape)
+        count, size = networks.num_ws(spec.image_shape), networks.noise_size(spec.image_shape)
         return [
             Export(
                 "generator",
                 model.ema_generator,
-                signature.styled_generator(spec.latent_dim, spec.image_shape, count, size, stylegan.W_DIM),
+                signature.styled_generator(spec.latent_dim, spec.image_shape, count, size, networks.W_DIM),
             ),
             Export(
-                "synthesis", model.ema_synthesis, signature.synthesis(spec.image_shape, count, size, stylegan.W_DIM)
+                "synthesis", model.ema_synthesis, signature.synthesis(spec.image_shape, count, size, networks.W_DIM)
             ),
         ]
 
     def card_extras(self, model, spec: ModelSpec) -> dict:
-        from models import stylegan
+        from models import stylegan_networks
 
         w_avg = model.ema_generator.get_layer("w_average").w_avg.numpy()
-        return {"styles": stylegan.style_layout(spec.image_shape, w_avg)}
+        return {"styles": stylegan_networks.style_layout(spec.image_shape, w_avg)}
 
     def evaluate(self, context: EvaluationContext) -> Evaluation:
         """The truncation curve, the path length in W and the style pictures

@@ -16,15 +16,12 @@ gives the share of the CPU's peak each model reaches.
 
     .venv/bin/python bench/train_speed.py [--batches 32,64,128] [--rounds 5] [--steps 10]
 
-``--models`` names a family or preset, with ``+field=value`` overrides of its config; the override
-``+network_version=N`` builds an older network layout of the family (``dcgan+network_version=2``:
-the DCGAN before 3x3 discriminator kernels and the leaner generator).
+``--models`` names a family or preset, with ``+field=value`` overrides of its config.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import statistics
 import sys
@@ -139,13 +136,9 @@ def build(name: str, spec, batch: int, seed: int = 0):
     base, *overrides = name.split("+")
     values = {"preset": base} if base in presets.PRESETS else {"model": base}
     values.update(item.split("=", 1) for item in overrides)
-    # network_version=N: an older network layout of the family, as a model.json of that version builds
-    layout = int(values.pop("network_version", 0))
     config = Config.from_dict({**values, "batch_size": batch, "seed": seed}).resolved()
     family = config.family
     model_spec = model_spec_for(config, spec)
-    if layout:
-        model_spec = dataclasses.replace(model_spec, network_version=layout)
     with precision_policy(config.precision):
         model = family.build(model_spec)  # a constant learning rate: the config's
     data = inputs.training_dataset(

@@ -3,7 +3,8 @@
 Version 2 records, for each exported graph (``graphs``: ``generator``, and e.g. ``encoder``),
 its file and signature: every input's name, dtype, shape (batch axis first, null), role and
 default (``contract.signature``). Runtimes read the inputs from there, never from the family's
-name. Version 1 cards (written before the signature) are upgraded on load by ``upgrade``.
+name. Version 1 cards (written before the signatures) are refused by ``checked``, which names
+the re-export command.
 JSON only: no TensorFlow, no MLflow.
 """
 
@@ -33,31 +34,24 @@ def graph_entry(stem: str, signature) -> dict:
     return {"file": f"{stem}.onnx", **signature.to_dict()}
 
 
-def upgrade(card: dict) -> dict:
-    """A card in the current version. Version 1 cards (a generator ``z`` [+ ``label``] ->
-    ``image``, an optional encoder) get the ``graphs`` their fields imply.
+def checked(card: dict) -> dict:
+    """``card``, once it is a card of the version this latentforge reads.
 
     Raises:
-        ValueError: the card is neither version (the message names the fix).
+        ValueError: not a card, a card of another version, or one without a generator graph; the
+            message names the fix (re-export: ``latentforge export --train-run-id <id>``).
     """
     if not isinstance(card, dict):
         raise ValueError("the model card is not a JSON object; re-export the model")
     version = card.get("card_version", 1)
-    if version == CARD_VERSION:
-        if not isinstance(card.get("graphs"), dict) or "generator" not in card["graphs"]:
-            raise ValueError("the model card has no graphs.generator; re-export the model")
-        return card
-    if version != 1:
+    if not isinstance(version, int) or version > CARD_VERSION:
         raise ValueError(f"model card version {version} is newer than this latentforge reads ({CARD_VERSION}); upgrade")
-    missing = [f for f in ("latent_dim", "output_shape") if f not in card]
-    if missing:
-        raise ValueError(f"the model card lacks {', '.join(missing)}; re-export the model")
-    from contract import signature
-
-    classes = len(card.get("label_classes") or []) if card.get("conditional") else 0
-    shape = tuple(card["output_shape"])
-    graphs = {"generator": graph_entry("generator", signature.generator(int(card["latent_dim"]), shape, classes))}
-    if "encoder.onnx" in card.get("files", {}):
-        outputs = ("z_mean", "z_log_var") if card.get("model") == "vae" else ("z",)
-        graphs["encoder"] = graph_entry("encoder", signature.encoder(shape, int(card["latent_dim"]), outputs))
-    return {**card, "card_version": CARD_VERSION, "graphs": graphs, "upgraded_from": 1}
+    if version < CARD_VERSION:
+        train_run = card.get("train_run_id") or "<its train run>"
+        raise ValueError(
+            f"model card version {version} predates the input signatures this latentforge reads (version "
+            f"{CARD_VERSION}); re-export the model: latentforge export --train-run-id {train_run}"
+        )
+    if not isinstance(card.get("graphs"), dict) or "generator" not in card["graphs"]:
+        raise ValueError("the model card has no graphs.generator; re-export the model")
+    return card

@@ -33,14 +33,11 @@ def build_generator(
     width: int = 64,
     num_classes: int = 0,
     kernel_size: int = KERNEL_SIZE,
-    refine: bool = False,
     image_kernel_size: int = IMAGE_KERNEL_SIZE,
 ) -> keras.Model:
     """z (batch, latent_dim) [and label (batch,) int32] -> image (batch, h, w, c) in [-1, 1].
 
-    The last transposed convolution makes the image itself (Radford et al.'s layout); ``refine``
-    builds the older layout of network versions 1-2 instead: one more width/2-channel transposed
-    convolution and a 3x3 convolution to the image (with 4x4 kernels, 1.44x the GAN step's time)."""
+    The last transposed convolution makes the image itself (Radford et al.'s layout)."""
     height, width_px, channels = image_shape
     start = (height // 4, width_px // 4)
     z = keras.Input((latent_dim,), name="z")
@@ -56,15 +53,9 @@ def build_generator(
     x = layers.Conv2DTranspose(width, kernel_size, strides=2, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)  # (batch, h/2, w/2, width)
-    if not refine:
-        x = layers.Conv2DTranspose(
-            channels, image_kernel_size, strides=2, padding="same", activation="tanh", name="image"
-        )(x)
-        return keras.Model(inputs if num_classes else z, x, name="generator")
-    x = layers.Conv2DTranspose(width // 2, kernel_size, strides=2, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
-    x = layers.ReLU()(x)  # (batch, h, w, width/2)
-    x = layers.Conv2D(channels, 3, padding="same", activation="tanh", name="image")(x)
+    x = layers.Conv2DTranspose(channels, image_kernel_size, strides=2, padding="same", activation="tanh", name="image")(
+        x
+    )
     return keras.Model(inputs if num_classes else z, x, name="generator")
 
 

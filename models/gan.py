@@ -96,9 +96,10 @@ class GAN(Adversarial):
         seed: int = 0,
         **kwargs,
     ):
-        super().__init__(**kwargs)
         if loss not in losses.LOSSES:
             raise ValueError(f"unknown GAN loss {loss!r}; valid: {', '.join(losses.LOSSES)}")
+        trackers = ("d_loss", "g_loss", "d_real", "d_fake") + (("gradient_penalty",) if loss == "wgan-gp" else ())
+        super().__init__(trackers=trackers, seed=seed, **kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = latent_dim
@@ -108,32 +109,13 @@ class GAN(Adversarial):
         self.ema_decay = float(ema_decay)
         self.num_classes = int(num_classes)
         self.joint_discriminator = mixes_no_examples(discriminator)
-        self.ema_generator = None
         if self.ema_decay:
-            self.ema_generator = keras.models.clone_model(generator)
-            self.ema_generator.set_weights(generator.get_weights())
-            self.ema_generator.trainable = False
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.d_real_tracker = keras.metrics.Mean(name="d_real")
-        self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
-        self.gp_tracker = keras.metrics.Mean(name="gradient_penalty")
+            self.set_ema_twin(keras.models.clone_model(generator))
         self.built = True  # the networks arrive built
 
     @property
     def conditional(self) -> bool:
         return self.num_classes > 0
-
-    @property
-    def exported_generator(self):
-        """The generator handed out: the EMA of the weights when it is on, else the raw one."""
-        return self.ema_generator if self.ema_generator is not None else self.generator
-
-    @property
-    def metrics(self):
-        trackers = [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
-        return trackers + ([self.gp_tracker] if self.loss_kind == "wgan-gp" else [])
 
     def call(self, z, training=False):
         return self.generator(z, training=training)
@@ -180,13 +162,13 @@ class GAN(Adversarial):
                 alpha = keras.random.uniform((batch,), seed=self.seed_generator)
                 extra = (labels,) if self.conditional else ()
                 penalty = losses.gradient_penalty(self.discriminator, real_images, fresh, alpha, extra)
-                self.gp_tracker.update_state(penalty)
+                self.trackers["gradient_penalty"].update_state(penalty)
                 per_example = per_example + self.gp_weight * penalty
             loss = losses.distributed_mean(per_example, batch)
         self.descend(self.d_optimizer, tape, loss, self.discriminator.trainable_variables)
-        self.d_loss_tracker.update_state(per_example)
-        self.d_real_tracker.update_state(self._as_probability(real_out))
-        self.d_fake_tracker.update_state(self._as_probability(fake_out))
+        self.trackers["d_loss"].update_state(per_example)
+        self.trackers["d_real"].update_state(self._as_probability(real_out))
+        self.trackers["d_fake"].update_state(self._as_probability(fake_out))
 
     def _generator_step(self, batch):
         """Phase 2: update G on fresh fakes labelled 1; D is not updated."""
@@ -196,7 +178,7 @@ class GAN(Adversarial):
             per_example = losses.generator_loss(fake_out, self.loss_kind)
             loss = losses.distributed_mean(per_example, batch)
         self.descend(self.g_optimizer, tape, loss, self.generator.trainable_variables)
-        self.g_loss_tracker.update_state(per_example)
+        self.trackers["g_loss"].update_state(per_example)
 
     def _ema_step(self):
         """The EMA generator moves towards G by ``warmed_decay(ema_decay, n)`` after G's n-th
@@ -217,4 +199,5 @@ class GAN(Adversarial):
         self._generator_step(ops.shape(real_images)[0])
         if self.ema_generator is not None:
             self._ema_step()
+        self.count_images(ops.shape(real_images)[0])
         return self.logs()

@@ -151,20 +151,15 @@ class ProGAN(Adversarial):
         seed: int = 0,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        names = ("d_loss", "g_loss", "d_real", "d_fake", "gradient_penalty")
+        super().__init__(trackers=names, seed=seed, **kwargs)
         self.latent_dim, self.image_shape = int(latent_dim), tuple(int(d) for d in image_shape)
         self.top = len(resolutions(image_shape)) - 1
         self.phase_images, self.gp_weight, self.ema_decay = int(phase_images), float(gp_weight), float(ema_decay)
         self.generator = ProGenerator(latent_dim, image_shape, width, name="generator")
         self.discriminator = ProDiscriminator(image_shape, width, name="discriminator")
-        self.ema_generator = ProGenerator(latent_dim, image_shape, width, name="ema_generator")
-        self.ema_generator.set_weights(self.generator.get_weights())
-        self.ema_generator.trainable = False
-        self.images_seen = self.add_weight(shape=(), initializer="zeros", trainable=False, name="images_seen")
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.set_ema_twin(ProGenerator(latent_dim, image_shape, width, name="ema_generator"))
         self.level = 0  # the level the training step is traced for (``sync_level``)
-        names = ("d_loss", "g_loss", "d_real", "d_fake", "gradient_penalty")
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.built = True
 
     # ---- the schedule --------------------------------------------------------------------------
@@ -260,7 +255,7 @@ class ProGAN(Adversarial):
         self.descend(self.g_optimizer, tape, g_loss, self.generator.trainable_variables, unused_ok=True)
         updates = ops.cast(self.g_optimizer.iterations, "float32") - 1.0
         update_ema(self.ema_generator, self.generator, warmed_decay(self.ema_decay, updates))
-        self.images_seen.assign_add(ops.cast(batch, "float32"))
+        self.count_images(batch)
         for name, value in (
             ("d_loss", per_example),
             ("g_loss", g_per_example),

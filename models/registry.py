@@ -104,8 +104,7 @@ class Export:
 @dataclass(frozen=True)
 class ModelSpec:
     """What is needed to rebuild a trained model: the train stage writes it as ``model.json``,
-    export and evaluate read it back (``from_dict`` accepts files written before ``options``
-    replaced the GAN-only ``gan``)."""
+    export and evaluate read it back (``read``)."""
 
     model: str
     latent_dim: int
@@ -121,7 +120,7 @@ class ModelSpec:
     precision: str = "float32"  # of training; the saved weights are float32
     seed: int = 0
     binarized: bool = False
-    network_version: int = 1  # the family's network layout (``Family.network_version``); 1 in older files
+    network_version: int = 1  # the family's network layout (``Family.network_version``)
 
     @property
     def num_classes(self) -> int:
@@ -143,13 +142,23 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelSpec:
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        values.setdefault("options", data.get("gan") or {})
+        """A spec from ``model.json``'s fields.
+
+        Raises:
+            ValueError: the file lacks fields this latentforge writes (an older version's file, whose
+                networks it no longer builds); the message names the fix.
+        """
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        missing = [name for name, f in fields.items() if f.default is dataclasses.MISSING and name not in data]
+        missing += [name for name in ("network_version",) if name not in data]
+        if missing:
+            raise ValueError(
+                f"model.json lacks {', '.join(missing)}: written by an older latentforge, whose networks this one "
+                f"no longer builds; retrain it: latentforge train --model {data.get('model', '<model>')}"
+            )
+        values = {k: v for k, v in data.items() if k in fields}
         values["image_shape"] = tuple(values["image_shape"])
-        values["class_names"] = tuple(values.get("class_names") or ())
-        values.setdefault("width", 0)
-        values.setdefault("network_version", 1)
+        values["class_names"] = tuple(values["class_names"])
         return cls(**values)
 
 
@@ -213,9 +222,9 @@ class Family:
         validates: evaluates on the test split each epoch (``test_step``).
         mixed_precision: validated under ``precision=mixed_bfloat16``.
         defaults: ``latent_dim``, ``learning_rate`` and ``width`` (0 = the family has no width).
-        network_version: the version of the family's network layout that new models get; bump it when a
-            change to the networks would make older weights unloadable, and keep building the
-            older layouts for a ``ModelSpec.network_version`` below it.
+        network_version: the version of the family's network layout; bump it when a change to the
+            networks would make older weights unloadable. ``build`` refuses another version's spec
+            with the retrain command (one layout per family: a young project keeps no old ones).
     """
 
     name: ClassVar[str]
@@ -270,8 +279,13 @@ class Family:
         """``build_model`` with the weight initialization seeded and the options typed."""
         import keras
 
+        if spec.network_version != self.network_version:
+            raise ValueError(
+                f"this {self.name} was trained with network layout {spec.network_version}, which this latentforge "
+                f"no longer builds (it builds layout {self.network_version}); retrain it: latentforge train "
+                f"--model {self.name}"
+            )
         keras.utils.set_random_seed(spec.seed)
-        spec = dataclasses.replace(spec, width=spec.width or self.defaults["width"])  # model.json before width
         options = make_options(self, spec.options).resolved()
         model = self.build_model(spec, options, spec.learning_rate if learning_rate is None else learning_rate)
         model.build_optimizers()
@@ -354,8 +368,6 @@ def make_options(family: Family, values: dict | None) -> Options:
     """``family.options`` from a dict of typed values; unknown names raise ValueError."""
     values = dict(values or {})
     known = {f.name for f in dataclasses.fields(family.options)}
-    legacy = {"loss": "gan_loss"}  # model.json files written before per-family options
-    values = {legacy.get(k, k) if legacy.get(k) in known else k: v for k, v in values.items()}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"{', '.join(unknown)}: not options of {family.name}")

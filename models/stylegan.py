@@ -42,7 +42,6 @@ class StyleGAN(Adversarial):
         *,
         width: int = 16,
         mapping_layers: int = 2,
-        squash: bool = True,
         r1_gamma: float = 0.01,
         r1_interval: int = 16,
         mixing_prob: float = 0.9,
@@ -52,31 +51,21 @@ class StyleGAN(Adversarial):
         seed: int = 0,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(trackers=("d_loss", "g_loss", "d_real", "d_fake", "r1"), seed=seed, **kwargs)
         self.latent_dim, self.image_shape = int(latent_dim), tuple(int(d) for d in image_shape)
         self.num_ws, self.noise_size = num_ws(self.image_shape), noise_size(self.image_shape)
         self.r1_gamma, self.r1_interval = float(r1_gamma), int(r1_interval)
         self.mixing_prob, self.ema_kimg, self.ema_rampup = float(mixing_prob), float(ema_kimg), float(ema_rampup)
         self.w_avg_beta = float(w_avg_beta)
         self.mapping = build_mapping(self.latent_dim, mapping_layers)
-        self.synthesis = build_synthesis(self.image_shape, width, squash)
+        self.synthesis = build_synthesis(self.image_shape, width)
         self.generator = build_generator(self.mapping, self.synthesis, self.latent_dim, self.image_shape)
         self.discriminator = build_discriminator(self.image_shape, width)
         self.ema_mapping = build_mapping(self.latent_dim, mapping_layers)
-        self.ema_synthesis = build_synthesis(self.image_shape, width, squash)
-        self.ema_generator = build_generator(self.ema_mapping, self.ema_synthesis, self.latent_dim, self.image_shape)
-        self.ema_generator.set_weights(self.generator.get_weights())
-        self.ema_generator.trainable = False
+        self.ema_synthesis = build_synthesis(self.image_shape, width)
+        self.set_ema_twin(build_generator(self.ema_mapping, self.ema_synthesis, self.latent_dim, self.image_shape))
         self.w_average = self.generator.get_layer("w_average")
-        self.images_seen = self.add_weight(shape=(), initializer="zeros", trainable=False, name="images_seen")
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("d_loss", "g_loss", "d_real", "d_fake", "r1")}
         self.built = True
-
-    @property
-    def exported_generator(self):
-        """What export, evaluate and serving get: the EMA generator (with w_avg)."""
-        return self.ema_generator
 
     def generator_variables(self):
         return self.mapping.trainable_variables + self.synthesis.trainable_variables
@@ -145,7 +134,7 @@ class StyleGAN(Adversarial):
     def _ema_step(self, batch):
         """EMA generator <- lerp(G, EMA, beta), beta = 0.5 ** (batch / half-life in images), the
         half-life at most ``ema_rampup`` times the images seen; w_avg copied."""
-        self.images_seen.assign_add(ops.cast(batch, "float32"))
+        self.count_images(batch)
         half_life = self.ema_kimg * 1000.0
         if self.ema_rampup > 0:
             half_life = ops.minimum(half_life, self.images_seen * self.ema_rampup)

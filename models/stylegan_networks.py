@@ -222,10 +222,9 @@ def style_layout(image_shape, w_avg) -> dict:
     }
 
 
-def build_synthesis(image_shape, width: int = 32, squash: bool = True) -> keras.Model:
+def build_synthesis(image_shape, width: int = 32) -> keras.Model:
     """[ws (b, num_ws, W_DIM), noise (b, noise_size)] -> image (b, h, w, c): the summed to-image
-    outputs through tanh into [-1, 1] (``squash``; StyleGAN's own output is unbounded, the layout
-    of network version 1).
+    outputs through tanh into [-1, 1] (StyleGAN's own output is unbounded).
 
     Why tanh: half of Fashion-MNIST's pixels sit exactly at the data's minimum (the background),
     which an unbounded output can only hit by exact cancellation, and which the discriminator
@@ -252,8 +251,7 @@ def build_synthesis(image_shape, width: int = 32, squash: bool = True) -> keras.
             [upsampled, ToImage(image_shape[-1], name=f"to_image{side}")([x, ws[:, w_at + 2]])]
         )
         w_at, noise_at = w_at + 2, noise_at + 2
-    if squash:
-        image = layers.Activation("tanh", name="squash")(image)
+    image = layers.Activation("tanh", name="squash")(image)
     return keras.Model([ws, noise], image, name="synthesis")
 
 

@@ -166,7 +166,7 @@ def _measured_card(export_run_id: str, eval_run_id: str):
         )
     with tempfile.TemporaryDirectory() as tmp:
         folder = tracking.download(export_run_id, "export", tmp)
-        card = model_card.upgrade(json.loads((folder / "model_card.json").read_text()))
+        card = model_card.checked(json.loads((folder / "model_card.json").read_text()))
         onnx_model = onnx.load(str(folder / "generator.onnx"))
     card = {
         **card,

@@ -62,7 +62,7 @@ class GeneratorRuntime:
         """
         onnx_path, card = _resolve(uri)
         try:
-            card = model_card.upgrade(card)
+            card = model_card.checked(card)
         except ValueError as error:
             raise ModelLoadError(f"'{uri}': {error}") from None
         missing = [f for f in CARD_FIELDS if f not in card]

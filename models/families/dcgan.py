@@ -8,8 +8,6 @@ from typing import ClassVar
 from models.families.gan import GanFamily, GanOptions
 from models.registry import ModelSpec, option, register
 
-LEGACY_KERNEL_SIZE = 4  # model.json files of network_version 1 (before kernel_size) hold 4x4 networks
-
 
 @dataclass(frozen=True)
 class DcganOptions(GanOptions):
@@ -32,9 +30,8 @@ class Dcgan(GanFamily):
     order = 1
     summary = "DCGAN (Radford et al. 2015)"
     options = DcganOptions
-    # 4: as 3, with image_kernel_size on the two layers that touch pixels;
-    # 3: G's last transposed convolution makes the image, D's kernel is d_kernel_size;
-    # 2: one kernel_size for both, G refines at full resolution; 1: as 2, always 4x4
+    # the layout's version (models/registry.py): 4 = G's last transposed convolution makes the image,
+    # D's kernel is d_kernel_size, the two layers on pixels have image_kernel_size
     network_version = 4
     # Chosen by FID at equal training time: batch 32 takes nearly twice the steps of batch 64 in
     # the same seconds on a CPU and scored better at the default run's time, though not at four
@@ -49,29 +46,21 @@ class Dcgan(GanFamily):
         from models import dcgan
 
         classes = spec.num_classes if self.labels else 0
-        if spec.network_version >= 3:
-            g_kernel, d_kernel, refine = options.kernel_size, options.d_kernel_size, False
-        else:
-            g_kernel = d_kernel = options.kernel_size if spec.network_version == 2 else LEGACY_KERNEL_SIZE
-            refine = True
-        g_image = options.image_kernel_size if spec.network_version >= 4 else g_kernel
-        d_image = options.image_kernel_size if spec.network_version >= 4 else d_kernel
         return (
             dcgan.build_generator(
                 spec.latent_dim,
                 spec.image_shape,
                 width=spec.width,
                 num_classes=classes,
-                kernel_size=g_kernel,
-                refine=refine,
-                image_kernel_size=g_image,
+                kernel_size=options.kernel_size,
+                image_kernel_size=options.image_kernel_size,
             ),
             dcgan.build_discriminator(
                 spec.image_shape,
                 width=spec.width,
                 minibatch_std=options.minibatch_std,
                 num_classes=classes,
-                kernel_size=d_kernel,
-                image_kernel_size=d_image,
+                kernel_size=options.d_kernel_size,
+                image_kernel_size=options.image_kernel_size,
             ),
         )

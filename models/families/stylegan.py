@@ -42,7 +42,7 @@ class Stylegan(Family):
     # preset trains at batch 32. Learning rate: 1e-3 scored 95 against 2e-3's 83 after 400 steps.
     # Without tanh (network version 1) width 16 stalled near FID 100.
     defaults: ClassVar[dict] = {"latent_dim": 128, "learning_rate": 2e-3, "width": 16}
-    # 2: the synthesis output through tanh; 1: unbounded, as in StyleGAN
+    # the layout's version (models/registry.py): 2 = the synthesis output through tanh
     network_version = 2
 
     def build_model(self, spec: ModelSpec, options: StyleganOptions, learning_rate):
@@ -55,7 +55,6 @@ class Stylegan(Family):
             spec.image_shape,
             width=spec.width,
             mapping_layers=options.mapping_layers,
-            squash=spec.network_version >= 2,
             r1_gamma=options.r1_gamma,
             r1_interval=R1_INTERVAL,
             mixing_prob=options.mixing_prob,

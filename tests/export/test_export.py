@@ -5,8 +5,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from contract import signature
 from export import files, parity
-from models import registry, signature
+from models import registry
 
 
 @pytest.mark.parametrize("kind", ["dcgan", "vae"])

@@ -14,7 +14,8 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from models import registry, signature
+from contract import signature
+from models import registry
 from models.registry import Export, Family, ModelSpec, Options, option
 from pipeline import cli, main
 from tests.conftest import tiny_config

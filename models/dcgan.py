@@ -92,7 +92,7 @@ def build_discriminator(
     if num_classes:  # projection (Miyato & Koyama 2018): + <embed(label), features>
         projection = layers.Embedding(num_classes, x.shape[-1], name="label_projection")(label)
         # elementwise product and sum, not layers.Dot: Dot's gradient is a (batch x batch) matmul,
-        # which took 43% of the cDCGAN step's float operations (TensorFlow's graph profiler)
+        # a large share of the cDCGAN step's float operations in TensorFlow's graph profiler
         score = keras.ops.sum(layers.Multiply()([projection, x]), axis=-1, keepdims=True)
         logit = layers.Add()([logit, score])
     return keras.Model([image, label] if num_classes else image, logit, name="discriminator")

@@ -160,7 +160,8 @@ def _lifespan(settings: ServeSettings, holder: ModelHolder, batcher: MicroBatche
         holder.runtime = await asyncio.get_running_loop().run_in_executor(None, holder.load)
         # Everything imported so far (MLflow, pydantic, FastAPI: millions of objects) goes to the
         # permanent generation: full collections then scan only what requests allocate, instead
-        # of pausing every in-flight request for ~200 ms (measured) now and then.
+        # of pausing every in-flight request now and then (the serving benchmark's tail latency:
+        # docs/results.md#http-serving).
         gc.collect()
         gc.freeze()
         await batcher.start()

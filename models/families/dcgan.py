@@ -13,7 +13,7 @@ from models.registry import ModelSpec, option, register
 class DcganOptions(GanOptions):
     """The GAN options plus the convolutions' kernel size."""
 
-    # 3x3 hidden convolutions: TensorFlow's oneDNN kernels run them about 3x faster on a CPU than
+    # 3x3 hidden convolutions: TensorFlow's oneDNN kernels run them much faster on a CPU than
     # 4x4 or 5x5 ones (docs/results.md#training-speed); the two layers on pixels (G's last, D's
     # first) have one image channel, so 5x5 there costs little and was chosen by FID at equal
     # training time (docs/results.md#choosing-the-default-dcgan-recipe)

@@ -34,13 +34,10 @@ class Stylegan(Family):
     options = StyleganOptions
     value_range = "tanh"
     primary_metric = "fid"
-    # width 16 (channels 64, 32, 16 at 7, 14, 28): on this project's 2 CPU cores, 4x cheaper per
-    # image than 32 and better at equal training time. Measured at equal wall-clock
-    # (bench/equal_time.py, seed 0, FID of 5,000 samples, extractor cnn128-v5), with the tanh
-    # output: width 16 at batch 64 scored 76.1 / 28.0 / 21.6 after 300 / 600 / 900 s, at batch 32
-    # 42.2 / 19.2 / 15.8 (the same images per second, twice the steps), so the stylegan-fashion
-    # preset trains at batch 32. Learning rate: 1e-3 scored 95 against 2e-3's 83 after 400 steps.
-    # Without tanh (network version 1) width 16 stalled near FID 100.
+    # width 16 (channels 64, 32, 16 at 7, 14, 28), learning rate 2e-3 and the tanh output were
+    # chosen in short equal-time runs on this project's CPU that are not kept as a benchmark; the
+    # family at equal training time against the DCGAN and ProGAN, with the stylegan-fashion preset:
+    # docs/results.md#dcgan-progressive-growing-and-stylegan-at-equal-training-time
     defaults: ClassVar[dict] = {"latent_dim": 128, "learning_rate": 2e-3, "width": 16}
     # the layout's version (models/registry.py): 2 = the synthesis output through tanh
     network_version = 2

@@ -1,6 +1,5 @@
 """Layers the families share: the fixes to GAN training problems (mini-batch statistics,
-experience replay), the equalized learning rate of ProGAN and StyleGAN (Karras et al. 2018) and
-their channel schedule."""
+experience replay) and the equalized learning rate of ProGAN and StyleGAN (Karras et al. 2018)."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ import math
 import keras
 from keras import layers, ops
 
-BASE = 7  # ProGAN's and StyleGAN's lowest resolution: 7 -> 14 -> 28
 LRELU_GAIN = math.sqrt(2.0)
 
 
@@ -95,24 +93,6 @@ class ReplayBuffer(layers.Layer):
         self.images.assign(tf.tensor_scatter_nd_update(self.images, positions, ops.stop_gradient(fresh)))
         self.labels.assign(tf.tensor_scatter_nd_update(self.labels, positions, labels))
         self.pushed.assign(self.pushed + batch)
-
-
-# ---- the progressive families' resolutions and channels ------------------------------------------
-def resolutions(image_shape) -> list[int]:
-    """7, 14, 28 for 28x28 images (each block doubles; the image side must be 7 * 2**k)."""
-    side = int(image_shape[0])
-    out = [BASE]
-    while out[-1] < side:
-        out.append(out[-1] * 2)
-    if out[-1] != side or image_shape[0] != image_shape[1]:
-        raise ValueError(f"stylegan needs square images of side 7 * 2**k (28, 56, ...), got {tuple(image_shape)}")
-    return out
-
-
-def channels(image_shape, width: int) -> list[int]:
-    """Channels per resolution: ``width`` at full size, doubling per halving, at most 4 * width."""
-    sides = resolutions(image_shape)
-    return [min(width * 2 ** (len(sides) - 1 - i), 4 * width) for i in range(len(sides))]
 
 
 def lrelu(x):

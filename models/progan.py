@@ -1,6 +1,6 @@
 """Progressive growing of GANs (Karras et al. 2018), sized for 28x28 on a CPU.
 
-Resolutions 7 -> 14 -> 28 (``models.layers.resolutions``). Generator: z, pixel-normalized, a
+Resolutions 7 -> 14 -> 28 (``models.progressive.resolutions``). Generator: z, pixel-normalized, a
 dense layer to 7x7, then per resolution nearest 2x upsampling and two 3x3 convolutions, each
 followed by leaky ReLU and pixel norm; a 1x1 to-image layer per resolution. Discriminator: the
 mirror image (a 1x1 from-image layer per resolution, two 3x3 convolutions and 2x2 average pooling
@@ -25,7 +25,8 @@ from keras import ops
 
 from models import losses
 from models.adversarial import Adversarial, update_ema, warmed_decay
-from models.layers import EqualConv2D, EqualDense, MinibatchStd, channels, resolutions
+from models.layers import EqualConv2D, EqualDense, MinibatchStd
+from models.progressive import channels, resolutions
 
 DRIFT = 0.001  # epsilon_drift of the paper
 

@@ -256,9 +256,19 @@ class Family:
         ``learning_rate`` is a number or a Keras schedule."""
         raise NotImplementedError
 
-    def exports(self, model, spec: ModelSpec) -> list[Export]:
-        """The networks to ship, generator first, each with its signature (override)."""
+    def signatures(self, spec: ModelSpec) -> dict[str, Signature]:
+        """The graphs it ships, by stem, generator first, each with its inputs' names, shapes, roles
+        and defaults (override). No TensorFlow: the model card and the docs read them."""
         raise NotImplementedError
+
+    def export_networks(self, model) -> dict:
+        """The trained networks to ship, by the stems of ``signatures`` (override)."""
+        raise NotImplementedError
+
+    def exports(self, model, spec: ModelSpec) -> list[Export]:
+        """The networks to ship, generator first, each with its signature."""
+        networks = self.export_networks(model)
+        return [Export(stem, networks[stem], found) for stem, found in self.signatures(spec).items()]
 
     def evaluate(self, context: EvaluationContext) -> Evaluation:
         """The family's own numbers and pictures, beside the common metrics the evaluate stage

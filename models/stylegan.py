@@ -8,14 +8,8 @@ import keras
 from keras import ops
 
 from models.adversarial import Adversarial, update_ema
-from models.stylegan_networks import (
-    build_discriminator,
-    build_generator,
-    build_mapping,
-    build_synthesis,
-    noise_size,
-    num_ws,
-)
+from models.progressive import noise_size, num_ws
+from models.stylegan_networks import build_discriminator, build_generator, build_mapping, build_synthesis
 
 
 class StyleGAN(Adversarial):

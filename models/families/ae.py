@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from contract import signature
-from models.registry import Evaluation, EvaluationContext, Export, Family, ModelSpec, register
+from models.registry import Evaluation, EvaluationContext, Family, ModelSpec, register
 
 
 @register
@@ -33,11 +33,14 @@ class AutoEncoder(Family):
         model.compile(optimizer=keras.optimizers.Adam(learning_rate))
         return model
 
-    def exports(self, model, spec: ModelSpec) -> list[Export]:
-        return [
-            Export("generator", model.generator, signature.generator(spec.latent_dim, spec.image_shape)),
-            Export("encoder", model.encoder, signature.encoder(spec.image_shape, spec.latent_dim, ("z",))),
-        ]
+    def signatures(self, spec: ModelSpec) -> dict:
+        return {
+            "generator": signature.generator(spec.latent_dim, spec.image_shape),
+            "encoder": signature.encoder(spec.image_shape, spec.latent_dim, ("z",)),
+        }
+
+    def export_networks(self, model) -> dict:
+        return {"generator": model.generator, "encoder": model.encoder}
 
     def evaluate(self, context: EvaluationContext) -> Evaluation:
         """Test reconstruction loss, nats per image on grey levels."""

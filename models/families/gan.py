@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from contract import signature
-from models.registry import Export, Family, ModelSpec, Options, option, register
+from models.registry import Family, ModelSpec, Options, option, register
 
 # models/losses.py's LOSSES, named here so that the options stay TensorFlow-free (a test keeps them equal)
 LOSSES = ("minimax", "ns", "lsgan", "hinge", "wgan-gp")
@@ -115,13 +115,12 @@ class GanFamily(Family):
         )
         return model
 
-    def exports(self, model, spec: ModelSpec) -> list[Export]:
+    def signatures(self, spec: ModelSpec) -> dict:
         classes = spec.num_classes if self.labels else 0
-        return [
-            Export(
-                "generator", model.exported_generator, signature.generator(spec.latent_dim, spec.image_shape, classes)
-            )
-        ]
+        return {"generator": signature.generator(spec.latent_dim, spec.image_shape, classes)}
+
+    def export_networks(self, model) -> dict:
+        return {"generator": model.exported_generator}
 
 
 @register

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from contract import signature
-from models.registry import Export, Family, ModelSpec, Options, option, register
+from models.registry import Family, ModelSpec, Options, option, register
 
 
 @dataclass(frozen=True)
@@ -59,5 +59,8 @@ class Progan(Family):
         )
         return model
 
-    def exports(self, model, spec: ModelSpec) -> list[Export]:
-        return [Export("generator", model.exported_generator, signature.generator(spec.latent_dim, spec.image_shape))]
+    def signatures(self, spec: ModelSpec) -> dict:
+        return {"generator": signature.generator(spec.latent_dim, spec.image_shape)}
+
+    def export_networks(self, model) -> dict:
+        return {"generator": model.exported_generator}

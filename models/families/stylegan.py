@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from contract import signature
-from models.registry import Evaluation, EvaluationContext, Export, Family, ModelSpec, Options, option, register
+from models import progressive
+from models.registry import Evaluation, EvaluationContext, Family, ModelSpec, Options, option, register
 
 R1_INTERVAL = 16  # lazy R1: every 16th discriminator step (Karras et al. 2020)
 
@@ -68,26 +69,19 @@ class Stylegan(Family):
         )
         return model
 
-    def exports(self, model, spec: ModelSpec) -> list[Export]:
-        from models import stylegan_networks as networks
+    def signatures(self, spec: ModelSpec) -> dict:
+        count, size = progressive.num_ws(spec.image_shape), progressive.noise_size(spec.image_shape)
+        return {
+            "generator": signature.styled_generator(spec.latent_dim, spec.image_shape, count, size, progressive.W_DIM),
+            "synthesis": signature.synthesis(spec.image_shape, count, size, progressive.W_DIM),
+        }
 
-        count, size = networks.num_ws(spec.image_shape), networks.noise_size(spec.image_shape)
-        return [
-            Export(
-                "generator",
-                model.ema_generator,
-                signature.styled_generator(spec.latent_dim, spec.image_shape, count, size, networks.W_DIM),
-            ),
-            Export(
-                "synthesis", model.ema_synthesis, signature.synthesis(spec.image_shape, count, size, networks.W_DIM)
-            ),
-        ]
+    def export_networks(self, model) -> dict:
+        return {"generator": model.ema_generator, "synthesis": model.ema_synthesis}
 
     def card_extras(self, model, spec: ModelSpec) -> dict:
-        from models import stylegan_networks
-
         w_avg = model.ema_generator.get_layer("w_average").w_avg.numpy()
-        return {"styles": stylegan_networks.style_layout(spec.image_shape, w_avg)}
+        return {"styles": progressive.style_layout(spec.image_shape, w_avg)}
 
     def evaluate(self, context: EvaluationContext) -> Evaluation:
         """The truncation curve, the path length in W and the style pictures

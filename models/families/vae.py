@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from contract import signature
-from models.registry import Evaluation, EvaluationContext, Export, Family, ModelSpec, NoOptions, register
+from models.registry import Evaluation, EvaluationContext, Family, ModelSpec, NoOptions, register
 
 
 @register
@@ -38,13 +38,14 @@ class Vae(Family):
         model.compile(optimizer=keras.optimizers.Adam(learning_rate))
         return model
 
-    def exports(self, model, spec: ModelSpec) -> list[Export]:
-        return [
-            Export("generator", model.generator, signature.generator(spec.latent_dim, spec.image_shape)),
-            Export(
-                "encoder", model.encoder, signature.encoder(spec.image_shape, spec.latent_dim, ("z_mean", "z_log_var"))
-            ),
-        ]
+    def signatures(self, spec: ModelSpec) -> dict:
+        return {
+            "generator": signature.generator(spec.latent_dim, spec.image_shape),
+            "encoder": signature.encoder(spec.image_shape, spec.latent_dim, ("z_mean", "z_log_var")),
+        }
+
+    def export_networks(self, model) -> dict:
+        return {"generator": model.generator, "encoder": model.encoder}
 
     def evaluate(self, context: EvaluationContext) -> Evaluation:
         """Test negative ELBO (= reconstruction + KL) and the IWAE bound with ``iwae_k`` samples,

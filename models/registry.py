@@ -213,7 +213,8 @@ class Family:
 
     Class attributes:
         name: the ``model`` value that picks it (``-P model=<name>``).
-        summary: one line for help texts.
+        summary: one line for help texts (and the README's family table).
+        description: what it is, in Markdown, for docs/usage.md's family table (default: ``summary``).
         options: its options dataclass (subclass of ``Options``); ``NoOptions`` if none.
         value_range: "tanh" ([-1, 1]) or "unit" ([0, 1]): images in and out.
         primary_metric, higher_is_better: what promotion compares, and which way is better.
@@ -230,6 +231,7 @@ class Family:
     name: ClassVar[str]
     order: ClassVar[int] = 100  # position in listings (help, errors, MLproject)
     summary: ClassVar[str] = ""
+    description: ClassVar[str] = ""  # Markdown for the docs' family table; "" = the summary
     options: ClassVar[type[Options]] = NoOptions
     value_range: ClassVar[str] = "tanh"
     primary_metric: ClassVar[str] = "fid"
@@ -302,6 +304,12 @@ class Family:
         return model
 
 
+def _meaning(f: dataclasses.Field) -> tuple:
+    """What makes two families' options of one name the same option (the long ``doc`` is written
+    once, by the first family that declares it)."""
+    return f.type, f.default, {key: value for key, value in f.metadata.items() if key != "doc"}
+
+
 def register(cls: type[Family]) -> type[Family]:
     """Class decorator: add a ``Family`` subclass to the registry under ``cls.name``.
 
@@ -312,12 +320,7 @@ def register(cls: type[Family]) -> type[Family]:
     for f in dataclasses.fields(cls.options):
         for other in FAMILIES.values():
             same = {g.name: g for g in dataclasses.fields(other.options)}.get(f.name)
-            meaning = (f.type, f.default, dict(f.metadata))
-            if (
-                other.name != cls.name
-                and same is not None
-                and (same.type, same.default, dict(same.metadata)) != meaning
-            ):
+            if other.name != cls.name and same is not None and _meaning(same) != _meaning(f):
                 raise ValueError(f"{cls.name}: option '{f.name}' means something else to {other.name}; rename it")
     FAMILIES[cls.name] = cls()
     return cls

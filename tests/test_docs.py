@@ -40,3 +40,41 @@ def test_readme_time_is_rendered_from_the_first_run_benchmark(tmp_path):
     assert "commit `bbbbbbb`" in rendered and "old words" not in rendered
     assert rendered.endswith("<!-- /first_run --> after")
     assert report.render_readme(rendered, tmp_path) == rendered  # idempotent
+
+
+def test_the_reference_sections_are_what_the_code_renders():
+    from pipeline import docs
+
+    assert docs.main(["--check"]) == 0, "run: python -m pipeline.docs"
+
+
+def test_the_rendered_tables_follow_the_code():
+    import dataclasses
+
+    from models import registry
+    from pipeline import docs
+    from pipeline.config import Config
+
+    parameters = docs.parameters()
+    for f in dataclasses.fields(Config):
+        if not f.metadata.get("internal"):
+            assert f"| `{f.name}` | {docs._value(f.default)} |" in parameters
+    families = docs.families(long=False)
+    assert [line.split("`")[1] for line in families.splitlines()[2:]] == registry.names()
+    assert "| `cdcgan` |" in families and "generator `(z, label) → image`" in families
+    assert "synthesis `(ws, noise) → image`" in families
+    options = docs.options(long=True)
+    assert "| `gan_loss` | `dcgan`, `gan`, `cdcgan` | `ns`; `dcgan`, `cdcgan`: `hinge` |" in options
+    assert "| `ema` | `dcgan`, `gan`, `cdcgan`, `progan` | `0`; `progan`: `0.999` |" in options
+    assert "{defaults:" not in docs.parameters() and "`dcgan` 32" in parameters  # placeholders filled
+
+
+def test_a_section_without_its_markers_is_named():
+    import pytest
+
+    from pipeline import docs
+
+    with pytest.raises(ValueError, match="no '<!-- generated: layout -->'"):
+        docs.render("# a file without markers\n", {"layout": docs.layout})
+    text = "a\n<!-- generated: x -->\nold\n<!-- /generated: x -->\nb\n"
+    assert docs.render(text, {"x": lambda: "new"}) == "a\n<!-- generated: x -->\nnew\n<!-- /generated: x -->\nb\n"

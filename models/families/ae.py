@@ -13,7 +13,8 @@ from models.registry import Evaluation, EvaluationContext, Family, ModelSpec, re
 class AutoEncoder(Family):
     name = "ae"
     order = 5
-    summary = "convolutional autoencoder (deterministic)"
+    summary = "convolutional autoencoder, reconstruction loss only; a poor sampler (docs/usage.md says why)"
+    description = "convolutional autoencoder, deterministic, reconstruction loss only"
     value_range = "unit"
     primary_metric = "fid"
     validates = True

@@ -17,10 +17,39 @@ class DcganOptions(GanOptions):
     # 4x4 or 5x5 ones (docs/results.md#training-speed); the two layers on pixels (G's last, D's
     # first) have one image channel, so 5x5 there costs little and was chosen by FID at equal
     # training time (docs/results.md#choosing-the-default-dcgan-recipe)
-    kernel_size: int = option(3, "DCGAN: kernel size of G's transposed convolutions", choices=(3, 4, 5))
-    d_kernel_size: int = option(3, "DCGAN: kernel size of D's convolutions", choices=(3, 4, 5))
+    kernel_size: int = option(
+        3,
+        "DCGAN: kernel size of G's transposed convolutions",
+        choices=(3, 4, 5),
+        doc=(
+            "DCGAN and cDCGAN: kernel size of the generator's hidden transposed convolution, 3, 4 or 5. 4, "
+            "divisible by the stride, avoids checkerboard artifacts (Odena et al. 2016), but on a CPU "
+            "TensorFlow runs 3x3 transposed convolutions much faster "
+            "([results.md](results.md#training-speed))"
+        ),
+    )
+    d_kernel_size: int = option(
+        3,
+        "DCGAN: kernel size of D's convolutions",
+        choices=(3, 4, 5),
+        doc=(
+            "DCGAN and cDCGAN: kernel size of the discriminator's hidden convolution, 3, 4 or 5. On a CPU "
+            "TensorFlow runs 3x3 convolutions much faster than 4x4 or 5x5 ones of the same shape "
+            "([results.md](results.md#training-speed))"
+        ),
+    )
     image_kernel_size: int = option(
-        5, "DCGAN: kernel size of the layers on pixels (G's last, D's first)", choices=(3, 4, 5, 7)
+        5,
+        "DCGAN: kernel size of the layers on pixels (G's last, D's first)",
+        choices=(3, 4, 5, 7),
+        doc=(
+            "DCGAN and cDCGAN: kernel size of the two layers on pixels (the generator's last transposed "
+            "convolution, the discriminator's first convolution), 3, 4, 5 or 7. They have one image channel, "
+            "so a larger kernel costs little ([results.md](results.md#training-speed): "
+            "`dcgan+image_kernel_size=3`); 5 is chosen by FID at equal training time and by speed: 7 slows "
+            "the step enough to take the default below 1.5× the textbook peer's images/s "
+            "([results.md](results.md#choosing-the-default-dcgan-recipe))"
+        ),
     )
 
 
@@ -28,7 +57,8 @@ class DcganOptions(GanOptions):
 class Dcgan(GanFamily):
     name = "dcgan"
     order = 1
-    summary = "DCGAN (Radford et al. 2015)"
+    summary = "DCGAN (Radford et al. 2015): transposed convolutions + batch norm, strided-conv discriminator"
+    description = "DCGAN (Radford et al. 2015): transposed convolutions + batch norm, strided-conv discriminator"
     options = DcganOptions
     # the layout's version (models/registry.py): 4 = G's last transposed convolution makes the image,
     # D's kernel is d_kernel_size, the two layers on pixels have image_kernel_size

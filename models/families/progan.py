@@ -32,6 +32,15 @@ class Progan(Family):
     name = "progan"
     order = 7
     summary = "progressive growing of GANs, 7 -> 14 -> 28 with fade-ins (Karras et al. 2018)"
+    description = (
+        "progressive growing of GANs (Karras et al. 2018): 7x7 → 14x14 → 28x28, each new resolution faded"
+        " in (alpha from 0 to 1) then stabilized, phases of `phase_kimg` thousand images (60); pixel "
+        "norm, equalized learning rate, mini-batch std; WGAN-GP (`gp_weight` 10) plus drift 0.001·D(x)²; "
+        "Adam β = (0, 0.99); generator EMA (`ema`, 0.999 for this family). `level` (0, 1, 2), "
+        "`resolution` (7, 14, 28) and `alpha` are logged per epoch and the sample grids show the growth; "
+        "alpha follows the images seen, which checkpoints carry, so a resumed run continues in the same "
+        "phase at the same alpha"
+    )
     options = ProganOptions
     value_range = "tanh"
     primary_metric = "fid"

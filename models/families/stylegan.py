@@ -32,6 +32,16 @@ class Stylegan(Family):
     name = "stylegan"
     order = 6
     summary = "StyleGAN2-style generator: mapping network, modulated convolutions, noise (Karras et al.)"
+    description = (
+        "StyleGAN2-style (Karras et al. 2019, 2020) at 7 → 14 → 28: mapping network `z → w` "
+        "(learning-rate multiplier 0.01, running `w_avg`), per-layer styles into modulated and "
+        "demodulated 3x3 convolutions (non-fused form), per-layer noise with a learned strength, skip "
+        "to-image outputs summed and put through tanh (unlike StyleGAN: half of Fashion-MNIST's pixels "
+        "sit at the minimum, which an unbounded output reaches only by exact cancellation); residual "
+        "discriminator with mini-batch std; non-saturating loss, lazy R1 (every 16 D steps), style-mixing"
+        " regularization, Adam β = (0, 0.99), generator EMA by half-life (exported). Options: "
+        "`mapping_layers` (2), `r1_gamma` (0.01), `mixing_prob` (0.9), `ema_kimg` (10)"
+    )
     options = StyleganOptions
     value_range = "tanh"
     primary_metric = "fid"

@@ -13,7 +13,10 @@ from models.registry import Evaluation, EvaluationContext, Family, ModelSpec, No
 class Vae(Family):
     name = "vae"
     order = 4
-    summary = "VAE (Kingma & Welling 2013)"
+    summary = "convolutional VAE (Kingma & Welling 2013), Bernoulli decoder on dynamically binarized images"
+    description = (
+        "convolutional VAE (Kingma & Welling 2013), Bernoulli decoder, trained on dynamically binarized images"
+    )
     options = NoOptions
     value_range = "unit"
     primary_metric = "test_iwae_nll"

@@ -137,29 +137,37 @@ def test_http_style_mix_and_psi(stylegan_export, tmp_path):
         assert refused.status_code == 422 and refused.json()["error"].startswith("psi: dcgan has no styles")
 
 
+def _tiles(path, rows: int, columns: int, side: int = 28) -> np.ndarray:
+    """The images of a PNG grid (contract.images.grid: 2-pixel borders), (rows * columns, side, side)."""
+    with Image.open(path) as image:
+        pixels = np.asarray(image)
+    assert pixels.shape[:2] == (rows * (side + 2) + 2, columns * (side + 2) + 2), pixels.shape
+    return np.stack(
+        [
+            pixels[2 + r * (side + 2) : 2 + r * (side + 2) + side, 2 + c * (side + 2) : 2 + c * (side + 2) + side]
+            for r in range(rows)
+            for c in range(columns)
+        ]
+    )
+
+
 def test_cli_style_mix_and_generate_psi(stylegan_export, tmp_path, capsys):
     out = tmp_path / "mix.png"
     args = ["style-mix", "--model", str(stylegan_export), "--rows", "1,2", "--cols", "3", "--layers", "fine"]
-    assert cli.main([*args, "--out", str(out)]) == 0 and out.stat().st_size > 100
-    grid = tmp_path / "psi.png"
-    assert (
-        cli.main(
-            [
-                "generate",
-                "--model",
-                str(stylegan_export),
-                "-n",
-                "4",
-                "--psi",
-                "0.7",
-                "--noise",
-                "zero",
-                "--out",
-                str(grid),
-            ]
-        )
-        == 0
-    )
+    assert cli.main([*args, "--out", str(out)]) == 0
+    mix = _tiles(out, rows=3, columns=2)  # the corner, the column source; each row source and its mix
+    assert mix[0].max() == 0 and mix[1].std() > 0  # a blank corner, a real column source
+    assert not np.array_equal(mix[2], mix[3]) and not np.array_equal(mix[4], mix[5])  # fine styles swapped in
+    generate = ["generate", "--model", str(stylegan_export), "-n", "4", "--noise", "zero"]
+    grid, again = tmp_path / "psi.png", tmp_path / "again.png"
+    assert cli.main([*generate, "--psi", "0", "--out", str(grid)]) == 0
+    average = _tiles(grid, rows=2, columns=2)  # psi 0: every seed's w is w_avg, noise zero: one image
+    assert all(np.array_equal(average[0], tile) for tile in average[1:]) and average[0].std() > 0
+    assert cli.main([*generate, "--psi", "0.7", "--out", str(grid)]) == 0
+    assert cli.main([*generate, "--psi", "0.7", "--out", str(again)]) == 0
+    assert grid.read_bytes() == again.read_bytes()  # zero noise repeats exactly
+    varied = _tiles(grid, rows=2, columns=2)
+    assert len({tile.tobytes() for tile in varied}) == 4  # psi 0.7 keeps the seeds apart
     capsys.readouterr()
     assert cli.main([*args, "--layers", "0,9", "--out", str(out)]) == 2
     assert "--layers: index 9 is out of range" in capsys.readouterr().err

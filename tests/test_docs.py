@@ -53,7 +53,9 @@ def test_the_renderer_formats_cells_by_their_column_spec_and_takes_the_template_
     shown = record.presented([("cap", [record.column("a", "A", "fixed:2")], [{"a": 1.0}, {"a": None}])], ["Read it."])
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "demo.json").write_text(json.dumps({"benchmark": "demo", "present": shown}))
-    (tmp_path / "template.md").write_text("# Head\n\nIntro.\n\n<!-- section: demo -->\n## Demo section\n\nWhat it is.\n")
+    (tmp_path / "template.md").write_text(
+        "# Head\n\nIntro.\n\n<!-- section: demo -->\n## Demo section\n\nWhat it is.\n"
+    )
     text = report.render(tmp_path / "results", tmp_path / "template.md")
     assert text.startswith("# Head\n\nIntro.\n\nSections:\n\n- [Demo section](#demo-section)\n")
     assert "## Demo section\n\nWhat it is.\n\n**cap**\n\n| A |\n|---|\n| 1.00 |\n|  |\n\nRead it." in text

@@ -316,18 +316,12 @@ def load_trained(train_run_id: str):
     run = tracking.get_run(train_run_id, "train")
     with tempfile.TemporaryDirectory() as tmp:
         folder = tracking.download(run.info.run_id, "model", tmp)
-        try:
+        try:  # an older latentforge's model.json or layout, or a family this one does not know
             spec = ModelSpec.read(folder)
-        except ValueError as error:  # an older latentforge's model.json
-            raise UserError(f"train run {train_run_id}: {error}") from None
-        try:
             family = registry.get(spec.model)
-        except ValueError as error:
-            raise UserError(f"train run {train_run_id}: {error}") from None
-        # the same kind of learning rate as in training, so the optimizer's variables line up
-        try:
+            # the same kind of learning rate as in training, so the optimizer's variables line up
             model = family.build(spec, _learning_rate(spec.learning_rate, spec.lr_schedule, 1))
-        except ValueError as error:  # a layout this latentforge no longer builds
+        except ValueError as error:
             raise UserError(f"train run {train_run_id}: {error}") from None
         model.load_weights(str(folder / "model.weights.h5"))
     return model, spec

@@ -42,9 +42,8 @@ def evaluate(context: EvaluationContext) -> Evaluation:
             fake = context.sample_features
         else:
             run = _with_controls(runtime, psi)
-            fake = context.features(images.sample(run, runtime.latent_dim, context.samples, context.seed, value_range))[
-                0
-            ]
+            generated = images.sample(run, runtime.latent_dim, context.samples, context.seed, value_range)
+            fake = context.features(generated)[0]
         row = {"psi": psi, **context.score(fake)}
         rows.append(row)
         results.update({f"{key}_psi_{psi:g}": row[key] for key in ("fid", "precision", "recall")})

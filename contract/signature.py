@@ -69,7 +69,12 @@ class TensorSpec:
         return int(self.default.get("classes", 0)) if self.default.get("kind") == "classes" else 0
 
     def to_dict(self) -> dict:
-        out = {"name": self.name, "shape": [None, *self.shape], "dtype": self.dtype, "role": self.role}
+        out: dict[str, object] = {
+            "name": self.name,
+            "shape": [None, *self.shape],
+            "dtype": self.dtype,
+            "role": self.role,
+        }
         out["default"] = dict(self.default)
         if self.bounds is not None:
             out["bounds"] = list(self.bounds)

@@ -41,7 +41,7 @@ def check(
         reference = {k: np.asarray(v) for k, v in keras_fn(*inputs.values()).items()}
         saved = {k: v.numpy() for k, v in saved_fn(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
         onnx_out = dict(zip(signature.output_names, session.run(list(signature.output_names), inputs)))
-        row = {"batch": batch}
+        row: dict[str, float] = {"batch": batch}
         for runtime, outputs in (("savedmodel", saved), ("onnx", onnx_out)):
             diffs = []
             for name in signature.output_names:

@@ -99,7 +99,7 @@ class ProDiscriminator(keras.Model):
             layer = EqualConv2D(width_i, 1, activation="lrelu", name=f"from_image{side}")
             layer.build((None, side, side, self.image_shape[-1]))
             self.from_image.append(layer)
-        self.blocks = [None]
+        self.blocks: list = [None]  # a block per resolution above the lowest
         for i in range(1, len(self.sides)):
             first = EqualConv2D(self.widths[i], 3, activation="lrelu", name=f"conv{self.sides[i]}_0")
             second = EqualConv2D(self.widths[i - 1], 3, activation="lrelu", name=f"conv{self.sides[i]}_1")

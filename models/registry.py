@@ -252,7 +252,7 @@ class Family:
         """The batch size a config that gives none trains at: ``defaults["batch_size"]``, else 64."""
         return int(self.defaults.get("batch_size", DEFAULT_BATCH_SIZE))
 
-    def build_model(self, spec: ModelSpec, options: Options, learning_rate):
+    def build_model(self, spec: ModelSpec, options: Any, learning_rate):
         """A compiled training model with freshly initialized networks (override).
 
         ``learning_rate`` is a number or a Keras schedule."""
@@ -370,7 +370,7 @@ def option_owners() -> dict[str, list[str]]:
 
 def option_fields() -> dict[str, dataclasses.Field]:
     """Every family option's dataclass field by name (one per name)."""
-    fields = {}
+    fields: dict[str, dataclasses.Field] = {}
     for n in names():
         for f in dataclasses.fields(get(n).options):
             fields.setdefault(f.name, f)

@@ -68,7 +68,7 @@ def path_length_w(runtime, features, pairs: int, seed: int, value_range: str, ep
     synthesis, signature = runtime.graph("synthesis")
     ws_name = next(t.name for t in runtime.signature.outputs if t.name != runtime.output)
     noise_name = runtime.signature.input("noise").name
-    size = int(styles.layout(runtime)["noise_size"])
+    size = int(styles.required(runtime, "styles")["noise_size"])
     rng = np.random.default_rng([seed, 11])
     distances = []
     for start in range(0, pairs, 250):
@@ -95,7 +95,7 @@ def style_pictures(runtime, value_range: str, seeds=(1, 2, 3, 4, 5, 6)) -> dict[
     """uint8 pictures: style mixing per group, truncation grid, noise picture."""
     out = {}
     rows, cols = list(seeds[:4]), [s + 100 for s in seeds[:5]]
-    for group in styles.layout(runtime)["groups"]:
+    for group in styles.required(runtime, "styles")["groups"]:
         generated = np.array(runtime.run_feed(styles.mix_feed(runtime, rows, cols, group, 1.0, "zero")))
         generated[0] = images.blank(value_range)
         out[f"style_mix_{group}"] = images.grid(images.to_uint8(generated, value_range), columns=len(cols) + 1)
@@ -103,7 +103,7 @@ def style_pictures(runtime, value_range: str, seeds=(1, 2, 3, 4, 5, 6)) -> dict[
     truncated = [runtime.run(z, None, styles.controls(runtime, psi, "zero")) for psi in GRID_PSIS]
     grid = np.stack(truncated, axis=1).reshape(-1, *truncated[0].shape[1:])  # rows: seeds; columns: psi
     out["truncation"] = images.grid(images.to_uint8(grid, value_range), columns=len(GRID_PSIS))
-    noise_name, size = runtime.signature.input("noise").name, int(styles.layout(runtime)["noise_size"])
+    noise_name, size = runtime.signature.input("noise").name, int(styles.required(runtime, "styles")["noise_size"])
     rng = np.random.default_rng(0)
     draws = np.stack(
         [runtime.run(z, None, {noise_name: rng.standard_normal((len(z), size))}) for _ in range(NOISE_DRAWS)]
@@ -122,6 +122,7 @@ def _curve_plot(rows: list[dict]) -> np.ndarray:
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     psi = [r["psi"] for r in rows]
     figure, left = plt.subplots(figsize=(5, 3.2), dpi=100)
@@ -135,9 +136,10 @@ def _curve_plot(rows: list[dict]) -> np.ndarray:
     right.set_ylabel("precision / recall")
     right.set_ylim(0, 1)
     lines = left.get_lines() + right.get_lines()
-    left.legend(lines, [line.get_label() for line in lines], loc="best", fontsize=8)
+    left.legend(lines, [str(line.get_label()) for line in lines], loc="best", fontsize=8)
     figure.tight_layout()
-    figure.canvas.draw()
-    picture = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    picture = np.asarray(canvas.buffer_rgba())[..., :3].copy()
     plt.close(figure)
     return picture

@@ -281,8 +281,8 @@ class Config:
     def key(self, *names: str) -> str:
         """A stable hash of the named fields (``OPTIONS``: the family's options; all fields when none are named)."""
         data = self.to_dict()
-        names = [m for n in names for m in (self.option_names() if n == OPTIONS else [n])]
-        chosen = {n: data[n] for n in (names or data)}
+        wanted = [m for n in names for m in (self.option_names() if n == OPTIONS else [n])]
+        chosen = {n: data[n] for n in (wanted or data)}
         return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
@@ -342,7 +342,7 @@ def expand(names) -> list[str]:
     """Field names with ``OPTIONS`` replaced by every family's option names."""
     from models import registry
 
-    out = []
+    out: list[str] = []
     for name in names:
         out.extend(registry.option_owners() if name == OPTIONS else [name])
     return out

@@ -109,7 +109,7 @@ def options(long: bool) -> str:
     for name, owners in registry.option_owners().items():
         f = fields[name]
         default = _value(f.default)
-        differing = {}
+        differing: dict[str, list[str]] = {}
         for owner in owners:
             own = registry.get(owner).option_defaults.get(name, f.default)
             if own != f.default:

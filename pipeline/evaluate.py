@@ -67,6 +67,7 @@ def load_generator(export_run_id: str | None = None, model_uri: str | None = Non
         raise UserError("evaluate needs --export-run-id <id> or --model models:/<name>@<alias>")
     if model_uri:
         return load_runtime(model_uri)
+    assert export_run_id  # one of the two, checked above
     tracking.get_run(export_run_id, "export")
     return load_runtime(str(tracking.download(export_run_id, "export", tempfile.mkdtemp())))
 
@@ -144,12 +145,13 @@ def _measure(config: Config, runtime, family, spec) -> _Measured:
     labels = runtime.balanced_labels(n) if runtime.conditional else None
     samples = images.sample(runtime.run, runtime.latent_dim, n, seed, value_range, labels=labels)
     sample_f, sample_logits = extractor(samples)
+    train_features = extractor.real_features(spec, "train", train_limit)
     context = metrics.MetricContext(
         real=extractor.real_features(spec, "test"),
         fake=sample_f,
         fake_logits=sample_logits,
         num_classes=len(spec.class_names),
-        train=extractor.real_features(spec, "train", train_limit),
+        train=train_features,
         seed=config.seed,
     )
     computed = metrics.compute(config.metric_names(), context)
@@ -169,7 +171,7 @@ def _measure(config: Config, runtime, family, spec) -> _Measured:
         {f"seconds_{result.name}": result.seconds for result in computed},
         samples,
         sample_f,
-        context.train,
+        train_features,
         metrics.class_coverage(sample_logits, len(spec.class_names)),
         own,
     )
@@ -243,7 +245,7 @@ def nearest_neighbour_grid(samples, sample_features, train_images, train_feature
 
     distances = metrics.squared_distances(sample_features, train_features)
     nearest = train_images[np.argmin(distances, axis=1)]
-    tiles = []
+    tiles: list[np.ndarray] = []
     for start in range(0, len(samples), columns):
         tiles.extend(images.to_uint8(samples[start : start + columns], "unit"))
         tiles.extend(nearest[start : start + columns])

@@ -16,6 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ class Job:
     """What every worker needs to train (picklable: Ray sends it to its workers)."""
 
     config: Config  # resolved
-    spec: object  # inputs.DatasetSpec
+    spec: Any  # inputs.DatasetSpec
     run_id: str  # the MLflow run the chief logs into ("" on the other workers)
     resume_id: str | None  # an earlier run of the same key whose last checkpoint to start from
     tracking_uri: str = ""
@@ -114,7 +115,7 @@ def _restore(model, run_id: str | None, folder: Path | None = None) -> int:
             with contextlib.suppress(Exception):  # no checkpoint was logged before the run died
                 logged = tracking.download(run_id, "checkpoints", tmp)
         epoch, best = max((_checkpoint_epoch(f), i, f) for i, f in enumerate((folder, logged)))[::2]
-        if epoch:
+        if epoch and best is not None:  # a checkpoint of epoch > 0 is in a folder
             model.load_weights(str(best / "last.weights.h5"))
         return epoch
 

@@ -199,6 +199,7 @@ def _stderr_lines_dropped(patterns: list[str]):
             stdout=subprocess.DEVNULL,
             stderr=saved,
         )
+        assert process.stdin is not None  # stdin=PIPE
         os.dup2(process.stdin.fileno(), 2)
         process.stdin.close()  # fd 2 is the pipe's only write end here
     except OSError:

@@ -95,7 +95,8 @@ def log_dataset(spec, split: str, context: str, examples: int = 0) -> None:
     with warnings.catch_warnings():  # MLflow registers the file: scheme's source twice and says so
         warnings.filterwarnings("ignore", "The specified dataset source can be interpreted in multiple ways")
         source = resolve_dataset_source(folder.resolve().as_uri())
-    dataset = MetaDataset(source, name=f"{spec.name}:{spec.version}", digest=digest[:16])
+    # MetaDataset's profile is optional at run time (MLflow's own examples make it like this)
+    dataset = MetaDataset(source, name=f"{spec.name}:{spec.version}", digest=digest[:16])  # type: ignore[abstract]
     tags = {
         "tfds.name": spec.name,
         "tfds.version": spec.version,
@@ -147,7 +148,7 @@ def _experiment_id() -> str:
         return env
     from mlflow.tracking.fluent import _get_experiment_id
 
-    return _get_experiment_id()
+    return _get_experiment_id() or ""
 
 
 def get_run(run_id: str, stage: str):

@@ -14,6 +14,7 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,10 +40,10 @@ class GeneratorRuntime:
     class in turn, constants...), so callers name roles (a seed, a label, extra values), not
     tensors."""
 
-    session: object
+    session: Any  # onnxruntime.InferenceSession
     card: dict
     source: str
-    encoder: object = None  # onnxruntime session over the encoder (VAE, AE) when loaded
+    encoder: Any = None  # onnxruntime session over the encoder (VAE, AE) when loaded
     onnx_path: Path | None = None  # the generator's file (other graphs of the export lie beside it)
 
     def __post_init__(self):
@@ -93,6 +94,8 @@ class GeneratorRuntime:
             raise ValueError(
                 f"{self.card['model']} exports no {stem} graph; its graphs: {', '.join(self.card['graphs'])}"
             )
+        if self.onnx_path is None:
+            raise ValueError(f"{self.source}: no generator file to find the {stem} graph beside")
         path = _beside_or_from_export(self.source, self.onnx_path, self.card, entry["file"])
         return _verified_session(self.source, path, self.card, entry["file"], threads), Signature.from_dict(entry)
 
@@ -132,7 +135,7 @@ class GeneratorRuntime:
             return self.balanced_labels(n)
         return np.full(n, self.label_index(label), np.int32)
 
-    def balanced_labels(self, n: int) -> np.ndarray:
+    def balanced_labels(self, n: int) -> np.ndarray | None:
         """0, 1, ..., C-1, 0, 1, ...: n labels covering every class evenly."""
         return signature.default_value(self.label_input, n) if self.conditional else None  # "classes": no seed
 

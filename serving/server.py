@@ -81,9 +81,9 @@ class ModelHolder:
             fresh = await asyncio.get_running_loop().run_in_executor(None, self.load)
             old = self.runtime
             changed = old is None or fresh.card.get("files") != old.card.get("files")
-            if changed:
-                self.runtime = fresh
-            return changed, self.runtime
+            if changed or old is None:
+                self.runtime = old = fresh
+            return bool(changed), old
 
 
 def create_app(settings: ServeSettings) -> FastAPI:
@@ -106,7 +106,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     _add_style_mix_route(app, settings, holder, batcher)
     _add_reconstruct_route(app, holder, batcher)
     _add_model_routes(app, holder, metrics)
-    app.openapi = _openapi_with_inputs(app, holder)
+    app.openapi = _openapi_with_inputs(app, holder)  # type: ignore[method-assign]  # FastAPI's documented hook
     return app
 
 

@@ -15,6 +15,14 @@ def layout(runtime) -> dict | None:
     return runtime.card.get("styles")
 
 
+def required(runtime, control: str) -> dict:
+    """The card's style layout; ValueError (starting with ``control``) when it has none."""
+    found = layout(runtime)
+    if not found:
+        raise ValueError(f"{control}: {runtime.card['model']} has no styles to mix; use a stylegan model")
+    return found
+
+
 def controls(runtime, psi: float | None = None, noise: str | None = None, inputs: dict | None = None) -> dict:
     """``values`` for ``runtime.feed`` from the style controls: ``psi`` (truncation towards w_avg; 1 =
     none) and ``noise`` ("random": the card's default draw; "zero": deterministic images),
@@ -53,9 +61,8 @@ def controls(runtime, psi: float | None = None, noise: str | None = None, inputs
 def style_layers(runtime, layers) -> list[int]:
     """Style indices from "coarse" | "middle" | "fine" or a list of indices; ValueError
     (starting "layers:") for an unknown group, an index out of range, or no styles."""
-    if not layout(runtime):
-        raise ValueError(f"layers: {runtime.card['model']} has no styles to mix; use a stylegan model")
-    count, groups = int(layout(runtime)["num_ws"]), layout(runtime)["groups"]
+    styles = required(runtime, "layers")
+    count, groups = int(styles["num_ws"]), styles["groups"]
     if isinstance(layers, str):
         if layers not in groups:
             order = ("coarse", "middle", "fine")
@@ -78,7 +85,8 @@ def mix_feed(runtime, rows, cols, layers, psi: float = 1.0, noise: str = "random
     Every image shares one noise draw (seeded by the first row's seed), or zero noise."""
     mixed = style_layers(runtime, layers)
     values = controls(runtime, psi, None)
-    count, size = int(layout(runtime)["num_ws"]), int(layout(runtime)["noise_size"])
+    styles = required(runtime, "layers")
+    count, size = int(styles["num_ws"]), int(styles["noise_size"])
     latent = {seed: images.latents(seed, 1, runtime.latent_dim)[0] for seed in (*rows, *cols)}
     first, second, masks = [], [], []
     mask = np.zeros(count, np.float32)

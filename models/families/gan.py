@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from contract import signature
 from models.registry import Family, ModelSpec, Options, option, register
@@ -139,7 +139,7 @@ class GanFamily(Family):
     primary_metric = "fid"
     defaults: ClassVar[dict] = {"latent_dim": 100, "learning_rate": 2e-4, "width": 64}
 
-    def networks(self, spec: ModelSpec, options: GanOptions):
+    def networks(self, spec: ModelSpec, options: Any):
         """(generator, discriminator), freshly initialized (override)."""
         raise NotImplementedError
 

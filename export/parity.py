@@ -32,6 +32,7 @@ def check(
     import onnxruntime as ort
     import tensorflow as tf
 
+    ort.set_default_logger_severity(3)  # errors only (0 verbose ... 4 fatal)
     saved_fn = tf.saved_model.load(str(savedmodel)).signatures[signature.name]
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     keras_fn = files.function(network, signature)

@@ -52,6 +52,7 @@ def compare(fp32: Path, int8: Path, signature: Signature, repeats: int = 30) -> 
     """Max/mean |INT8 - FP32| on held-out inputs, and median latency (ms) of each at batch 1 and 64."""
     import onnxruntime as ort
 
+    ort.set_default_logger_severity(3)  # errors only (0 verbose ... 4 fatal)
     sessions = {
         name: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         for name, path in (("fp32", fp32), ("int8", int8))

@@ -46,6 +46,7 @@ class Extractor:
     def __init__(self, onnx_path: str, version: str, test_accuracy: float, identity: str = ""):
         import onnxruntime as ort
 
+        ort.set_default_logger_severity(3)  # errors only (0 verbose ... 4 fatal)
         self.session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
         self.version = version
         self.test_accuracy = test_accuracy

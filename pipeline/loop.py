@@ -224,17 +224,16 @@ def fit_model(job: Job, callbacks=(), restore_from: Path | None = None, epoch_en
             + (f" (run {job.run_id})" if job.run_id else ""),
             flush=True,
         )
-    with quiet.training_console():  # without TensorFlow's known-harmless remapper line
-        history = model.fit(
-            dataset,
-            epochs=config.epochs,
-            initial_epoch=start_epoch,
-            steps_per_epoch=config.steps_per_epoch or None,
-            validation_data=validation,
-            shuffle=False,  # the tf.data pipeline shuffles, seeded
-            callbacks=[*ours, *callbacks],
-            verbose=(1 if sys.stdout.isatty() else 2) if me.chief else 0,
-        )
+    history = model.fit(
+        dataset,
+        epochs=config.epochs,
+        initial_epoch=start_epoch,
+        steps_per_epoch=config.steps_per_epoch or None,
+        validation_data=validation,
+        shuffle=False,  # the tf.data pipeline shuffles, seeded
+        callbacks=[*ours, *callbacks],
+        verbose=(1 if sys.stdout.isatty() else 2) if me.chief else 0,
+    )
     if logging:
         _log_model(model, model_spec, job.run_id)
     return {k: _number(v[-1]) for k, v in history.history.items()}, start_epoch

@@ -210,6 +210,7 @@ def _verified_session(uri: str, path: Path, card: dict, name: str, threads: int,
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only (0 verbose ... 4 fatal)
     if threads:
         options.intra_op_num_threads = threads
     if not spinning:

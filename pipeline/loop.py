@@ -22,7 +22,7 @@ import numpy as np
 
 from contract.files import sha256_file
 from models.registry import ModelSpec
-from pipeline import inputs, quiet, tracking
+from pipeline import inputs, tracking
 from pipeline.config import Config
 from pipeline.errors import UserError
 

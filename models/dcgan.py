@@ -19,7 +19,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.layers import MinibatchStd
+from models.layers import GROUP_SIZE, MinibatchStd
 
 EMBEDDING_DIM = 50
 KERNEL_SIZE = 3  # of the generator's hidden transposed convolutions (the family's kernel_size option)
@@ -86,7 +86,7 @@ def build_discriminator(
     x = layers.LeakyReLU(0.2)(x)
     x = layers.Dropout(dropout_rate)(x)  # (batch, h/4, w/4, 2*width)
     if minibatch_std:
-        x = MinibatchStd()(x)
+        x = MinibatchStd(GROUP_SIZE)(x)
     x = layers.Flatten()(x)
     logit = layers.Dense(1, name="logit")(x)
     if num_classes:  # projection (Miyato & Koyama 2018): + <embed(label), features>

@@ -19,7 +19,7 @@ from keras import layers, ops
 
 from models import losses, sampling
 from models.adversarial import Adversarial, update_ema, warmed_decay
-from models.layers import MinibatchStd
+from models.layers import GROUP_SIZE, MinibatchStd
 
 
 def build_mlp_generator(latent_dim: int, image_shape: tuple[int, int, int], units=(256, 512, 1024)) -> keras.Model:
@@ -44,15 +44,28 @@ def build_mlp_discriminator(
         x = layers.LeakyReLU(0.2)(x)
         x = layers.Dropout(dropout_rate)(x)
     if minibatch_std:
-        x = MinibatchStd()(x)
+        x = MinibatchStd(GROUP_SIZE)(x)
     return keras.Model(image, layers.Dense(1, name="logit")(x), name="discriminator")
 
 
+def example_group(network) -> int | None:
+    """How many consecutive examples each output of ``network`` depends on: 1 when it mixes no
+    examples, g when its only mini-batch statistic is over consecutive groups of g (``MinibatchStd``),
+    None when it mixes the batch as a whole (batch normalization's training statistics, a
+    whole-batch statistic). A discriminator of group g gives a batch [real; fake] whose halves are
+    multiples of g the same outputs in one call as in two."""
+    layers_ = list(network._flatten_layers())
+    if any(isinstance(layer, layers.BatchNormalization) for layer in layers_):
+        return None
+    groups = {layer.group_size for layer in layers_ if isinstance(layer, MinibatchStd)}
+    if not groups:
+        return 1
+    return groups.pop() if len(groups) == 1 and 0 not in groups else None
+
+
 def mixes_no_examples(network) -> bool:
-    """True when each output of ``network`` depends on its own example only: no batch
-    normalization (training statistics) and no mini-batch statistic. Such a discriminator gives
-    the same outputs on real and fake images in one call on both as in two calls."""
-    return not any(isinstance(layer, (layers.BatchNormalization, MinibatchStd)) for layer in network._flatten_layers())
+    """True when each output of ``network`` depends on its own example only."""
+    return example_group(network) == 1
 
 
 class GAN(Adversarial):
@@ -108,10 +121,21 @@ class GAN(Adversarial):
         self.replay = replay
         self.ema_decay = float(ema_decay)
         self.num_classes = int(num_classes)
-        self.joint_discriminator = mixes_no_examples(discriminator)
+        self.example_group = example_group(discriminator)
         if self.ema_decay:
             self.set_ema_twin(keras.models.clone_model(generator))
         self.built = True  # the networks arrive built
+
+    def joint_call(self, batch, fakes) -> bool:
+        """Whether D sees real and fake images in one call (decided as the step is traced): when
+        it mixes examples in groups that the real and the fake halves split evenly, and the fakes
+        are as many as the reals (replayed ones included)."""
+        if self.example_group is None:
+            return False
+        if self.example_group == 1:  # each output its own example's
+            return True
+        size = batch if isinstance(batch, int) else None
+        return size is not None and fakes.shape[0] == size and size % self.example_group == 0
 
     @property
     def conditional(self) -> bool:
@@ -148,7 +172,7 @@ class GAN(Adversarial):
             fakes, fake_labels = self.replay.mix(fresh, labels)
             self.replay.push(fresh, labels)
         with tf.GradientTape() as tape:
-            if self.joint_discriminator:  # one call on [real; fake]: same outputs, half the calls
+            if self.joint_call(batch, fakes):  # one call on [real; fake]: same outputs, half the calls
                 both = self._d(
                     ops.concatenate([real_images, ops.cast(fakes, real_images.dtype)]),
                     ops.concatenate([labels, fake_labels]) if self.conditional else None,

@@ -62,12 +62,12 @@ class GanOptions(Options):
     )
     minibatch_std: bool = option(
         False,
-        "mini-batch standard deviation layer in D (0/1, true/false)",
+        "mini-batch standard deviation layer in D, over groups of 4 examples (0/1, true/false)",
         doc=(
-            "1 = a mini-batch standard deviation layer in the discriminator (Karras et al. 2018), so a "
-            "collapsed batch is easy to spot; the discriminator is then called twice per phase instead of "
-            "once (below), which slows the DCGAN's step "
-            "([results.md](results.md#choosing-the-default-dcgan-recipe))"
+            "1 = a mini-batch standard deviation layer in the discriminator (Karras et al. 2018) over groups "
+            "of 4 consecutive examples, so a collapsed batch is easy to spot; the groups never straddle the "
+            "real and the fake half, so the discriminator is still called once on both when the batch is a "
+            "multiple of 4 (below)"
         ),
     )
     # off by default: at the default run's training time the EMA scored a worse FID than the raw

@@ -46,8 +46,8 @@ class DcganOptions(GanOptions):
             "DCGAN and cDCGAN: kernel size of the two layers on pixels (the generator's last transposed "
             "convolution, the discriminator's first convolution), 3, 4, 5 or 7. They have one image channel, "
             "so a larger kernel costs little ([results.md](results.md#training-speed): "
-            "`dcgan+image_kernel_size=3`); 5 is chosen by FID at equal training time and by speed: 7 slows "
-            "the step enough to take the default below 1.5× the textbook peer's images/s "
+            "`dcgan+image_kernel_size=3`). At equal training time 3 scored worse than 5 and 7 better, but 7 "
+            "slows the step enough to take the default below 1.5× the textbook peer's images/s at batch 64 "
             "([results.md](results.md#choosing-the-default-dcgan-recipe))"
         ),
     )
@@ -65,8 +65,8 @@ class Dcgan(GanFamily):
     network_version = 4
     # Chosen by FID at equal training time: batch 32 takes nearly twice the steps of batch 64 in
     # the same seconds on a CPU and scored better at the default run's time, though not at four
-    # times it (docs/results.md#quality-at-equal-training-time); learning rate 1e-3 scored better
-    # than half or twice it (docs/results.md#choosing-the-default-dcgan-recipe).
+    # times it (docs/results.md#quality-at-equal-training-time); at learning rate 2e-3 the default
+    # scored worse than at 1e-3, at 5e-4 the same (docs/results.md#choosing-the-default-dcgan-recipe).
     defaults: ClassVar[dict] = {"latent_dim": 100, "learning_rate": 1e-3, "width": 64, "batch_size": 32}
     # the hinge loss (Lim & Ye 2017; Miyato et al. 2018; D's outputs are scores, not probabilities)
     # scored better than the non-saturating one (same section)

@@ -70,7 +70,7 @@ class GanOptions(Options):
             "multiple of 4 (below)"
         ),
     )
-    # off by default: at the default run's training time the EMA scored a worse FID than the raw
+    # off by default: at the default run's training time the EMA scored no better than the raw
     # weights (docs/results.md#choosing-the-default-dcgan-recipe): the generator still improves fast
     ema: float = option(
         0.0,
@@ -79,7 +79,7 @@ class GanOptions(Options):
             "decay of an exponential moving average of the generator's weights (0 = off), warmed up as "
             "TensorFlow's `ExponentialMovingAverage` does (decay min(ema, (1 + n) / (10 + n)) after n steps);"
             " when on, the EMA generator is what is exported, evaluated and served. Off by default: in the "
-            "default run's training time the EMA scored a worse FID than the raw weights "
+            "default run's training time the EMA scored no better than the raw weights "
             "([results.md](results.md#choosing-the-default-dcgan-recipe)); it pays off in long runs"
         ),
     )
@@ -90,8 +90,9 @@ class GanOptions(Options):
         high=100.0,
         doc=(
             "TTUR (Heusel et al. 2017): the discriminator's learning rate as a multiple of the generator's "
-            "(`learning_rate`); with `lr_schedule=cosine` both decay together. Screened for the default DCGAN"
-            " ([results.md](results.md#choosing-the-default-dcgan-recipe))"
+            "(`learning_rate`); with `lr_schedule=cosine` both decay together. For the default DCGAN, D at "
+            "twice G's rate scored worse than the same rate "
+            "([results.md](results.md#choosing-the-default-dcgan-recipe))"
         ),
     )
 

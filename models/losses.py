@@ -88,6 +88,7 @@ def gradient_penalty(critic, real, fake, alpha, critic_inputs=(), epsilon: float
 def r1_penalty(discriminator, real):
     """R1 (Mescheder et al. 2018) per image: |grad_x D(x)|^2 at the real images, (batch,); the
     caller weights it (gamma / 2, times the interval when it is lazy)."""
+    real = tf.convert_to_tensor(real)
     with tf.GradientTape() as tape:
         tape.watch(real)
         outputs = discriminator(real, training=True)

@@ -49,7 +49,7 @@ def test_train_step_reports_both_phases(model):
 def test_the_logged_losses_are_the_course_losses_of_what_d_said(model):
     """With D's logit layer made constant (kernel 0, bias b), D says sigmoid(b) to every image, so
     the logs must be exactly the course's losses of that: -log s(b) - log(1 - s(b)) for D, and
-    -log s(b) for G (its phase runs after D's first Adam step has moved b by about the rate)."""
+    about -log s(b) for G (its phase runs after D's first Adam step)."""
     b = 0.3
     logit = model.discriminator.get_layer("logit")
     logit.kernel.assign(np.zeros(logit.kernel.shape, np.float32))
@@ -58,7 +58,8 @@ def test_the_logged_losses_are_the_course_losses_of_what_d_said(model):
     p = 1.0 / (1.0 + np.exp(-b))
     assert logs["d_real"] == pytest.approx(p, abs=1e-6) and logs["d_fake"] == pytest.approx(p, abs=1e-6)
     assert logs["d_loss"] == pytest.approx(-np.log(p) - np.log(1.0 - p), abs=1e-5)
-    assert logs["g_loss"] == pytest.approx(-np.log(p), abs=0.01)
+    # G's phase runs after D's first Adam step, which lowered D's scores of fakes: G's loss rose a little
+    assert -np.log(p) < logs["g_loss"] < -np.log(p) + 0.1
 
 
 def test_the_dcgan_families_default_to_the_hinge_loss_and_the_others_keep_theirs():

@@ -354,6 +354,7 @@ def _run_stage(args) -> None:
     if args.command in ("train", "main") and os.environ.get("TF_CONFIG"):
         from pipeline import distributed
 
+        distributed.member()  # TF_CONFIG read and checked before TensorFlow loads (one-line errors)
         distributed.strategy()  # a member of a TF_CONFIG cluster: the strategy before any TensorFlow op
     only = STAGE_FIELDS[args.command]
     config = config_module.from_args(args, only)

@@ -42,6 +42,11 @@ def _checked_dataset(config: Config, data_run_id: str | None, cluster_workers: i
             "TF_CONFIG already describes a cluster and workers > 1 would launch another; "
             "pass workers=1 under TF_CONFIG, or unset TF_CONFIG"
         )
+    if config.workers > 1:  # before the dataset, which imports TensorFlow (its load lines come first)
+        from pipeline import ray_launch
+
+        check_replicas(config, config.workers)
+        ray_launch.check_available()
     spec = (
         tracking.dataset_of_run(data_run_id, config.tfds_dir)
         if data_run_id
@@ -54,11 +59,6 @@ def _checked_dataset(config: Config, data_run_id: str | None, cluster_workers: i
         )
     if config.family.labels and not spec.class_names:
         raise UserError(f"{config.model} needs class labels and {spec.name} has none; pick a labelled dataset")
-    if config.workers > 1:
-        from pipeline import ray_launch
-
-        check_replicas(config, config.workers)
-        ray_launch.check_available()
     return spec
 
 

@@ -41,11 +41,14 @@ INSTALL_HINT = "pip install -e '.[distributed]' (bin/setup installs it)"
 def check_available() -> None:
     """One line, before any work, when Ray is missing, ``RAY_ADDRESS`` cannot be reached or a
     ``LATENTFORGE_RAY_*`` setting is not a count."""
-    try:
-        import ray  # noqa: F401
-        import ray.train.tensorflow  # noqa: F401
+    import importlib.util
+
+    try:  # found, not imported: ray.train.tensorflow would load TensorFlow (and its start-up lines) here
+        found = importlib.util.find_spec("ray.train.tensorflow") is not None
     except ImportError:
-        raise UserError(f"workers > 1 trains on Ray, which is not installed: {INSTALL_HINT}") from None
+        found = False
+    if not found:
+        raise UserError(f"workers > 1 trains on Ray, which is not installed: {INSTALL_HINT}")
     _count("LATENTFORGE_RAY_CPUS_PER_WORKER", 1, low=1)
     _count("LATENTFORGE_RAY_MAX_FAILURES", 2, low=0)
     address = os.environ.get("RAY_ADDRESS", "").strip()

@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from bench import record  # noqa: E402  (after the path insert)
+from bench.record import MISSING, column, presented  # noqa: E402
 
 PEER = "peer-dcgan"
 
@@ -116,6 +117,7 @@ def main() -> None:
         rows=rows,
         summary=targets(summary, names),
         tables={"summary": summary, "units": [{k: v for k, v in u.items() if k != "scores"} for u in units]},
+        present=present,
     )
 
 
@@ -238,8 +240,8 @@ def sample(generator, samples: int, seed: int, signature=None):
     noise) gets their defaults, as the evaluate stage feeds them."""
     import numpy as np
 
-    from models import signature as signatures
-    from pipeline import evaluate
+    from contract import images
+    from contract import signature as signatures
 
     # from the signature where there is one: a ProGAN's grown generator is a subclassed model
     # without symbolic inputs
@@ -252,7 +254,7 @@ def sample(generator, samples: int, seed: int, signature=None):
         feed[signature.inputs[0].name] = z
         return np.asarray(signatures.call(generator, signature, feed))
 
-    return evaluate.generate(run, latent_dim, samples, seed, "tanh")
+    return images.sample(run, latent_dim, samples, seed, "tanh")
 
 
 def summarize(rows: list[dict], names: list[str], budgets: list[float]) -> list[dict]:
@@ -298,6 +300,84 @@ def print_table(summary: list[dict]) -> None:
             f"{s['budget_T']:>5g}T {s['model']:<36}{s['fid_median']:>11.2f}{s['fid_vs_reference']:>8.3f}"
             f"{s['fid_lower_than_reference_pct']:>9.1f}{s['steps_median']:>8.0f}  {s['fid_per_seed']}"
         )
+
+
+# ---- how docs/results.md shows the record (bench/report.py renders it) --------------------------
+def _equal_time_tables(record: dict):
+    summary = [
+        {**row, "budget": f"{row['budget_T']:g} T", "per_seed": ", ".join(f"{v:.2f}" for v in row["fid_per_seed"])}
+        for row in record["tables"]["summary"]
+    ]
+    columns = [
+        column("budget", "training", "text"),
+        column("model", "model", "text"),
+        column("fid_median", "median FID", "fixed:2"),
+        column("per_seed", "FID per seed", "text"),
+        column("fid_vs_reference", "× reference FID", "fixed:3"),
+        column("fid_lower_than_reference_pct", "% lower than reference", "fixed:1"),
+        column("precision_median", "median precision", "fixed:3"),
+        column("recall_median", "median recall", "fixed:3"),
+        column("steps_median", "median steps", "fixed:0"),
+    ]
+    units = [
+        column("seed", "seed"),
+        column("model", "model", "text"),
+        column("batch_size", "batch"),
+        column("images_per_s", "training images/s", "fixed:1"),
+        column("sgemm_gflops", "host sgemm GFLOP/s (start, end)", "list:0"),
+        column("date", "finished", "text"),
+    ]
+    return [("", columns, summary), ("Every unit, in the order they ran", units, record["tables"]["units"])]
+
+
+def _equal_time_setup(record: dict) -> str:
+    parameters, subject = record["parameters"], record.get("subject", {})
+    return (
+        f"T = {subject['T_seconds']:,.1f} s: {subject['T_how']}. Seeds "
+        f"{', '.join(str(s) for s in parameters['seeds'])}; FID of {parameters['samples']:,} samples in the "
+        f"space of feature extractor `{subject.get('extractor', MISSING)}`."
+    )
+
+
+def _equal_time_reading(record: dict) -> list[str]:
+    parameters, subject = record["parameters"], record.get("subject", {})
+    reference = subject.get("reference", parameters["models"][0])
+    lines = [_equal_time_setup(record)]
+    for row in record["tables"]["summary"]:
+        if row["model"] != reference:
+            lines.append(
+                f"At {row['budget_T']:g} T, `{row['model']}`'s median FID is "
+                f"{row['fid_lower_than_reference_pct']:.1f}% lower than `{reference}`'s."
+            )
+    return lines
+
+
+def _recipe_screen_reading(record: dict) -> list[str]:
+    """The equal-time reading, then each candidate against the default (the screen's second model)."""
+    lines = [_equal_time_setup(record)]
+    rows = [r for r in record["tables"]["summary"] if r["budget_T"] == 1.0]
+    default = record["parameters"]["models"][1]
+    base = next(r for r in rows if r["model"] == default)
+    ranked = sorted(rows, key=lambda r: r["fid_median"])
+    lines.append(
+        f"By median FID at T the default `{default}` ranks {ranked.index(base) + 1} of {len(rows)}; "
+        f"the best is `{ranked[0]['model']}`."
+    )
+    for row in rows:
+        if row is not base:
+            change = 100.0 * (row["fid_median"] / base["fid_median"] - 1.0)
+            lines.append(
+                f"`{row['model']}`: median FID {row['fid_median']:.2f}, {abs(change):.1f}% "
+                f"{'higher' if change > 0 else 'lower'} than the default's {base['fid_median']:.2f}."
+            )
+    return lines
+
+
+def present(record: dict) -> dict:
+    """How docs/results.md shows this benchmark's record (``bench/record.py``): the comparison, or
+    the screen of the default's recipe (``--name recipe_screen``)."""
+    screen = record["benchmark"] == "recipe_screen"
+    return presented(_equal_time_tables(record), (_recipe_screen_reading if screen else _equal_time_reading)(record))
 
 
 if __name__ == "__main__":

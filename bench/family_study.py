@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from bench import record  # noqa: E402  (after the path insert)
+from bench.record import column, presented  # noqa: E402
 
 MODELS = "dcgan+ema=0.999,progan,stylegan"
 METRICS = ("fid", "precision", "recall", "class_entropy")
@@ -115,6 +116,7 @@ def main() -> None:
         rows=[row for unit in units for row in unit["scores"]],
         summary=targets(summary, names, args.seconds),
         tables={"summary": summary, "units": [{k: v for k, v in u.items() if k != "scores"} for u in units]},
+        present=present,
     )
 
 
@@ -292,7 +294,7 @@ def time_onnx(path: str, signature, batches, calls: int) -> dict:
     default session options, as ``GeneratorRuntime`` loads a model; inputs at their defaults)."""
     import onnxruntime as ort
 
-    from models.signature import default_feed
+    from contract.signature import default_feed
 
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     out = {}
@@ -381,6 +383,62 @@ def print_table(summary: list[dict]) -> None:
             f"{row['model']:<24}{row['minutes']:>5.4g}  {cells}{row['images_per_s']['median']:>7.1f}"
             f"{row['onnx_ms_batch1']:>11.2f}{row['onnx_ms_batch64']:>8.2f}"
         )
+
+
+# ---- how docs/results.md shows the record (bench/report.py renders it) --------------------------
+STUDY_METRICS = (
+    ("fid", "FID", 2),
+    ("precision", "precision", 3),
+    ("recall", "recall", 3),
+    ("class_entropy", "class entropy", 3),
+)
+
+
+def _family_study_tables(record: dict):
+    columns = [column("model", "model", "text"), column("minutes", "training min", "plain")]
+    columns += [column(key, header, f"range:{digits}") for key, header, digits in STUDY_METRICS]
+    columns += [
+        column("images_per_s", "training images/s", "range:1"),
+        column("onnx_ms_batch1", "ONNX ms, batch 1", "fixed:2"),
+        column("onnx_ms_batch64", "ONNX ms, batch 64", "fixed:2"),
+    ]
+    units = [
+        column("model", "model", "text"),
+        column("seed", "seed"),
+        column("batch_size", "batch"),
+        column("steps", "steps", "fixed:0"),
+        column("train_s", "training s", "fixed:0"),
+        column("images_per_s", "images/s", "fixed:1"),
+        column("cpu_per_s", "CPU s per training s, each stretch", "list:2"),
+        column("load_average", "load average, each checkpoint", "list:1"),
+        column("sgemm_gflops", "host sgemm GFLOP/s, start … end", "list:0"),
+        column("date", "finished", "text"),
+    ]
+    return [
+        ("Median [min–max] over seeds", columns, record["tables"]["summary"]),
+        ("Every run", units, record["tables"]["units"]),
+    ]
+
+
+def _family_study_reading(record: dict) -> list[str]:
+    parameters, summary = record["parameters"], record.get("summary", {})
+    lines = [
+        f"Each model trained for {parameters['seconds'] / 60:,.0f} minutes per seed (seeds "
+        f"{', '.join(str(s) for s in parameters['seeds'])}) at its preset's batch size (batch "
+        f"{parameters['batch_size']} where the preset sets none; each run's is in the second table), scored "
+        f"on {parameters['samples']:,} samples at each checkpoint, the scoring off the training clock."
+    ]
+    if "stylegan_fid_lower_than_dcgan_pct" in summary:
+        lines.append(
+            f"At the end, StyleGAN's median FID is {summary['stylegan_fid_lower_than_dcgan_pct']:.1f}% lower than "
+            "the DCGAN's (negative: higher)."
+        )
+    return lines
+
+
+def present(record: dict) -> dict:
+    """How docs/results.md shows this benchmark's record (``bench/record.py``)."""
+    return presented(_family_study_tables(record), _family_study_reading(record))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import record  # noqa: E402  (after the path insert)
+from bench.record import MISSING, column, minutes, presented  # noqa: E402
 
 ROOT = record.ROOT
 STAGES = ("data", "train", "export", "features", "evaluate", "promote")
@@ -142,7 +143,58 @@ def main() -> None:
         parameters={"commits": [c[:7] for c in commits], "rounds": args.rounds},
         rows=rows,
         summary=summary,
+        present=present,
     )
+
+
+# ---- how docs/results.md shows the record (bench/report.py renders it) --------------------------
+def _first_run_tables(record: dict):
+    columns = [
+        column("round", "round"),
+        column("commit", "commit", "text"),
+        column("wall_s", "bin/run s", "fixed:1"),
+        column("data_s", "data s", "fixed:1"),
+        column("train_s", "train s", "fixed:1"),
+        column("export_s", "export s", "fixed:1"),
+        column("features_s", "features s", "fixed:1"),
+        column("evaluate_s", "evaluate s", "fixed:1"),
+        column("promote_s", "promote s", "fixed:1"),
+        column("outside_stages_s", "outside stages s", "fixed:1"),
+        column("fid", "FID", "fixed:2"),
+    ]
+    return [("", columns, record["rows"])]
+
+
+def _first_run_reading(record: dict) -> list[str]:
+    medians = record["summary"]["median_wall_s"]
+    lines = [f"Commit `{commit}`: median {minutes(seconds)}." for commit, seconds in medians.items()]
+    if record["summary"].get("ratio_last_to_first") is not None:
+        first, last = list(medians)[0], list(medians)[-1]
+        lines.append(
+            f"`{last}` took {record['summary']['ratio_last_to_first']:.2f}× the time of `{first}`, "
+            "the runs taking turns on the same machine."
+        )
+    return lines
+
+
+def readme_first_run(record: dict) -> str:
+    """The README's sentence on how long the first bin/run takes, from first_run.json."""
+    newest = list(record["summary"]["median_wall_s"].items())[-1]
+    machine = record.get("machine") or {}
+    load = (record.get("load_average") or {}).get("start")
+    return (
+        f"{minutes(newest[1])} from a fresh clone with `.venv` already installed, on "
+        f"{machine.get('logical_cores', MISSING)} cores ({record.get('date', MISSING)[:10]}, commit `{newest[0]}`"
+        + (f", load average {load[0]:.2f} at the start" if load else "")
+        + "; stage by stage in [docs/results.md](docs/results.md#first-run-from-a-fresh-clone))"
+    )
+
+
+def present(record: dict) -> dict:
+    """How docs/results.md shows this benchmark's record (``bench/record.py``), and the README's
+    sentence on the first run."""
+    readme = {"first_run": readme_first_run(record)}
+    return presented(_first_run_tables(record), _first_run_reading(record), readme=readme)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import record  # noqa: E402  (after the path insert, like the pipeline imports below)
+from bench.record import column, presented, series, times  # noqa: E402
 from pipeline import quiet  # noqa: E402
 
 ROUNDS = 10
@@ -111,6 +112,7 @@ def main() -> None:
         rows=rows,
         summary=_speedups(rows),
         versions=versions,
+        present=present,
     )
 
 
@@ -248,8 +250,8 @@ def _load(name: str, folder: Path, card: dict, output: str, feed: dict, inputs: 
     if name not in _loaded:
         import tensorflow as tf
 
-        from pipeline.train import load_trained
-        from serving.files import use_tracking_store
+        from pipeline.loop import load_trained
+        from serving.store import use_tracking_store
 
         use_tracking_store()
         model, _ = load_trained(card["train_run_id"])
@@ -267,6 +269,64 @@ def _load(name: str, folder: Path, card: dict, output: str, feed: dict, inputs: 
         "keras_call": lambda: network(inputs, training=False).numpy(),
         "savedmodel": lambda: signature(**tensors)[output].numpy(),
     }
+
+
+# ---- how docs/results.md shows the record (bench/report.py renders it) --------------------------
+RUNTIME_NAMES = {
+    "keras_predict": "Keras `predict`",
+    "keras_call": "Keras call",
+    "savedmodel": "SavedModel signature",
+    "onnx_fp32": "ONNX FP32",
+    "onnx_int8": "ONNX INT8 (QDQ)",
+}
+
+
+# How records without a process per row were measured: every runtime in the one benchmark process.
+ONE_PROCESS = "one process for all runtimes (TensorFlow loaded)"
+
+
+def _inference_tables(record: dict):
+    rows = [
+        {**r, "runtime": RUNTIME_NAMES.get(r["runtime"], r["runtime"]), "process": r.get("process", ONE_PROCESS)}
+        for r in record["rows"]
+    ]
+    columns = [
+        column("batch", "batch"),
+        column("runtime", "runtime", "text"),
+        column("median_ms", "median ms", "fixed:3"),
+        column("images_per_s", "images/s", "fixed:0"),
+        column("ratio_to_onnx_fp32", "× ONNX FP32 time", "fixed:2"),
+        column("process", "process", "text"),
+    ]
+    return [("", columns, rows)]
+
+
+RUNTIME_PROSE = {
+    "keras_predict": "Keras `predict`",
+    "keras_call": "a Keras call",
+    "savedmodel": "the SavedModel signature",
+}
+
+
+def _inference_reading(record: dict) -> list[str]:
+    lines = []
+    for key, speedups in record.get("summary", {}).items():
+        batch = key.removeprefix("batch_")
+        parts = [
+            f"{times(value)} as fast as {RUNTIME_PROSE.get(name, name)}"
+            for name, value in ((k.removeprefix("onnx_fp32_over_"), v) for k, v in speedups.items())
+            if name != "onnx_int8_over_onnx_fp32"
+        ]
+        sentence = f"At batch {batch}, ONNX FP32 is " + series(parts) + "."
+        if "onnx_int8_over_onnx_fp32" in speedups:
+            sentence += f" INT8 is {times(speedups['onnx_int8_over_onnx_fp32'])} as fast as FP32."
+        lines.append(sentence)
+    return lines
+
+
+def present(record: dict) -> dict:
+    """How docs/results.md shows this benchmark's record (``bench/record.py``)."""
+    return presented(_inference_tables(record), _inference_reading(record))
 
 
 if __name__ == "__main__":

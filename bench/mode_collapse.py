@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from bench import record  # noqa: E402  (after the path insert)
+from bench.record import column, presented, series  # noqa: E402
 
 PLAIN = {"ema": 0.0}  # each fix alone: on the DCGAN without its default weight EMA
 VARIANTS = {
@@ -107,6 +108,7 @@ def main() -> None:
             "eval_samples": args.eval_samples,
         },
         rows=rows,
+        present=present,
     )
     print()
     print(
@@ -122,12 +124,82 @@ def table(rows: list[dict], variants: list[str]) -> str:
     for variant in variants:
         chosen = [r for r in rows if r["variant"] == variant]
         cells = [variant, str(len(chosen))]
-        for column in (*COLUMNS, "train_seconds"):
-            values = [r[column] for r in chosen]
-            digits = 0 if column in ("classes_hit", "train_seconds") else (2 if column == "fid" else 3)
+        for key in (*COLUMNS, "train_seconds"):
+            values = [r[key] for r in chosen]
+            digits = 0 if key in ("classes_hit", "train_seconds") else (2 if key == "fid" else 3)
             cells.append(f"{statistics.median(values):.{digits}f} [{min(values):.{digits}f}-{max(values):.{digits}f}]")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# ---- how docs/results.md shows the record (bench/report.py renders it) --------------------------
+COLLAPSE_COLUMNS = (
+    ("fid", "fid", 2),
+    ("class_entropy", "class entropy", 3),
+    ("classes_hit", "classes hit", 0),
+    ("coverage", "coverage", 3),
+    ("recall", "recall", 3),
+    ("train_seconds", "train s", 0),
+)
+
+
+def _spread(values: list[float], digits: int) -> str:
+    return f"{statistics.median(values):,.{digits}f} [{min(values):,.{digits}f}–{max(values):,.{digits}f}]"
+
+
+def _collapse_variants(record: dict) -> list[str]:
+    seen = []
+    for row in record["rows"]:
+        if row["variant"] not in seen:
+            seen.append(row["variant"])
+    return seen
+
+
+def _collapse_tables(record: dict):
+    variants = record["parameters"].get("variants", {})
+    rows = []
+    for variant in _collapse_variants(record):
+        chosen = [r for r in record["rows"] if r["variant"] == variant]
+        options = variants.get(variant)
+        label = f"`{variant}`" + (f" ({', '.join(f'{k}={v}' for k, v in options.items())})" if options else "")
+        row = {"variant": label, "runs": len(chosen)}
+        for key, _, digits in COLLAPSE_COLUMNS:
+            row[key] = _spread([r[key] for r in chosen], digits)
+        rows.append(row)
+    columns = [column("variant", "variant", "text"), column("runs", "runs")]
+    columns += [column(key, header, "text") for key, header, _ in COLLAPSE_COLUMNS]
+    raw = [column("variant", "variant"), column("seed", "seed")]
+    raw += [column(key, header, f"fixed:{digits}") for key, header, digits in COLLAPSE_COLUMNS]
+    return [("Median [min–max] over the seeds", columns, rows), ("Every run", raw, record["rows"])]
+
+
+def _collapse_reading(record: dict) -> list[str]:
+    parameters = record["parameters"]
+    epochs, steps, seeds = parameters["epochs"], parameters.get("steps_per_epoch", 0), parameters["seeds"]
+    budget = f"{epochs} epoch{'s' if epochs != 1 else ''}" + (f" of {steps} steps" if steps else "")
+    lines = [
+        f"Every variant trains the DCGAN for {budget} at batch {parameters['batch_size']} with "
+        f"seed{'s' if len(seeds) != 1 else ''} {series([str(s) for s in seeds])}, and the evaluate stage "
+        f"scores {parameters['eval_samples']:,} samples of each."
+    ]
+    by_variant = {v: [r for r in record["rows"] if r["variant"] == v] for v in _collapse_variants(record)}
+    if "ns" in by_variant:
+        base = statistics.median(r["train_seconds"] for r in by_variant["ns"])
+        costs = [
+            f"`{variant}` {statistics.median(r['train_seconds'] for r in rows) / base:.1f}×"
+            for variant, rows in by_variant.items()
+            if variant != "ns"
+        ]
+        if costs:
+            lines.append("Median training time relative to the plain `ns` loss: " + ", ".join(costs) + ".")
+    fewest = min(r["classes_hit"] for r in record["rows"])
+    lines.append(f"The fewest classes any single run hit: {fewest:.0f}.")
+    return lines
+
+
+def present(record: dict) -> dict:
+    """How docs/results.md shows this benchmark's record (``bench/record.py``)."""
+    return presented(_collapse_tables(record), _collapse_reading(record))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from bench import record  # noqa: E402  (after the path insert)
+from bench.record import column, presented, series  # noqa: E402
 
 MODELS = "dcgan,vae,stylegan"
 BANDWIDTHS_GBIT = (10, 100)  # the estimate's networks
@@ -104,6 +105,7 @@ def main() -> None:
         rows=rows,
         summary={f"{r['model']}_ratio_{args.workers}_over_1": r["ratio"] for r in rows},
         tables={"payload": payloads, "estimate": estimate},
+        present=present,
     )
 
 
@@ -240,6 +242,61 @@ def print_tables(rows: list[dict], payloads: list[dict], workers: int) -> None:
             f"{r['ratio']:>8.3f}{r['payload_mb']:>12.3f}"
         )
     print("all-reduce payload per step: " + ", ".join(f"{p['model']} {p['payload_mb']:.3f} MB" for p in payloads))
+
+
+# ---- how docs/results.md shows the record (bench/report.py renders it) --------------------------
+def _multi_worker_tables(record: dict):
+    workers = record["parameters"]["workers"]
+    speed = [
+        column("model", "model", "text"),
+        column("batch", "global batch"),
+        column("workers_1_images_per_s", "1 worker: images/s", "fixed:1"),
+        column(f"workers_{workers}_images_per_s", f"{workers} workers: images/s", "fixed:1"),
+        column("ratio", f"{workers} workers / 1", "fixed:3"),
+        column("payload_mb", "all-reduce MB/step", "fixed:3"),
+    ]
+    payload = [column("model", "family", "text"), column("payload_mb", "all-reduce payload, MB per step", "fixed:3")]
+    estimate = [
+        column("model", "model", "text"),
+        column("machines", "machines"),
+        column("gbit_per_s", "network Gb/s"),
+        column("compute_ms", "compute ms/step", "fixed:1"),
+        column("allreduce_ms", "all-reduce ms/step", "fixed:2"),
+        column("speedup", "speed-up", "fixed:2"),
+    ]
+    return [
+        (f"1 worker against {workers} on this machine", speed, record["rows"]),
+        (
+            "Gradient bytes each training step all-reduces, per family (its defaults)",
+            payload,
+            record["tables"]["payload"],
+        ),
+        ("Estimate for N machines like this one", estimate, record["tables"]["estimate"]),
+    ]
+
+
+def _multi_worker_reading(record: dict) -> list[str]:
+    workers = record["parameters"]["workers"]
+    lines = [
+        f"On one machine the {workers} workers share its cores and add the collectives' work, so they train "
+        "slower than one process: "
+        + series([f"`{r['model']}` at {r['ratio']:.2f}× the images/s" for r in record["rows"]])
+        + ". That is the cost of the collectives here, not a forecast for several machines."
+    ]
+    lines.append(
+        "The estimate assumes N machines, each running this machine's measured 1-worker step at the same "
+        "per-machine batch (the global batch grows N times), a ring all-reduce of the payload (each machine "
+        "sends and receives 2(N−1)/N of it) at the stated bandwidth with no latency term and no overlap of "
+        "computing and communicating: step = compute + all-reduce, speed-up = N × compute / step. A real "
+        "network adds a latency to every collective (several per step) and delivers less than its line rate, "
+        "and nothing here measured one, so read it as an upper bound."
+    )
+    return lines
+
+
+def present(record: dict) -> dict:
+    """How docs/results.md shows this benchmark's record (``bench/record.py``)."""
+    return presented(_multi_worker_tables(record), _multi_worker_reading(record))
 
 
 if __name__ == "__main__":

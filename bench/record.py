@@ -5,8 +5,12 @@ the tree it ran from (and whether that tree had uncommitted changes outside ``be
 and ``docs/``), the UTC date, the machine (CPU model, logical cores, memory, OS, the versions of
 Python and of the libraries it imported), the load average when it started and ended, the
 command line and the environment variables that change what it measures, its parameters, the
-rows of its table and any summary numbers. ``bench/report.py`` renders every such file into
-``docs/results.md``; no number in the docs is typed by hand.
+rows of its table and any summary numbers, and how docs/results.md shows them (``present``: its
+tables with their column specs, and the sentences that read them, from the benchmark's own
+``present(record)``). ``bench/report.py`` renders every such file into ``docs/results.md``; no
+number in the docs is typed by hand.
+
+    .venv/bin/python bench/record.py --present bench/results/*.json   # re-present kept records
 
 A benchmark adds the common ``--results`` flag with :func:`add_arguments` (default
 ``bench/results/<name>.json``; an empty value writes nothing, e.g. for a smoke run).
@@ -23,6 +27,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 SCHEMA = 1
@@ -64,6 +69,7 @@ def write(
     tables: dict[str, list[dict]] | None = None,
     note: str = "",
     versions: dict[str, str] | None = None,
+    present: Callable[[dict], dict] | None = None,
 ) -> Path | None:
     """Write one benchmark's results with their provenance; returns the path (None when path is empty).
 
@@ -78,6 +84,7 @@ def write(
         note: a sentence about the conditions, when they need one.
         versions: versions of libraries that only the benchmark's own subprocesses imported
             (``{"tensorflow": "2.21.0"}``), added to the machine's.
+        present: the benchmark's ``present(record)``: how the docs show the record (``presented``).
 
     Returns:
         The path written, or None.
@@ -101,6 +108,8 @@ def write(
         "tables": tables or {},
         "note": note,
     }
+    if present is not None:
+        record["present"] = present(record)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
@@ -193,3 +202,82 @@ def _os_name() -> str:
 
 def _rounded(values) -> list[float]:
     return [round(v, 2) for v in values]
+
+
+# ---- how a benchmark's record is shown -------------------------------------------------------------
+MISSING = "not recorded"
+FORMATS = ("text", "plain", "fixed:N", "range:N", "list:N")  # bench/report.py's cell formats
+
+
+def column(key: str, title: str, fmt: str = "plain") -> dict:
+    """A table column: the rows' ``key``, its ``title``, its cell format (one of ``FORMATS``)."""
+    return {"key": key, "title": title, "format": fmt}
+
+
+def table(caption: str, columns: list[dict], rows: list[dict]) -> dict:
+    """A table of the docs: a caption ("" for none), its columns, its rows (plain JSON values)."""
+    return {"caption": caption, "columns": columns, "rows": rows}
+
+
+def presented(tables: list, reading: list[str], **extra) -> dict:
+    """``present``'s value: the tables ((caption, columns, rows) tuples or ``table`` dicts), the
+    sentences that read them, and ``extra`` (e.g. ``readme``: sentences for README.md's markers)."""
+    shown = [t if isinstance(t, dict) else table(*t) for t in tables]
+    return {"tables": shown, "reading": list(reading), **extra}
+
+
+def plain(value: object) -> str:
+    """Any JSON value as prose or a cell: floats with 4 significant digits, strings as code."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, str):
+        return f"`{value}`"
+    return f"`{json.dumps(value, sort_keys=True)}`"
+
+
+def times(value: float | None) -> str:
+    """A ratio for prose: whole numbers from 10 up, one decimal below."""
+    if value is None:
+        return "-"
+    return f"{value:,.0f}×" if value >= 10 else f"{value:.1f}×"
+
+
+def series(parts: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def minutes(seconds: float) -> str:
+    """612.4 -> '10 min 12 s'."""
+    whole = round(seconds)
+    return f"{whole // 60} min {whole % 60} s"
+
+
+PRESENTERS = {"recipe_screen": "equal_time"}  # benchmark -> the bench module that presents it, when not its own
+
+
+def represent(path: Path) -> None:
+    """Recompute a kept record's ``present`` with its benchmark's current ``present(record)``
+    (the measured values are not touched)."""
+    import importlib
+
+    data = json.loads(Path(path).read_text())
+    name = data.get("benchmark", Path(path).stem)
+    module = importlib.import_module(f"bench.{PRESENTERS.get(name, name)}")
+    data["present"] = module.present(data)
+    Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    parser = argparse.ArgumentParser(description="re-present kept benchmark records")
+    parser.add_argument("--present", nargs="+", required=True, metavar="JSON", help="records to re-present")
+    for kept in parser.parse_args().present:
+        represent(Path(kept))
+        print(f"presented {kept}")

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import record  # noqa: E402  (after the path insert)
+from bench.record import column, presented, series, times  # noqa: E402
 
 WARM_UP = {"concurrency": 4, "requests": 200, "seconds": 5}
 
@@ -186,7 +187,48 @@ def main() -> None:
         },
         subject={"uri": args.model, "model": card.get("model"), "latent_dim": latent},
         rows=rows,
+        present=present,
     )
+
+
+# ---- how docs/results.md shows the record (bench/report.py renders it) --------------------------
+SERVER_NAMES = {"latentforge": "`latentforge serve`", "mlflow": "`mlflow models serve`"}
+
+
+def _serving_tables(record: dict):
+    rows = [{**r, "server": SERVER_NAMES.get(r["server"], r["server"])} for r in record["rows"]]
+    columns = [
+        column("server", "server", "text"),
+        column("concurrency", "concurrency"),
+        column("requests", "requests"),
+        column("rps", "requests/s", "fixed:0"),
+        column("p50_ms", "p50 ms", "fixed:2"),
+        column("p99_ms", "p99 ms", "fixed:2"),
+        column("errors", "errors"),
+        column("ratio_to_mlflow", "× mlflow requests/s", "fixed:1"),
+    ]
+    return [("", columns, rows)]
+
+
+def _serving_reading(record: dict) -> list[str]:
+    ours = [r for r in record["rows"] if r["server"] == "latentforge" and r.get("ratio_to_mlflow") is not None]
+    lines = []
+    if ours:
+        lines.append(
+            "`latentforge serve` answered "
+            + series([times(r["ratio_to_mlflow"]) for r in ours])
+            + " the requests per second of `mlflow models serve` at concurrency "
+            + series([str(r["concurrency"]) for r in ours])
+            + "."
+        )
+    errors = sum(row.get("errors", 0) for row in record["rows"])
+    lines.append(f"Errors over all levels: {errors}.")
+    return lines
+
+
+def present(record: dict) -> dict:
+    """How docs/results.md shows this benchmark's record (``bench/record.py``)."""
+    return presented(_serving_tables(record), _serving_reading(record))
 
 
 if __name__ == "__main__":

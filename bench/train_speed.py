@@ -16,15 +16,12 @@ gives the share of the CPU's peak each model reaches.
 
     .venv/bin/python bench/train_speed.py [--batches 32,64,128] [--rounds 5] [--steps 10]
 
-``--models`` names a family or preset, with ``+field=value`` overrides of its config; the override
-``+network_version=N`` builds an older network layout of the family (``dcgan+network_version=2``:
-the DCGAN before 3x3 discriminator kernels and the leaner generator).
+``--models`` names a family or preset, with ``+field=value`` overrides of its config.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import statistics
 import sys
@@ -35,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from bench import record  # noqa: E402  (after the path insert)
+from bench.record import column, presented, series, times  # noqa: E402
 
 FAMILIES = ("dcgan", "cdcgan", "gan", "vae", "ae")
 PEER = "peer-dcgan"
@@ -113,6 +111,7 @@ def main() -> None:
         subject={"dataset": spec.name, "dataset_version": spec.version},
         rows=rows,
         summary=summary,
+        present=present,
     )
 
 
@@ -124,7 +123,7 @@ def build(name: str, spec, batch: int, seed: int = 0):
         import keras
 
         from bench.peer import LATENT_DIM, PeerDCGAN
-        from models import signature
+        from contract import signature
 
         keras.utils.set_random_seed(seed)  # the weights' initialization (Family.build seeds ours)
         model = PeerDCGAN(seed=seed)
@@ -134,18 +133,14 @@ def build(name: str, spec, batch: int, seed: int = 0):
         return model, data
     from pipeline import presets
     from pipeline.config import Config
-    from pipeline.train import model_spec_for, precision_policy
+    from pipeline.loop import model_spec_for, precision_policy
 
     base, *overrides = name.split("+")
     values = {"preset": base} if base in presets.PRESETS else {"model": base}
     values.update(item.split("=", 1) for item in overrides)
-    # network_version=N: an older network layout of the family, as a model.json of that version builds
-    layout = int(values.pop("network_version", 0))
     config = Config.from_dict({**values, "batch_size": batch, "seed": seed}).resolved()
     family = config.family
     model_spec = model_spec_for(config, spec)
-    if layout:
-        model_spec = dataclasses.replace(model_spec, network_version=layout)
     with precision_policy(config.precision):
         model = family.build(model_spec)  # a constant learning rate: the config's
     data = inputs.training_dataset(
@@ -236,6 +231,42 @@ def keras_clear() -> None:
 
     keras.backend.clear_session()
     gc.collect()
+
+
+# ---- how docs/results.md shows the record (bench/report.py renders it) --------------------------
+def _train_speed_tables(record: dict):
+    columns = [
+        column("batch", "batch"),
+        column("model", "model", "text"),
+        column("median_ms", "median ms/step", "fixed:1"),
+        column("images_per_s", "images/s", "fixed:1"),
+        column("speed_vs_peer", "× peer images/s", "fixed:2"),
+        column("mflop_per_image", "MFLOP/image", "fixed:1"),
+        column("gflop_per_s", "GFLOP/s", "fixed:1"),
+        column("percent_of_peak", "% of matmul peak", "fixed:1"),
+    ]
+    return [("", columns, record["rows"])]
+
+
+def _train_speed_reading(record: dict) -> list[str]:
+    summary = record.get("summary", {})
+    lines = []
+    if summary.get("matmul_peak_gflops") is not None:
+        lines.append(f"The process's float32 matmul peak was {summary['matmul_peak_gflops']:,.1f} GFLOP/s.")
+    by_model: dict[str, list[tuple[int, float]]] = {}
+    for key, value in summary.items():
+        if key.startswith("batch_") and key.endswith("_over_peer"):
+            batch, model = key.removeprefix("batch_").removesuffix("_over_peer").split("_", 1)
+            by_model.setdefault(model, []).append((int(batch), value))
+    for model in (m for m in by_model if "dcgan" in m and not m.startswith("cdcgan")):
+        parts = [f"{times(value)} at batch {batch}" for batch, value in sorted(by_model[model])]
+        lines.append(f"`{model}` reaches the peer's images/s times " + series(parts) + ".")
+    return lines
+
+
+def present(record: dict) -> dict:
+    """How docs/results.md shows this benchmark's record (``bench/record.py``)."""
+    return presented(_train_speed_tables(record), _train_speed_reading(record))
 
 
 if __name__ == "__main__":

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from contract.files import sha256_file
+from contract.signature import Signature
 from export import rewrite
-from models.signature import Signature
-from serving.files import sha256_file
 
 ONNX_OPSET = 17  # pinned: supported by onnxruntime >= 1.14 and by tf2onnx 1.16+
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.signature import Signature, random_feed
 from export import files
-from models.signature import Signature, random_feed
 
 DEFAULT_TOLERANCE = 1e-4  # max abs difference allowed between runtimes
 BATCH_SIZES = (1, 16)  # two sizes: proves the batch axis is dynamic in every runtime
@@ -23,7 +23,7 @@ def check(
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> dict:
     """Run all three runtimes on the same seeded inputs (varied, valid values for each input's
-    role: ``models.signature.random_feed``) at every size in BATCH_SIZES.
+    role: ``contract.signature.random_feed``) at every size in BATCH_SIZES.
 
     Returns:
         {"passed": bool, "tolerance": float, "max_abs_diff": {"savedmodel": x, "onnx": y},
@@ -32,6 +32,7 @@ def check(
     import onnxruntime as ort
     import tensorflow as tf
 
+    ort.set_default_logger_severity(3)  # errors only (0 verbose ... 4 fatal)
     saved_fn = tf.saved_model.load(str(savedmodel)).signatures[signature.name]
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     keras_fn = files.function(network, signature)
@@ -41,7 +42,7 @@ def check(
         reference = {k: np.asarray(v) for k, v in keras_fn(*inputs.values()).items()}
         saved = {k: v.numpy() for k, v in saved_fn(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
         onnx_out = dict(zip(signature.output_names, session.run(list(signature.output_names), inputs)))
-        row = {"batch": batch}
+        row: dict[str, float] = {"batch": batch}
         for runtime, outputs in (("savedmodel", saved), ("onnx", onnx_out)):
             diffs = []
             for name in signature.output_names:

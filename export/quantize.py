@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.signature import Signature, random_feed
+from contract.signature import Signature, random_feed
 
 CALIBRATION_BATCHES = 8
 CALIBRATION_BATCH_SIZE = 64
@@ -22,7 +22,7 @@ CALIBRATION_BATCH_SIZE = 64
 
 def calibration_inputs(signature: Signature, seed: int = 4321) -> list[dict]:
     """Seeded generator inputs: varied, valid values for each input's role
-    (``models.signature.random_feed``), ``CALIBRATION_BATCHES`` batches."""
+    (``contract.signature.random_feed``), ``CALIBRATION_BATCHES`` batches."""
     return [random_feed(signature.inputs, CALIBRATION_BATCH_SIZE, seed + i) for i in range(CALIBRATION_BATCHES)]
 
 
@@ -52,6 +52,7 @@ def compare(fp32: Path, int8: Path, signature: Signature, repeats: int = 30) -> 
     """Max/mean |INT8 - FP32| on held-out inputs, and median latency (ms) of each at batch 1 and 64."""
     import onnxruntime as ort
 
+    ort.set_default_logger_severity(3)  # errors only (0 verbose ... 4 fatal)
     sessions = {
         name: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         for name, path in (("fp32", fp32), ("int8", int8))

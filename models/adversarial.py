@@ -1,6 +1,6 @@
 """What the two-network training models share (``GAN``, ``ProGAN``, ``StyleGAN``): two optimizers
-given to ``compile``, their slots built before a checkpoint loads into them, a gradient step, and
-the generator's exponential moving average (EMA)."""
+given to ``compile``, their slots built before a checkpoint loads into them, a gradient step, the
+images seen, the trackers, and the generator's exponential moving average (EMA) twin."""
 
 from __future__ import annotations
 
@@ -13,8 +13,36 @@ from models.replicas import step_logs
 class Adversarial(keras.Model):
     """Base of the models with a generator and a discriminator, each with its own optimizer.
 
-    Subclasses set ``generator`` and ``discriminator`` (and ``trackers``, a dict of ``Mean``
-    metrics, or their own ``metrics``) and write ``train_step``."""
+    It owns what they share: the seed state of the step's random draws, ``images_seen`` (a
+    checkpointed count of the real images trained on, summed over replicas), the trackers (``Mean``
+    metrics by name, in ``trackers``), the generator's EMA twin and which generator is exported.
+    Subclasses set ``generator`` and ``discriminator``, call ``set_ema_twin`` when they average
+    the generator, and write ``train_step`` (calling ``count_images``)."""
+
+    def __init__(self, trackers=(), seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.images_seen = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, name="images_seen", aggregation="sum"
+        )
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in trackers}
+        self.ema_generator = None
+
+    def set_ema_twin(self, twin) -> None:
+        """``twin``, a network built as the generator is, becomes the EMA generator: it starts as a
+        copy of the generator's weights and is never trained (``update_ema`` moves it)."""
+        twin.set_weights(self.generator.get_weights())
+        twin.trainable = False
+        self.ema_generator = twin
+
+    @property
+    def exported_generator(self):
+        """What export, evaluate and serving get: the EMA generator when there is one, else the raw one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    def count_images(self, batch) -> None:
+        """Add this replica's ``batch`` real images to ``images_seen`` (the replicas' counts add up)."""
+        self.images_seen.assign_add(ops.cast(batch, "float32"))
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
         super().compile(**kwargs)
@@ -54,8 +82,7 @@ class Adversarial(keras.Model):
 def warmed_decay(decay: float, updates):
     """min(decay, (1 + n) / (10 + n)) after n updates: the warm-up of TensorFlow's
     ExponentialMovingAverage, so that early on the average forgets the random initialization
-    quickly (a fixed 0.999 still held a third of it after 1,100 steps and scored FID 157.5 against
-    the raw generator's 95.4, in one measured DCGAN run)."""
+    quickly (a fixed 0.999 still holds 0.999**n of it after n steps: a third after 1,100)."""
     return ops.minimum(decay, (1.0 + updates) / (10.0 + updates))
 
 

@@ -12,13 +12,13 @@ from keras import layers
 
 FEATURE_DIM = 128
 # v3: one convolution per resolution, 32 -> 64 -> 128 channels (v2: two at h and at h/2, 32 and 64):
-# less than half of v2's multiply-adds; 2.89x faster per epoch, the same test accuracy in 6 epochs
-# as v2 in 4 (pipeline/features.py).
+# less than half of v2's multiply-adds.
 # v4: v3's network, 3 epochs with the learning rate decayed from 2e-3 to 0 on a cosine (v3: 6
-# epochs at a constant 1e-3): test accuracy 0.9100 against v3's 0.9169, in half the time.
+# epochs at a constant 1e-3): about half the training time for a test accuracy within a point.
 # v5: v4's network and schedule, fed by one tf.data pipeline across the epochs
 # (pipeline.inputs.array_batches) instead of Keras's per-epoch array pipeline: another data
-# order, so other weights (test accuracy 0.9120 against v4's 0.9100, seed 0), 21% less time.
+# order, so other weights, and less time. The registered extractor's test accuracy is logged with
+# every evaluation (extractor_test_accuracy; docs/results.md#evaluation-time-per-step-and-scores).
 VERSION = "cnn128-v5"  # bump when the architecture or training recipe changes
 PEAK_LEARNING_RATE = 2e-3
 

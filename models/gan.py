@@ -19,7 +19,7 @@ from keras import layers, ops
 
 from models import losses, sampling
 from models.adversarial import Adversarial, update_ema, warmed_decay
-from models.layers import MinibatchStd
+from models.layers import GROUP_SIZE, MinibatchStd
 
 
 def build_mlp_generator(latent_dim: int, image_shape: tuple[int, int, int], units=(256, 512, 1024)) -> keras.Model:
@@ -44,15 +44,28 @@ def build_mlp_discriminator(
         x = layers.LeakyReLU(0.2)(x)
         x = layers.Dropout(dropout_rate)(x)
     if minibatch_std:
-        x = MinibatchStd()(x)
+        x = MinibatchStd(GROUP_SIZE)(x)
     return keras.Model(image, layers.Dense(1, name="logit")(x), name="discriminator")
 
 
+def example_group(network) -> int | None:
+    """How many consecutive examples each output of ``network`` depends on: 1 when it mixes no
+    examples, g when its only mini-batch statistic is over consecutive groups of g (``MinibatchStd``),
+    None when it mixes the batch as a whole (batch normalization's training statistics, a
+    whole-batch statistic). A discriminator of group g gives a batch [real; fake] whose halves are
+    multiples of g the same outputs in one call as in two."""
+    layers_ = list(network._flatten_layers())
+    if any(isinstance(layer, layers.BatchNormalization) for layer in layers_):
+        return None
+    groups = {layer.group_size for layer in layers_ if isinstance(layer, MinibatchStd)}
+    if not groups:
+        return 1
+    return groups.pop() if len(groups) == 1 and 0 not in groups else None
+
+
 def mixes_no_examples(network) -> bool:
-    """True when each output of ``network`` depends on its own example only: no batch
-    normalization (training statistics) and no mini-batch statistic. Such a discriminator gives
-    the same outputs on real and fake images in one call on both as in two calls."""
-    return not any(isinstance(layer, (layers.BatchNormalization, MinibatchStd)) for layer in network._flatten_layers())
+    """True when each output of ``network`` depends on its own example only."""
+    return example_group(network) == 1
 
 
 class GAN(Adversarial):
@@ -96,9 +109,10 @@ class GAN(Adversarial):
         seed: int = 0,
         **kwargs,
     ):
-        super().__init__(**kwargs)
         if loss not in losses.LOSSES:
             raise ValueError(f"unknown GAN loss {loss!r}; valid: {', '.join(losses.LOSSES)}")
+        trackers = ("d_loss", "g_loss", "d_real", "d_fake") + (("gradient_penalty",) if loss == "wgan-gp" else ())
+        super().__init__(trackers=trackers, seed=seed, **kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = latent_dim
@@ -107,33 +121,25 @@ class GAN(Adversarial):
         self.replay = replay
         self.ema_decay = float(ema_decay)
         self.num_classes = int(num_classes)
-        self.joint_discriminator = mixes_no_examples(discriminator)
-        self.ema_generator = None
+        self.example_group = example_group(discriminator)
         if self.ema_decay:
-            self.ema_generator = keras.models.clone_model(generator)
-            self.ema_generator.set_weights(generator.get_weights())
-            self.ema_generator.trainable = False
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.d_real_tracker = keras.metrics.Mean(name="d_real")
-        self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
-        self.gp_tracker = keras.metrics.Mean(name="gradient_penalty")
+            self.set_ema_twin(keras.models.clone_model(generator))
         self.built = True  # the networks arrive built
+
+    def joint_call(self, batch, fakes) -> bool:
+        """Whether D sees real and fake images in one call (decided as the step is traced): when
+        it mixes examples in groups that the real and the fake halves split evenly, and the fakes
+        are as many as the reals (replayed ones included)."""
+        if self.example_group is None:
+            return False
+        if self.example_group == 1:  # each output its own example's
+            return True
+        size = batch if isinstance(batch, int) else None
+        return size is not None and fakes.shape[0] == size and size % self.example_group == 0
 
     @property
     def conditional(self) -> bool:
         return self.num_classes > 0
-
-    @property
-    def exported_generator(self):
-        """The generator handed out: the EMA of the weights when it is on, else the raw one."""
-        return self.ema_generator if self.ema_generator is not None else self.generator
-
-    @property
-    def metrics(self):
-        trackers = [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
-        return trackers + ([self.gp_tracker] if self.loss_kind == "wgan-gp" else [])
 
     def call(self, z, training=False):
         return self.generator(z, training=training)
@@ -166,7 +172,7 @@ class GAN(Adversarial):
             fakes, fake_labels = self.replay.mix(fresh, labels)
             self.replay.push(fresh, labels)
         with tf.GradientTape() as tape:
-            if self.joint_discriminator:  # one call on [real; fake]: same outputs, half the calls
+            if self.joint_call(batch, fakes):  # one call on [real; fake]: same outputs, half the calls
                 both = self._d(
                     ops.concatenate([real_images, ops.cast(fakes, real_images.dtype)]),
                     ops.concatenate([labels, fake_labels]) if self.conditional else None,
@@ -180,13 +186,13 @@ class GAN(Adversarial):
                 alpha = keras.random.uniform((batch,), seed=self.seed_generator)
                 extra = (labels,) if self.conditional else ()
                 penalty = losses.gradient_penalty(self.discriminator, real_images, fresh, alpha, extra)
-                self.gp_tracker.update_state(penalty)
+                self.trackers["gradient_penalty"].update_state(penalty)
                 per_example = per_example + self.gp_weight * penalty
             loss = losses.distributed_mean(per_example, batch)
         self.descend(self.d_optimizer, tape, loss, self.discriminator.trainable_variables)
-        self.d_loss_tracker.update_state(per_example)
-        self.d_real_tracker.update_state(self._as_probability(real_out))
-        self.d_fake_tracker.update_state(self._as_probability(fake_out))
+        self.trackers["d_loss"].update_state(per_example)
+        self.trackers["d_real"].update_state(self._as_probability(real_out))
+        self.trackers["d_fake"].update_state(self._as_probability(fake_out))
 
     def _generator_step(self, batch):
         """Phase 2: update G on fresh fakes labelled 1; D is not updated."""
@@ -196,7 +202,7 @@ class GAN(Adversarial):
             per_example = losses.generator_loss(fake_out, self.loss_kind)
             loss = losses.distributed_mean(per_example, batch)
         self.descend(self.g_optimizer, tape, loss, self.generator.trainable_variables)
-        self.g_loss_tracker.update_state(per_example)
+        self.trackers["g_loss"].update_state(per_example)
 
     def _ema_step(self):
         """The EMA generator moves towards G by ``warmed_decay(ema_decay, n)`` after G's n-th
@@ -217,4 +223,5 @@ class GAN(Adversarial):
         self._generator_step(ops.shape(real_images)[0])
         if self.ema_generator is not None:
             self._ema_step()
+        self.count_images(ops.shape(real_images)[0])
         return self.logs()

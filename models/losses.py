@@ -11,6 +11,9 @@ Outputs are raw: logits for the cross-entropy losses, scores for LSGAN, hinge an
   hinge       relu(1 - D(x)) + relu(1 + D(G(z)))          -D(G(z))           (Lim & Ye 2017)
   wgan-gp     D(G(z)) - D(x) + weight * penalty           -D(G(z))           (Gulrajani et al. 2017)
 
+Regularizers, per example: ``gradient_penalty`` (WGAN-GP), ``r1_penalty`` (StyleGAN2's R1) and
+``drift`` (ProGAN's).
+
 ``real_label`` < 1 is one-sided label smoothing (Salimans et al. 2016): only the real target
 moves; it applies to the losses with targets (minimax, ns, lsgan).
 """
@@ -20,8 +23,7 @@ from __future__ import annotations
 import tensorflow as tf
 from keras import ops
 
-from models.families.gan import LOSSES  # the GAN options' choices (a TF-free module)
-
+LOSSES = ("minimax", "ns", "lsgan", "hinge", "wgan-gp")  # the table above, by name
 PROBABILITY_OUTPUT = ("minimax", "ns")  # sigmoid(output) is D's probability that the input is real
 
 
@@ -81,6 +83,23 @@ def gradient_penalty(critic, real, fake, alpha, critic_inputs=(), epsilon: float
     grads = tape.gradient(scores, mixed)
     norm = ops.sqrt(ops.sum(ops.square(ops.reshape(grads, (ops.shape(grads)[0], -1))), axis=-1) + epsilon)
     return ops.square(norm - 1.0)
+
+
+def r1_penalty(discriminator, real):
+    """R1 (Mescheder et al. 2018) per image: |grad_x D(x)|^2 at the real images, (batch,); the
+    caller weights it (gamma / 2, times the interval when it is lazy)."""
+    real = tf.convert_to_tensor(real)
+    with tf.GradientTape() as tape:
+        tape.watch(real)
+        outputs = discriminator(real, training=True)
+    grads = tape.gradient(outputs, real)  # of the outputs' sum: each image's own gradient
+    return ops.sum(ops.square(ops.reshape(grads, (ops.shape(grads)[0], -1))), axis=-1)
+
+
+def drift(real_outputs):
+    """ProGAN's drift term per example (Karras et al. 2018): D(x)^2 on the reals, which keeps a
+    WGAN critic's outputs near 0; the caller weights it (epsilon_drift, 0.001)."""
+    return ops.square(_flat(real_outputs))
 
 
 def distributed_mean(per_example, per_replica_batch):

@@ -1,6 +1,6 @@
 """Progressive growing of GANs (Karras et al. 2018), sized for 28x28 on a CPU.
 
-Resolutions 7 -> 14 -> 28 (``models.stylegan.resolutions``). Generator: z, pixel-normalized, a
+Resolutions 7 -> 14 -> 28 (``models.progressive.resolutions``). Generator: z, pixel-normalized, a
 dense layer to 7x7, then per resolution nearest 2x upsampling and two 3x3 convolutions, each
 followed by leaky ReLU and pixel norm; a 1x1 to-image layer per resolution. Discriminator: the
 mirror image (a 1x1 from-image layer per resolution, two 3x3 convolutions and 2x2 average pooling
@@ -25,8 +25,8 @@ from keras import ops
 
 from models import losses
 from models.adversarial import Adversarial, update_ema, warmed_decay
-from models.layers import MinibatchStd
-from models.stylegan import EqualConv2D, EqualDense, channels, resolutions
+from models.layers import EqualConv2D, EqualDense, MinibatchStd
+from models.progressive import channels, resolutions
 
 DRIFT = 0.001  # epsilon_drift of the paper
 
@@ -99,7 +99,7 @@ class ProDiscriminator(keras.Model):
             layer = EqualConv2D(width_i, 1, activation="lrelu", name=f"from_image{side}")
             layer.build((None, side, side, self.image_shape[-1]))
             self.from_image.append(layer)
-        self.blocks = [None]
+        self.blocks: list = [None]  # a block per resolution above the lowest
         for i in range(1, len(self.sides)):
             first = EqualConv2D(self.widths[i], 3, activation="lrelu", name=f"conv{self.sides[i]}_0")
             second = EqualConv2D(self.widths[i - 1], 3, activation="lrelu", name=f"conv{self.sides[i]}_1")
@@ -152,20 +152,15 @@ class ProGAN(Adversarial):
         seed: int = 0,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        names = ("d_loss", "g_loss", "d_real", "d_fake", "gradient_penalty")
+        super().__init__(trackers=names, seed=seed, **kwargs)
         self.latent_dim, self.image_shape = int(latent_dim), tuple(int(d) for d in image_shape)
         self.top = len(resolutions(image_shape)) - 1
         self.phase_images, self.gp_weight, self.ema_decay = int(phase_images), float(gp_weight), float(ema_decay)
         self.generator = ProGenerator(latent_dim, image_shape, width, name="generator")
         self.discriminator = ProDiscriminator(image_shape, width, name="discriminator")
-        self.ema_generator = ProGenerator(latent_dim, image_shape, width, name="ema_generator")
-        self.ema_generator.set_weights(self.generator.get_weights())
-        self.ema_generator.trainable = False
-        self.images_seen = self.add_weight(shape=(), initializer="zeros", trainable=False, name="images_seen")
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.set_ema_twin(ProGenerator(latent_dim, image_shape, width, name="ema_generator"))
         self.level = 0  # the level the training step is traced for (``sync_level``)
-        names = ("d_loss", "g_loss", "d_real", "d_fake", "gradient_penalty")
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.built = True
 
     # ---- the schedule --------------------------------------------------------------------------
@@ -250,17 +245,18 @@ class ProGAN(Adversarial):
             real_out, fake_out = critic(real), critic(ops.stop_gradient(fake))
             mix = keras.random.uniform((batch,), seed=self.seed_generator)
             penalty = losses.gradient_penalty(critic, real, ops.stop_gradient(fake), mix)
-            per_example = fake_out[:, 0] - real_out[:, 0] + self.gp_weight * penalty + DRIFT * real_out[:, 0] ** 2
+            wasserstein = losses.discriminator_loss(real_out, fake_out, "wgan-gp")
+            per_example = wasserstein + self.gp_weight * penalty + DRIFT * losses.drift(real_out)
             loss = losses.distributed_mean(per_example, batch)
         self.descend(self.d_optimizer, tape, loss, self.discriminator.trainable_variables, unused_ok=True)
         with tf.GradientTape() as tape:
             z = sampling.normal_per_replica((batch, self.latent_dim), self.seed_generator)
-            g_per_example = -critic(self.generator(z, level=level, alpha=alpha))[:, 0]
+            g_per_example = losses.generator_loss(critic(self.generator(z, level=level, alpha=alpha)), "wgan-gp")
             g_loss = losses.distributed_mean(g_per_example, batch)
         self.descend(self.g_optimizer, tape, g_loss, self.generator.trainable_variables, unused_ok=True)
         updates = ops.cast(self.g_optimizer.iterations, "float32") - 1.0
         update_ema(self.ema_generator, self.generator, warmed_decay(self.ema_decay, updates))
-        self.images_seen.assign_add(ops.cast(batch, "float32"))
+        self.count_images(batch)
         for name, value in (
             ("d_loss", per_example),
             ("g_loss", g_per_example),

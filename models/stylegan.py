@@ -1,453 +1,17 @@
-"""StyleGAN2-style networks sized for 28x28 on a CPU (Karras et al. 2019, 2020).
-
-Mapping network: z, normalized by its second moment, through ``mapping_layers`` dense layers
-(learning-rate multiplier 0.01) to w. Synthesis at 7 -> 14 -> 28: a learned 7x7 constant; per
-layer a style from w through an affine layer (bias initialised to 1), a **modulated and
-demodulated** 3x3 convolution, written in the non-fused form (scale the activations by the style,
-convolve with the shared weight, rescale by the demodulation coefficients: tf2onnx converts it with
-a dynamic batch, unlike the grouped-convolution form, and TensorFlow runs it fast on a CPU); per-layer
-noise times a learned strength (initialised to 0); skip to-image outputs summed across resolutions,
-through tanh (``build_synthesis`` says why).
-Discriminator: residual blocks, mini-batch standard deviation. Every weight uses the equalized
-learning rate (Karras et al. 2018): stored N(0, 1), scaled by its He constant at run time.
-
-Styles: ``num_ws`` = 2 * blocks, one w per layer; the to-image layer of a block shares its w
-with the next block's first convolution, as in StyleGAN2 (``W_INDEX`` lists the layout).
-Noise: one map per convolution, at its resolution, packed into one vector per image
-(``noise_layout``); the training step draws it, the exported graphs take it as an input.
-"""
+"""StyleGAN2 training (Karras et al. 2020) over ``models/stylegan_networks.py``'s networks: the
+two-phase step with the non-saturating loss and lazy R1 (``models/losses.py``), style mixing,
+``w_avg`` tracking and a generator EMA by half-life."""
 
 from __future__ import annotations
 
-import math
-
 import keras
-from keras import layers, ops
+from keras import ops
 
 from models.adversarial import Adversarial, update_ema
-from models.layers import MinibatchStd
+from models.progressive import noise_size, num_ws
+from models.stylegan_networks import build_discriminator, build_generator, build_mapping, build_synthesis
 
-W_DIM = 128
-BASE = 7  # the learned constant's resolution: 7 -> 14 -> 28
-LRELU_GAIN = math.sqrt(2.0)
-MAPPING_LR_MULTIPLIER = 0.01
 
-
-def resolutions(image_shape) -> list[int]:
-    """7, 14, 28 for 28x28 images (each block doubles; the image side must be 7 * 2**k)."""
-    side = int(image_shape[0])
-    out = [BASE]
-    while out[-1] < side:
-        out.append(out[-1] * 2)
-    if out[-1] != side or image_shape[0] != image_shape[1]:
-        raise ValueError(f"stylegan needs square images of side 7 * 2**k (28, 56, ...), got {tuple(image_shape)}")
-    return out
-
-
-def channels(image_shape, width: int) -> list[int]:
-    """Channels per resolution: ``width`` at full size, doubling per halving, at most 4 * width."""
-    sides = resolutions(image_shape)
-    return [min(width * 2 ** (len(sides) - 1 - i), 4 * width) for i in range(len(sides))]
-
-
-def num_ws(image_shape) -> int:
-    """Number of per-layer styles: one convolution at the base, two per later block, plus the
-    last to-image layer (each to-image layer shares its w with the next block's first conv)."""
-    return 2 * len(resolutions(image_shape))
-
-
-def noise_layout(image_shape) -> list[tuple[int, int]]:
-    """(offset, side) of each convolution's noise map in the packed noise vector, in layer order."""
-    sides = resolutions(image_shape)
-    per_conv = [sides[0]] + [s for s in sides[1:] for _ in range(2)]
-    layout, offset = [], 0
-    for side in per_conv:
-        layout.append((offset, side))
-        offset += side * side
-    return layout
-
-
-def noise_size(image_shape) -> int:
-    offset, side = noise_layout(image_shape)[-1]
-    return offset + side * side
-
-
-def _lrelu(x):
-    return ops.leaky_relu(x, 0.2) * LRELU_GAIN
-
-
-# ---- equalized-learning-rate layers ------------------------------------------------------------
-class EqualDense(layers.Layer):
-    """Dense layer with the equalized learning rate: weights N(0, 1/lr_mul), used times
-    lr_mul / sqrt(fan_in); bias times lr_mul. ``activation``: "linear" or "lrelu" (gain sqrt 2)."""
-
-    def __init__(self, units: int, lr_multiplier: float = 1.0, bias_init: float = 0.0, activation="linear", **kw):
-        super().__init__(**kw)
-        self.units, self.lr_multiplier, self.bias_init, self.activation = units, lr_multiplier, bias_init, activation
-
-    def build(self, input_shape):
-        fan_in = int(input_shape[-1])
-        self.scale = self.lr_multiplier / math.sqrt(fan_in)
-        self.kernel = self.add_weight(
-            shape=(fan_in, self.units), initializer=keras.initializers.RandomNormal(0.0, 1.0 / self.lr_multiplier)
-        )
-        self.bias = self.add_weight(
-            shape=(self.units,), initializer=keras.initializers.Constant(self.bias_init / self.lr_multiplier)
-        )
-
-    def call(self, x):
-        y = ops.matmul(x, self.kernel * self.scale) + self.bias * self.lr_multiplier
-        return _lrelu(y) if self.activation == "lrelu" else y
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "units": self.units,
-            "lr_multiplier": self.lr_multiplier,
-            "bias_init": self.bias_init,
-            "activation": self.activation,
-        }
-
-
-class EqualConv2D(layers.Layer):
-    """Convolution with the equalized learning rate ("same" padding, stride 1)."""
-
-    def __init__(self, filters: int, kernel_size: int, use_bias: bool = True, activation="linear", **kw):
-        super().__init__(**kw)
-        self.filters, self.kernel_size, self.use_bias, self.activation = filters, kernel_size, use_bias, activation
-
-    def build(self, input_shape):
-        fan_in = int(input_shape[-1]) * self.kernel_size**2
-        self.scale = 1.0 / math.sqrt(fan_in)
-        self.kernel = self.add_weight(
-            shape=(self.kernel_size, self.kernel_size, int(input_shape[-1]), self.filters),
-            initializer=keras.initializers.RandomNormal(0.0, 1.0),
-        )
-        self.bias = self.add_weight(shape=(self.filters,), initializer="zeros") if self.use_bias else None
-
-    def call(self, x):
-        y = ops.conv(x, self.kernel * self.scale, padding="same")
-        if self.bias is not None:
-            y = y + self.bias
-        return _lrelu(y) if self.activation == "lrelu" else y
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "filters": self.filters,
-            "kernel_size": self.kernel_size,
-            "use_bias": self.use_bias,
-            "activation": self.activation,
-        }
-
-
-# ---- synthesis layers --------------------------------------------------------------------------
-class ModulatedConv2D(layers.Layer):
-    """[x (b, h, w, in), w (b, W_DIM)] -> (b, h, w, filters): the StyleGAN2 modulated convolution,
-    non-fused: x * style, convolved with the shared weight, times the demodulation coefficients
-    rsqrt(sum over (kernel, in) of (weight * style)^2 + 1e-8), which equal the fused form's
-    per-sample weight normalization exactly. The affine layer A (w -> style) has its bias at 1.
-    ``upsample``: bilinear x2 before the convolution. ``demodulate`` False: the to-image layers."""
-
-    def __init__(self, filters: int, kernel_size: int = 3, demodulate: bool = True, upsample: bool = False, **kw):
-        super().__init__(**kw)
-        self.filters, self.kernel_size, self.demodulate, self.upsample = filters, kernel_size, demodulate, upsample
-
-    def build(self, input_shape):
-        x_shape, _ = input_shape
-        in_channels = int(x_shape[-1])
-        self.affine = EqualDense(in_channels, bias_init=1.0, name="affine")
-        self.affine.build((None, W_DIM))
-        self.weight_scale = 1.0 / math.sqrt(in_channels * self.kernel_size**2)
-        self.kernel = self.add_weight(
-            shape=(self.kernel_size, self.kernel_size, in_channels, self.filters),
-            initializer=keras.initializers.RandomNormal(0.0, 1.0),
-            name="kernel",
-        )
-
-    def call(self, inputs):
-        x, w = inputs
-        styles = self.affine(w)  # (b, in)
-        kernel = self.kernel * self.weight_scale
-        if self.upsample:
-            x = ops.image.resize(x, (ops.shape(x)[1] * 2, ops.shape(x)[2] * 2), interpolation="bilinear")
-        x = x * styles[:, None, None, :]
-        x = ops.conv(x, kernel, padding="same")
-        if self.demodulate:
-            squared = ops.sum(ops.square(kernel), axis=(0, 1))  # (in, out)
-            x = x * ops.rsqrt(ops.matmul(ops.square(styles), squared) + 1e-8)[:, None, None, :]
-        return x
-
-    def compute_output_shape(self, input_shape):
-        (b, h, w, _), _ = input_shape
-        factor = 2 if self.upsample else 1
-        return (b, None if h is None else h * factor, None if w is None else w * factor, self.filters)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "filters": self.filters,
-            "kernel_size": self.kernel_size,
-            "demodulate": self.demodulate,
-            "upsample": self.upsample,
-        }
-
-
-class StyleLayer(layers.Layer):
-    """One synthesis layer: modulated convolution, plus noise times a learned strength
-    (initialised to 0), plus bias, leaky ReLU. Inputs [x, w, noise (b, side * side)]."""
-
-    def __init__(self, filters: int, upsample: bool = False, **kw):
-        super().__init__(**kw)
-        self.filters, self.upsample = filters, upsample
-        self.conv = ModulatedConv2D(filters, 3, demodulate=True, upsample=upsample, name="conv")
-
-    def build(self, input_shape):
-        x_shape, w_shape, _ = input_shape
-        self.conv.build((x_shape, w_shape))
-        self.noise_strength = self.add_weight(shape=(), initializer="zeros", name="noise_strength")
-        self.bias = self.add_weight(shape=(self.filters,), initializer="zeros", name="bias")
-
-    def call(self, inputs):
-        x, w, noise = inputs
-        x = self.conv([x, w])
-        side_h, side_w = ops.shape(x)[1], ops.shape(x)[2]
-        x = x + self.noise_strength * ops.reshape(noise, (-1, side_h, side_w, 1))
-        return _lrelu(x + self.bias)
-
-    def compute_output_shape(self, input_shape):
-        return self.conv.compute_output_shape(input_shape[:2])
-
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "upsample": self.upsample}
-
-
-class ToImage(layers.Layer):
-    """To-image layer: modulated 1x1 convolution without demodulation, plus bias. Inputs [x, w]."""
-
-    def __init__(self, image_channels: int, **kw):
-        super().__init__(**kw)
-        self.image_channels = image_channels
-        self.conv = ModulatedConv2D(image_channels, 1, demodulate=False, name="conv")
-
-    def build(self, input_shape):
-        self.conv.build(input_shape)
-        self.bias = self.add_weight(shape=(self.image_channels,), initializer="zeros", name="bias")
-
-    def call(self, inputs):
-        return self.conv(inputs) + self.bias
-
-    def compute_output_shape(self, input_shape):
-        return self.conv.compute_output_shape(input_shape)
-
-    def get_config(self):
-        return {**super().get_config(), "image_channels": self.image_channels}
-
-
-class LearnedConstant(layers.Layer):
-    """The synthesis network's input: a learned (side, side, channels) tensor, N(0, 1), repeated
-    for each image of the batch (the batch size read from ``ws``)."""
-
-    def __init__(self, side: int, channels: int, **kw):
-        super().__init__(**kw)
-        self.side, self.channels = side, channels
-
-    def build(self, input_shape):
-        self.value = self.add_weight(
-            shape=(1, self.side, self.side, self.channels),
-            initializer=keras.initializers.RandomNormal(0.0, 1.0),
-            name="value",
-        )
-
-    def call(self, ws):
-        return ops.repeat(self.value, ops.shape(ws)[0], axis=0)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.side, self.side, self.channels)
-
-    def get_config(self):
-        return {**super().get_config(), "side": self.side, "channels": self.channels}
-
-
-def w_index(image_shape) -> list[tuple[str, int]]:
-    """(layer name, index into ws) for every layer that takes a style, in order."""
-    sides = resolutions(image_shape)
-    out, index = [(f"conv{sides[0]}_1", 0)], 0
-    for side in sides[1:]:
-        out.append((f"to_image{side // 2}", index + 1))
-        out += [(f"conv{side}_0", index + 1), (f"conv{side}_1", index + 2)]
-        index += 2
-    out.append((f"to_image{sides[-1]}", index + 1))
-    return out
-
-
-def layer_groups(image_shape) -> dict[str, list[int]]:
-    """The StyleGAN paper's coarse / middle / fine styles, as indices into ws: the styles in thirds
-    from the constant's end (28x28: [0, 1], [2, 3], [4, 5]: 7x7 and the first 14x14 layer; the
-    second 14x14 layer and the first 28x28; the last 28x28 layer and the last to-image)."""
-    count = num_ws(image_shape)
-    cut = [round(count * i / 3) for i in range(4)]
-    return {name: list(range(cut[i], cut[i + 1])) for i, name in enumerate(("coarse", "middle", "fine"))}
-
-
-def style_layout(image_shape, w_avg) -> dict:
-    """What a runtime needs to drive the exported generator's controls (the model card's
-    ``styles``): num_ws, w's size, which layer reads which w, the coarse/middle/fine groups, the
-    packed noise layout, and w_avg."""
-    convs = [name for name, _ in w_index(image_shape) if name.startswith("conv")]
-    return {
-        "num_ws": num_ws(image_shape),
-        "w_dim": W_DIM,
-        "w_index": [{"layer": name, "w": index} for name, index in w_index(image_shape)],
-        "groups": layer_groups(image_shape),
-        "noise_size": noise_size(image_shape),
-        "noise_layout": [
-            {"layer": name, "offset": offset, "side": side}
-            for name, (offset, side) in zip(convs, noise_layout(image_shape))
-        ],
-        "w_avg": [float(v) for v in w_avg],
-    }
-
-
-def build_synthesis(image_shape, width: int = 32, squash: bool = True) -> keras.Model:
-    """[ws (b, num_ws, W_DIM), noise (b, noise_size)] -> image (b, h, w, c): the summed to-image
-    outputs through tanh into [-1, 1] (``squash``; StyleGAN's own output is unbounded, the layout
-    of network version 1).
-
-    Why tanh: half of Fashion-MNIST's pixels sit exactly at the data's minimum (the background),
-    which an unbounded output can only hit by exact cancellation, and which the discriminator
-    checks first: with the unbounded output the images had speckled, textured backgrounds and
-    FID 115 after 400 steps of batch 64 (width 16), against 81 with tanh (and the DCGAN's 76)."""
-    sides, widths = resolutions(image_shape), channels(image_shape, width)
-    count, layout = num_ws(image_shape), noise_layout(image_shape)
-    ws = keras.Input((count, W_DIM), name="ws")
-    noise = keras.Input((noise_size(image_shape),), name="noise")
-
-    def take_noise(i):
-        offset, side = layout[i]
-        return noise[:, offset : offset + side * side]
-
-    x = LearnedConstant(sides[0], widths[0], name="constant")(ws)
-    x = StyleLayer(widths[0], name=f"conv{sides[0]}_1")([x, ws[:, 0], take_noise(0)])
-    image = ToImage(image_shape[-1], name=f"to_image{sides[0]}")([x, ws[:, 1]])
-    w_at, noise_at = 1, 1
-    for side, filters in zip(sides[1:], widths[1:]):
-        x = StyleLayer(filters, upsample=True, name=f"conv{side}_0")([x, ws[:, w_at], take_noise(noise_at)])
-        x = StyleLayer(filters, name=f"conv{side}_1")([x, ws[:, w_at + 1], take_noise(noise_at + 1)])
-        upsampled = layers.UpSampling2D(2, interpolation="bilinear", name=f"image_up{side}")(image)
-        image = layers.Add(name=f"image{side}")(
-            [upsampled, ToImage(image_shape[-1], name=f"to_image{side}")([x, ws[:, w_at + 2]])]
-        )
-        w_at, noise_at = w_at + 2, noise_at + 2
-    if squash:
-        image = layers.Activation("tanh", name="squash")(image)
-    return keras.Model([ws, noise], image, name="synthesis")
-
-
-class NormalizeSecondMoment(layers.Layer):
-    """x / sqrt(mean(x^2) + 1e-8) over the last axis (StyleGAN's input normalization of z)."""
-
-    def call(self, x):
-        return x * ops.rsqrt(ops.mean(ops.square(x), axis=-1, keepdims=True) + 1e-8)
-
-
-def build_mapping(latent_dim: int, mapping_layers: int = 2) -> keras.Model:
-    """z (b, latent_dim) -> w (b, W_DIM): z / sqrt(mean(z^2) + 1e-8), then ``mapping_layers``
-    dense layers with leaky ReLU at learning-rate multiplier 0.01."""
-    z = keras.Input((latent_dim,), name="z")
-    x = NormalizeSecondMoment(name="normalize")(z)
-    for i in range(mapping_layers):
-        x = EqualDense(W_DIM, lr_multiplier=MAPPING_LR_MULTIPLIER, activation="lrelu", name=f"fc{i}")(x)
-    return keras.Model(z, x, name="mapping")
-
-
-class WAverage(layers.Layer):
-    """Holds ``w_avg``, the running average of w (non-trainable; checkpointed with the model), and
-    applies truncation and style mixing: inputs [w1, w2, mix (b, num_ws), psi (b, 1)] ->
-    ws (b, num_ws, W_DIM) = lerp(w_avg, w_i, psi) per layer, w_i = w2 where mix is 1, else w1."""
-
-    def __init__(self, count: int, **kw):
-        super().__init__(**kw)
-        self.count = count
-
-    def build(self, input_shape):
-        self.w_avg = self.add_weight(shape=(W_DIM,), initializer="zeros", trainable=False, name="w_avg")
-
-    def call(self, inputs):
-        w1, w2, mix, psi = inputs
-        mix = mix[:, :, None]
-        ws = w1[:, None, :] * (1.0 - mix) + w2[:, None, :] * mix
-        return self.w_avg + psi[:, :, None] * (ws - self.w_avg)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0][0], self.count, W_DIM)
-
-    def get_config(self):
-        return {**super().get_config(), "count": self.count}
-
-
-def build_generator(mapping: keras.Model, synthesis: keras.Model, latent_dim: int, image_shape) -> keras.Model:
-    """The exported generator: [z, z2, mix, psi, noise] -> [image, ws]. ``mix`` (b, num_ws): 1 where
-    a layer takes its w from z2; ``psi`` (b, 1): truncation towards w_avg (1 = none); ``noise``
-    (b, noise_size): the per-layer noise maps packed (zeros = deterministic)."""
-    count = num_ws(image_shape)
-    z = keras.Input((latent_dim,), name="z")
-    z2 = keras.Input((latent_dim,), name="z2")
-    mix = keras.Input((count,), name="mix")
-    psi = keras.Input((1,), name="psi")
-    noise = keras.Input((noise_size(image_shape),), name="noise")
-    ws = WAverage(count, name="w_average")([mapping(z), mapping(z2), mix, psi])
-    image = synthesis([ws, noise])
-    return keras.Model([z, z2, mix, psi, noise], [image, ws], name="generator")
-
-
-# ---- discriminator -----------------------------------------------------------------------------
-class ResidualDown(layers.Layer):
-    """Residual discriminator block: a 3x3 convolution, 2x2 average pooling, a 3x3 convolution at
-    the lower resolution (StyleGAN2's second convolution is strided, so it too costs the output's
-    resolution; pooling first then convolving costs the same, 4x less than at full resolution),
-    and a 1x1 skip from the pooled input, summed and scaled by 1/sqrt(2)."""
-
-    def __init__(self, filters_in: int, filters_out: int, **kw):
-        super().__init__(**kw)
-        self.filters_in, self.filters_out = filters_in, filters_out
-        self.conv0 = EqualConv2D(filters_in, 3, activation="lrelu", name="conv0")
-        self.conv1 = EqualConv2D(filters_out, 3, activation="lrelu", name="conv1")
-        self.skip = EqualConv2D(filters_out, 1, use_bias=False, name="skip")
-
-    def build(self, input_shape):
-        self.conv0.build(input_shape)
-        self.conv1.build((*input_shape[:-1], self.filters_in))
-        self.skip.build(input_shape)
-
-    def call(self, x):
-        y = self.conv1(ops.average_pool(self.conv0(x), 2, 2))
-        return (y + self.skip(ops.average_pool(x, 2, 2))) * (1.0 / math.sqrt(2.0))
-
-    def compute_output_shape(self, input_shape):
-        b, h, w, _ = input_shape
-        return (b, None if h is None else h // 2, None if w is None else w // 2, self.filters_out)
-
-    def get_config(self):
-        return {**super().get_config(), "filters_in": self.filters_in, "filters_out": self.filters_out}
-
-
-def build_discriminator(image_shape, width: int = 32) -> keras.Model:
-    """image (b, h, w, c) -> logit (b, 1): from-image 1x1, residual blocks to 7x7, mini-batch
-    standard deviation, a 3x3 convolution, two dense layers."""
-    sides, widths = resolutions(image_shape), channels(image_shape, width)
-    image = keras.Input(tuple(image_shape), name="image")
-    x = EqualConv2D(widths[-1], 1, activation="lrelu", name="from_image")(image)
-    for i in range(len(sides) - 1, 0, -1):
-        x = ResidualDown(widths[i], widths[i - 1], name=f"block{sides[i]}")(x)
-    x = MinibatchStd()(x)
-    x = EqualConv2D(widths[0], 3, activation="lrelu", name="conv")(x)
-    x = layers.Flatten()(x)
-    x = EqualDense(widths[0], activation="lrelu", name="fc")(x)
-    return keras.Model(image, EqualDense(1, name="logit")(x), name="discriminator")
-
-
-# ---- training ----------------------------------------------------------------------------------
 class StyleGAN(Adversarial):
     """StyleGAN2 training: the two-phase GAN step with the non-saturating logistic loss, lazy R1 on
     reals, style-mixing regularization, ``w_avg`` tracking and a generator EMA.
@@ -472,7 +36,6 @@ class StyleGAN(Adversarial):
         *,
         width: int = 16,
         mapping_layers: int = 2,
-        squash: bool = True,
         r1_gamma: float = 0.01,
         r1_interval: int = 16,
         mixing_prob: float = 0.9,
@@ -482,31 +45,21 @@ class StyleGAN(Adversarial):
         seed: int = 0,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(trackers=("d_loss", "g_loss", "d_real", "d_fake", "r1"), seed=seed, **kwargs)
         self.latent_dim, self.image_shape = int(latent_dim), tuple(int(d) for d in image_shape)
         self.num_ws, self.noise_size = num_ws(self.image_shape), noise_size(self.image_shape)
         self.r1_gamma, self.r1_interval = float(r1_gamma), int(r1_interval)
         self.mixing_prob, self.ema_kimg, self.ema_rampup = float(mixing_prob), float(ema_kimg), float(ema_rampup)
         self.w_avg_beta = float(w_avg_beta)
         self.mapping = build_mapping(self.latent_dim, mapping_layers)
-        self.synthesis = build_synthesis(self.image_shape, width, squash)
+        self.synthesis = build_synthesis(self.image_shape, width)
         self.generator = build_generator(self.mapping, self.synthesis, self.latent_dim, self.image_shape)
         self.discriminator = build_discriminator(self.image_shape, width)
         self.ema_mapping = build_mapping(self.latent_dim, mapping_layers)
-        self.ema_synthesis = build_synthesis(self.image_shape, width, squash)
-        self.ema_generator = build_generator(self.ema_mapping, self.ema_synthesis, self.latent_dim, self.image_shape)
-        self.ema_generator.set_weights(self.generator.get_weights())
-        self.ema_generator.trainable = False
+        self.ema_synthesis = build_synthesis(self.image_shape, width)
+        self.set_ema_twin(build_generator(self.ema_mapping, self.ema_synthesis, self.latent_dim, self.image_shape))
         self.w_average = self.generator.get_layer("w_average")
-        self.images_seen = self.add_weight(shape=(), initializer="zeros", trainable=False, name="images_seen")
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("d_loss", "g_loss", "d_real", "d_fake", "r1")}
         self.built = True
-
-    @property
-    def exported_generator(self):
-        """What export, evaluate and serving get: the EMA generator (with w_avg)."""
-        return self.ema_generator
 
     def generator_variables(self):
         return self.mapping.trainable_variables + self.synthesis.trainable_variables
@@ -534,16 +87,6 @@ class StyleGAN(Adversarial):
         noise = sampling.normal_per_replica((batch, self.noise_size), self.seed_generator)
         return self.synthesis([ws, noise], training=True), w1
 
-    def _r1(self, real_images):
-        """Per-image |grad_x D(x)|^2 on the reals."""
-        import tensorflow as tf
-
-        with tf.GradientTape() as tape:
-            tape.watch(real_images)
-            outputs = self.discriminator(real_images, training=True)
-        grads = tape.gradient(outputs, real_images)  # of the outputs' sum: each image's own gradient
-        return ops.sum(ops.square(grads), axis=(1, 2, 3))
-
     def _discriminator_step(self, real_images):
         import tensorflow as tf
 
@@ -556,8 +99,10 @@ class StyleGAN(Adversarial):
         with tf.GradientTape() as tape:
             real_out = self.discriminator(real_images, training=True)
             fake_out = self.discriminator(fakes, training=True)
-            per_example = ops.softplus(fake_out[:, 0]) + ops.softplus(-real_out[:, 0])
-            penalty = tf.cond(regularize, lambda: self._r1(real_images), lambda: ops.zeros((batch,)))
+            per_example = losses.discriminator_loss(real_out, fake_out, "ns")
+            penalty = tf.cond(
+                regularize, lambda: losses.r1_penalty(self.discriminator, real_images), lambda: ops.zeros((batch,))
+            )
             total = per_example + (self.r1_gamma / 2.0 * self.r1_interval) * penalty
             loss = losses.distributed_mean(total, batch)
         self.descend(self.d_optimizer, tape, loss, self.discriminator.trainable_variables)
@@ -573,7 +118,7 @@ class StyleGAN(Adversarial):
 
         with tf.GradientTape() as tape:
             fakes, w1 = self._fakes(batch)
-            per_example = ops.softplus(-self.discriminator(fakes, training=True)[:, 0])
+            per_example = losses.generator_loss(self.discriminator(fakes, training=True), "ns")
             loss = losses.distributed_mean(per_example, batch)
         self.descend(self.g_optimizer, tape, loss, self.generator_variables())
         self.trackers["g_loss"].update_state(per_example)
@@ -583,7 +128,7 @@ class StyleGAN(Adversarial):
     def _ema_step(self, batch):
         """EMA generator <- lerp(G, EMA, beta), beta = 0.5 ** (batch / half-life in images), the
         half-life at most ``ema_rampup`` times the images seen; w_avg copied."""
-        self.images_seen.assign_add(ops.cast(batch, "float32"))
+        self.count_images(batch)
         half_life = self.ema_kimg * 1000.0
         if self.ema_rampup > 0:
             half_life = ops.minimum(half_life, self.images_seen * self.ema_rampup)

@@ -12,10 +12,10 @@ import dataclasses
 import os
 import sys
 
+from contract.files import write_atomic
 from pipeline import config as config_module
 from pipeline import quiet, runtime_setup
 from pipeline.errors import StageError, UserError, load_runtime
-from serving.files import write_atomic
 
 STAGE_FIELDS = {
     "main": None,  # every field
@@ -49,6 +49,15 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="latentforge", description=__doc__.splitlines()[0])
     _add_verbose(parser)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add in (_add_stages, _add_generate, _add_style_mix, _add_serve, _add_tracking_server, _add_latent):
+        add(commands)
+    for sub in commands.choices.values():
+        _add_verbose(sub)
+    return parser
+
+
+def _add_stages(commands) -> None:
+    """One command per pipeline stage (and ``main``), with the config fields it reads."""
     helps = {
         "main": "run every stage: data -> train -> export -> evaluate -> promote",
         "data": "prepare the TFDS dataset",
@@ -83,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
                 default="",
                 help="instead: move champion of registered model NAME back to the previous one",
             )
+
+
+def _add_generate(commands) -> None:
     generate = commands.add_parser("generate", help="write a PNG grid of generated images (onnxruntime only)")
     generate.add_argument(
         "--model",
@@ -109,6 +121,9 @@ def _parser() -> argparse.ArgumentParser:
         "--noise", choices=("random", "zero"), default=None, help="models with noise inputs: zero = deterministic"
     )
     generate.add_argument("--out", default="grid.png", help="output PNG path (default grid.png)")
+
+
+def _add_style_mix(commands) -> None:
     mix = commands.add_parser(
         "style-mix", help="style-mixing grid of a style-based model (StyleGAN): rows x columns of seeds"
     )
@@ -121,6 +136,9 @@ def _parser() -> argparse.ArgumentParser:
     mix.add_argument("--psi", type=float, default=1.0, help="truncation towards the average w (0-1; 1 = none)")
     mix.add_argument("--noise", choices=("random", "zero"), default="random", help="one shared noise draw, or zeros")
     mix.add_argument("--out", default="style_mix.png", help="output PNG path (default style_mix.png)")
+
+
+def _add_serve(commands) -> None:
     serve = commands.add_parser("serve", help="HTTP API over a generator (onnxruntime; see serving/server.py)")
     serve.add_argument("--model", required=True, help="models:/<name>@<alias>, an export folder or a .onnx file")
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
@@ -130,6 +148,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-images", type=int, default=256, help="images per request at most")
     serve.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = its default)")
     serve.add_argument("--poll-seconds", type=float, default=0.0, help="re-resolve --model this often (0 = never)")
+
+
+def _add_tracking_server(commands) -> None:
     server = commands.add_parser(
         "tracking-server", help="a team's MLflow server on PostgreSQL (see pipeline/tracking_server.py)"
     )
@@ -139,6 +160,9 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument(
         "--pg-port", type=int, default=0, help="PostgreSQL's port on 127.0.0.1 (default 0: any free one)"
     )
+
+
+def _add_latent(commands) -> None:
     latent = commands.add_parser(
         "latent", help="latent interpolation strips and vector arithmetic (PNG, logged to MLflow)"
     )
@@ -156,9 +180,6 @@ def _parser() -> argparse.ArgumentParser:
     latent.add_argument("--samples", type=int, default=2000, help="arithmetic: samples the groups are picked from")
     latent.add_argument("--exemplars", type=int, default=3, help="arithmetic: latents averaged per group")
     config_module.add_arguments(latent, ("tfds_dir", "features_epochs", "features_examples", "experiment"))
-    for sub in commands.choices.values():
-        _add_verbose(sub)
-    return parser
 
 
 def _add_verbose(parser: argparse.ArgumentParser) -> None:
@@ -233,7 +254,8 @@ def _serve(args) -> None:
 
 
 def _generate(args) -> None:
-    from serving import images
+    from contract import images
+    from serving import styles
 
     if not 1 <= args.n <= 4096:
         raise UserError(f"-n must be between 1 and 4096, got {args.n}")
@@ -249,7 +271,7 @@ def _generate(args) -> None:
     except ValueError as error:  # a label the model does not have, or a label for an unconditional model
         raise UserError(f"--label: {error}") from None
     try:
-        values = runtime.control_values(args.psi, args.noise, values)
+        values = styles.controls(runtime, args.psi, args.noise, values)
     except ValueError as error:  # "psi: ..." or "noise: ..."
         raise UserError(f"--{error}") from None
     try:
@@ -264,14 +286,15 @@ def _style_mix(args) -> None:
 
     import numpy as np
 
-    from serving import images
+    from contract import images
+    from serving import styles
 
     rows, cols = _seeds(args.rows, "--rows"), _seeds(args.cols, "--cols")
     layers = args.layers if args.layers in ("coarse", "middle", "fine") else _seeds(args.layers, "--layers")
     out = _output_file(args.out)
     runtime = load_runtime(args.model)
     try:
-        feed = runtime.style_mix_feed(rows, cols, layers, args.psi, args.noise)
+        feed = styles.mix_feed(runtime, rows, cols, layers, args.psi, args.noise)
     except ValueError as error:  # "layers: ...", "psi ...": the message names the flag
         raise UserError(f"--{error}") from None
     generated = np.array(runtime.run_feed(feed))
@@ -294,7 +317,7 @@ def _output_file(path: str):
 
 def _write_png(out, picture) -> None:
     """Write a uint8 picture as PNG, atomically; UserError when the file cannot be written."""
-    from serving import images
+    from contract import images
 
     try:
         write_atomic(out, images.png_bytes(picture))
@@ -331,6 +354,7 @@ def _run_stage(args) -> None:
     if args.command in ("train", "main") and os.environ.get("TF_CONFIG"):
         from pipeline import distributed
 
+        distributed.member()  # TF_CONFIG read and checked before TensorFlow loads (one-line errors)
         distributed.strategy()  # a member of a TF_CONFIG cluster: the strategy before any TensorFlow op
     only = STAGE_FIELDS[args.command]
     config = config_module.from_args(args, only)
@@ -342,45 +366,68 @@ def _run_stage(args) -> None:
     from pipeline import tracking
 
     tracking.setup(config.experiment)
-    if args.command == "main":
-        from pipeline.main import run_main
+    STAGE_RUNNERS[args.command](config, args)
 
-        run_main(config)
-    elif args.command == "data":
-        from pipeline.data import run_data
 
-        run_data(config)
-    elif args.command == "train":
-        from pipeline.train import run_train
+def _main_stage(config, args) -> None:
+    from pipeline.main import run_main
 
-        print(run_train(config, args.data_run_id or None))
-    elif args.command == "features":
-        from pipeline.features import get_extractor
-        from pipeline.inputs import describe
+    run_main(config)
 
-        extractor = get_extractor(
-            describe(config.dataset, config.tfds_dir), config.seed, config.features_epochs, config.features_examples
-        )
-        print(f"features: {extractor.version} ({extractor.identity}), test accuracy {extractor.test_accuracy:.4f}")
-    elif args.command == "evaluate":
-        from pipeline.evaluate import run_evaluate
 
-        print(run_evaluate(config, args.export_run_id or None, args.model or None))
-    elif args.command == "export":
-        from pipeline.export_stage import run_export
+def _data_stage(config, args) -> None:
+    from pipeline.data import run_data
 
-        print(run_export(config, args.train_run_id).run_id)
-    elif args.command == "promote":
-        from pipeline.promote import rollback, run_promote
+    run_data(config)
 
-        if args.rollback:
-            rollback(args.rollback)
-        elif args.export_run_id and args.eval_run_id:
-            print(run_promote(config, args.export_run_id, args.eval_run_id))
-        else:
-            raise UserError(
-                "promote needs --export-run-id <id> --eval-run-id <id> (or --rollback <registered model name>)"
-            )
+
+def _train_stage(config, args) -> None:
+    from pipeline.train import run_train
+
+    print(run_train(config, args.data_run_id or None))
+
+
+def _features_stage(config, args) -> None:
+    from pipeline.features import get_extractor
+    from pipeline.inputs import describe
+
+    spec = describe(config.dataset, config.tfds_dir)
+    extractor = get_extractor(spec, config.seed, config.features_epochs, config.features_examples)
+    print(f"features: {extractor.version} ({extractor.identity}), test accuracy {extractor.test_accuracy:.4f}")
+
+
+def _evaluate_stage(config, args) -> None:
+    from pipeline.evaluate import run_evaluate
+
+    print(run_evaluate(config, args.export_run_id or None, args.model or None))
+
+
+def _export_stage(config, args) -> None:
+    from pipeline.export_stage import run_export
+
+    print(run_export(config, args.train_run_id).run_id)
+
+
+def _promote_stage(config, args) -> None:
+    from pipeline.promote import rollback, run_promote
+
+    if args.rollback:
+        rollback(args.rollback)
+    elif args.export_run_id and args.eval_run_id:
+        print(run_promote(config, args.export_run_id, args.eval_run_id))
+    else:
+        raise UserError("promote needs --export-run-id <id> --eval-run-id <id> (or --rollback <registered model name>)")
+
+
+STAGE_RUNNERS = {
+    "main": _main_stage,
+    "data": _data_stage,
+    "train": _train_stage,
+    "features": _features_stage,
+    "evaluate": _evaluate_stage,
+    "export": _export_stage,
+    "promote": _promote_stage,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -30,37 +29,165 @@ class Config:
     (the family's typed ``Options``; read them as ``config.options.<name>`` or ``config.<name>``).
     Build it with ``Config.from_dict`` from flat names, as the CLI and MLproject do."""
 
-    preset: str = option("", "a named configuration (pipeline/presets.py); fields given too override it")
-    model: str = option("dcgan", "the model family (models/families/); e.g. dcgan, vae")
-    dataset: str = option("fashion_mnist", "a TFDS image dataset name")
-    epochs: int = option(2, "passes over the training data (or over steps_per_epoch batches)")
-    steps_per_epoch: int = option(0, "batches per epoch; 0 = one full pass over the data")
+    preset: str = option(
+        "",
+        "a named configuration (pipeline/presets.py); fields given too override it",
+        doc="a named configuration ([Presets](#presets)); parameters given as well override it",
+    )
+    model: str = option(
+        "dcgan",
+        "the model family (models/families/); e.g. dcgan, vae",
+        doc="{families} ([families](#model-families-and-gan-options)), with the options there",
+    )
+    dataset: str = option(
+        "fashion_mnist",
+        "a TFDS image dataset name",
+        doc="a TFDS image dataset with sides divisible by 4 (`mnist`, `cifar10`, … where they can be downloaded)",
+    )
+    epochs: int = option(
+        2,
+        "passes over the training data (or over steps_per_epoch batches)",
+        low=1,
+        doc="passes over the training data (or over `steps_per_epoch` batches)",
+    )
+    steps_per_epoch: int = option(
+        0, "batches per epoch; 0 = one full pass over the data", low=0, doc="batches per epoch; 0 = one full pass"
+    )
     batch_size: int = option(
-        0, "global batch size (split across replicas under tf.distribute); 0 = the model's (DCGAN 32, others 64)"
+        0,
+        "global batch size (split across replicas under tf.distribute); 0 = the model's (DCGAN 32, others 64)",
+        low=0,
+        doc=(
+            "global batch size (split across replicas under tf.distribute); 0 = the model's default "
+            "({defaults:batch_size}; the DCGAN's: [why](results.md#choosing-the-default-dcgan-recipe))"
+        ),
     )
     workers: int = option(
-        1, "train on N worker processes (MultiWorkerMirroredStrategy, launched by Ray: the distributed extra)"
+        1,
+        "train on N worker processes (MultiWorkerMirroredStrategy, launched by Ray: the distributed extra)",
+        low=1,
+        doc=(
+            "train on N worker processes launched by Ray ([Several workers](#several-workers)); not part of "
+            "the train run's identity, so a rerun with another count resumes or reuses it"
+        ),
     )
-    latent_dim: int = option(0, "0 = the family's default (GANs 100, VAE and AE 32)")
-    learning_rate: float = option(0.0, "0 = the family's default (DCGAN, cDCGAN, VAE, AE 1e-3; GAN 2e-4)")
-    lr_schedule: str = option("constant", "constant | cosine (decays to 5% of learning_rate over the run)")
-    width: int = option(0, "base channel count of the networks; 0 = the family's default (DCGAN 64, VAE 32)")
+    latent_dim: int = option(
+        0,
+        "0 = the family's default (GANs 100, VAE and AE 32)",
+        low=0,
+        doc="0 = the model's default ({defaults:latent_dim})",
+    )
+    learning_rate: float = option(
+        0.0,
+        "0 = the family's default (DCGAN, cDCGAN, VAE, AE 1e-3; GAN 2e-4)",
+        low=0.0,
+        doc=(
+            "0 = the model's default ({defaults:learning_rate}); the GANs train with Adam β1 = 0.5 (β2 = 0.9 "
+            "for WGAN-GP), StyleGAN and ProGAN with Adam β = (0, 0.99), the VAE and AE with Adam"
+        ),
+    )
+    lr_schedule: str = option(
+        "constant",
+        "constant | cosine (decays to 5% of learning_rate over the run)",
+        choices=LR_SCHEDULES,
+        doc=(
+            "`cosine`: decays the learning rate to 5% of its start over the run (resumes where it stopped; "
+            "the rate is logged per epoch as `learning_rate`)"
+        ),
+    )
+    width: int = option(
+        0,
+        "base channel count of the networks; 0 = the family's default (DCGAN 64, VAE 32)",
+        doc=(
+            "base channel count of the networks; 0 = the model's default ({defaults:width}); the fully "
+            "connected GAN has none"
+        ),
+    )
     precision: str = option(
-        "float32", "float32 | mixed_bfloat16 (families that allow it; only for GPUs or CPUs with AMX/AVX512-BF16)"
+        "float32",
+        "float32 | mixed_bfloat16 (families that allow it; only for GPUs or CPUs with AMX/AVX512-BF16)",
+        choices=PRECISIONS,
+        doc=(
+            "`mixed_bfloat16` (VAE and AE only): bfloat16 compute, float32 weights, latents and logits; "
+            "export and evaluate rebuild the model in float32. Only for GPUs and CPUs with AVX512-BF16 or "
+            "AMX: elsewhere bfloat16 is emulated and much slower than float32 (train warns)"
+        ),
     )
-    seed: int = option(0, "seeds shuffling, weights, latents and sampling")
-    train_examples: int = option(0, "use only the first N training examples; 0 = all")
-    eval_samples: int = option(10000, "generated samples scored by the evaluate stage")
-    metrics: str = option(",".join(DEFAULT_METRICS), "evaluate's metrics, comma-separated")
-    iwae_k: int = option(64, "VAE: importance samples of the likelihood bound (the literature's protocol: 5000)")
-    iwae_examples: int = option(0, "VAE: test images the IWAE bound averages over; 0 = all")
-    features_epochs: int = option(features.EPOCHS, "epochs of the feature classifier (trained once per dataset)")
-    features_examples: int = option(0, "training examples of the feature classifier; 0 = all")
-    data_dir: str = option(DEFAULT_IDX_DIR, "local IDX files used when TFDS cannot download")
-    tfds_dir: str = option("", 'TFDS data dir; "" = TFDS\'s default (~/tensorflow_datasets)')
-    promote_margin: float = option(0.0, "a challenger must beat the champion by more than this")
-    primary_metric: str = option("", 'the metric promotion compares; "" = the family\'s (GANs fid, VAE test_iwae_nll)')
-    experiment: str = option("latentforge", "MLflow experiment name")
+    seed: int = option(
+        0,
+        "seeds shuffling, weights, latents and sampling",
+        low=0,
+        below=2**32,
+        doc="seeds shuffling, initialization, latents, sampling",
+    )
+    train_examples: int = option(
+        0, "use only the first N training examples; 0 = all", low=0, doc="train on the first N examples only; 0 = all"
+    )
+    eval_samples: int = option(
+        10000,
+        "generated samples scored by the evaluate stage",
+        low=2,
+        high=100_000,
+        doc="generated samples scored by `evaluate`",
+    )
+    metrics: str = option(
+        ",".join(DEFAULT_METRICS),
+        "evaluate's metrics, comma-separated",
+        doc="the evaluate stage's metrics (names from `pipeline/metrics.py`)",
+    )
+    iwae_k: int = option(
+        64,
+        "VAE: importance samples of the likelihood bound (the literature's protocol: 5000)",
+        low=1,
+        doc=(
+            "importance samples of the VAE's likelihood bound (the literature's protocol is 5000; the cost "
+            "grows with `iwae_k` × images)"
+        ),
+    )
+    iwae_examples: int = option(
+        0,
+        "VAE: test images the IWAE bound averages over; 0 = all",
+        low=0,
+        doc="test images the IWAE bound averages over; 0 = all of the test split",
+    )
+    features_epochs: int = option(
+        features.EPOCHS,
+        "epochs of the feature classifier (trained once per dataset)",
+        low=1,
+        doc="epochs of the feature classifier (trained once per dataset and recipe)",
+    )
+    features_examples: int = option(
+        0,
+        "training examples of the feature classifier; 0 = all",
+        low=0,
+        doc="training examples of the feature classifier; 0 = all",
+    )
+    data_dir: str = option(
+        DEFAULT_IDX_DIR,
+        "local IDX files used when TFDS cannot download",
+        doc="the local IDX files used when TFDS cannot download",
+    )
+    tfds_dir: str = option(
+        "",
+        'TFDS data dir; "" = TFDS\'s default (~/tensorflow_datasets)',
+        doc="TFDS data dir; empty = `~/tensorflow_datasets`",
+    )
+    promote_margin: float = option(
+        0.0,
+        "a challenger must beat the champion by more than this",
+        low=0.0,
+        doc="a challenger must beat the champion by more than this",
+    )
+    primary_metric: str = option(
+        "",
+        'the metric promotion compares; "" = the family\'s (GANs fid, VAE test_iwae_nll)',
+        doc=(
+            "the metric promotion compares; empty = the family's (`fid` for the DCGAN, `test_iwae_nll` for "
+            "the VAE); any evaluate metric, with its direction (higher is better for precision, recall, "
+            "density, coverage, class entropy, classes hit, classifier score)"
+        ),
+    )
+    experiment: str = option("latentforge", "MLflow experiment name", doc="the MLflow experiment the runs go into")
     options: Any = field(default=None, metadata={"internal": True})  # the family's Options; None = its defaults
 
     def __post_init__(self) -> None:
@@ -69,16 +196,25 @@ class Config:
         self._check_types()
         try:
             family = registry.get(self.model)
+            registry.check_fields(self)  # every field's bounds and choices, from its option()
         except ValueError as error:
             raise UserError(str(error)) from None
         if self.options is None:
             self.options = registry.make_options(family, {})
         if not isinstance(self.options, family.options):
             raise UserError(f"options must be {family.options.__name__} for {self.model}; build with Config.from_dict")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise UserError(f"unknown lr_schedule '{self.lr_schedule}'; valid: {', '.join(LR_SCHEDULES)}")
-        if self.precision not in PRECISIONS:
-            raise UserError(f"unknown precision '{self.precision}'; valid: {', '.join(PRECISIONS)}")
+        self._check_relations(family)
+        try:
+            self.options.validate(self.batch_size or family.default_batch_size)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+
+    def _check_relations(self, family) -> None:
+        """The rules a field's own bounds cannot say: what the family allows, the metric names,
+        the dataset's name."""
+        from models import registry
+        from pipeline.metrics import METRICS
+
         if self.precision != "float32" and not family.mixed_precision:
             allowed = [n for n in registry.names() if registry.get(n).mixed_precision]
             raise UserError(
@@ -89,49 +225,14 @@ class Config:
             raise UserError(f"width must be an even number >= 2 (or 0 for the default), got {self.width}")
         if self.width and not family.defaults["width"]:
             raise UserError(f"width applies to convolutional models, not {self.model}; drop it")
-        positive = {
-            "epochs": self.epochs,
-            "workers": self.workers,
-            "features_epochs": self.features_epochs,
-            "iwae_k": self.iwae_k,
-        }
-        for name, value in positive.items():
-            if value <= 0:
-                raise UserError(f"{name} must be a positive integer, got {value}; pass {name}=1 or more")
-        non_negative = {
-            "steps_per_epoch": self.steps_per_epoch,
-            "batch_size": self.batch_size,
-            "latent_dim": self.latent_dim,
-            "learning_rate": self.learning_rate,
-            "train_examples": self.train_examples,
-            "features_examples": self.features_examples,
-            "iwae_examples": self.iwae_examples,
-            "promote_margin": self.promote_margin,
-        }
-        for name, value in non_negative.items():
-            if value < 0:
-                raise UserError(f"{name} must be >= 0, got {value}; pass 0 for the default")
-        if not 2 <= self.eval_samples <= 100_000:
-            raise UserError(f"eval_samples must be between 2 and 100000, got {self.eval_samples}")
-        from pipeline.metrics import METRICS
-
         unknown = [name for name in self.metric_names() if name not in METRICS]
         if unknown or not self.metric_names():
             raise UserError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; valid: {', '.join(METRICS)}")
-        if not 0 <= self.seed < 2**32:
-            raise UserError(f"seed must be between 0 and 2**32 - 1, got {self.seed}")
-        for name in ("learning_rate", "promote_margin"):
-            if not math.isfinite(getattr(self, name)):
-                raise UserError(f"{name} must be a finite number, got {getattr(self, name)}")
         if (
             not self.dataset
             or not self.dataset.replace("_", "").replace("/", "").replace(":", "").replace(".", "").isalnum()
         ):
             raise UserError(f"dataset name '{self.dataset}' is not a TFDS name; e.g. fashion_mnist, mnist, cifar10")
-        try:
-            self.options.validate(self.batch_size or family.default_batch_size)
-        except ValueError as error:
-            raise UserError(str(error)) from None
 
     def _check_types(self) -> None:
         for f in fields(self):
@@ -180,8 +281,8 @@ class Config:
     def key(self, *names: str) -> str:
         """A stable hash of the named fields (``OPTIONS``: the family's options; all fields when none are named)."""
         data = self.to_dict()
-        names = [m for n in names for m in (self.option_names() if n == OPTIONS else [n])]
-        chosen = {n: data[n] for n in (names or data)}
+        wanted = [m for n in names for m in (self.option_names() if n == OPTIONS else [n])]
+        chosen = {n: data[n] for n in (wanted or data)}
         return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
@@ -241,7 +342,7 @@ def expand(names) -> list[str]:
     """Field names with ``OPTIONS`` replaced by every family's option names."""
     from models import registry
 
-    out = []
+    out: list[str] = []
     for name in names:
         out.extend(registry.option_owners() if name == OPTIONS else [name])
     return out

@@ -23,9 +23,9 @@ import struct
 import zlib
 from pathlib import Path
 
+from contract.files import first_line, sha256_file, write_atomic_with
 from pipeline import inputs, quiet
 from pipeline.errors import UserError
-from serving.files import first_line, sha256_file, write_atomic_with
 
 # sha256 of the decompressed Fashion-MNIST IDX files (the same bytes TFDS's downloads decompress to).
 FASHION_MNIST_IDX_SHA256 = {
@@ -119,7 +119,7 @@ def _local_fashion_mnist_builder(idx_dir: str, data_dir: str):
     tfds = inputs.import_tfds()
     from tensorflow_datasets.image_classification import mnist
 
-    class LocalFashionMNIST(mnist.FashionMNIST, skip_registration=True):
+    class LocalFashionMNIST(mnist.FashionMNIST, skip_registration=True):  # type: ignore[call-arg]  # TFDS's keyword
         name = "fashion_mnist"  # same name, features and version: tfds.load("fashion_mnist") reads it
 
         def _split_generators(self, dl_manager):

@@ -14,7 +14,7 @@ images against the test split:
     generator would score); ``kid`` ± ``kid_std``; ``precision``/``recall`` (k=3);
     ``density``/``coverage`` (k=5); ``class_entropy``, ``classes_hit`` (mode coverage) and
     ``classifier_score``.
-  - The family's extras (``Family.evaluation_extras``), e.g. the VAE's ``test_loss`` (negative
+  - The family's own evaluation (``Family.evaluate``), e.g. the VAE's ``test_loss`` (negative
     ELBO), ``test_reconstruction_loss``, ``test_kl_loss`` and ``test_iwae_nll`` (importance-weighted
     bound, ``iwae_k`` samples), in nats per image on the test split binarized once with seed 0;
     the AE's ``test_reconstruction_loss`` (nats per image, grey levels).
@@ -32,36 +32,21 @@ import json
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from contract import images
 from models import registry
 from pipeline import features, inputs, metrics, tracking
 from pipeline.config import Config
 from pipeline.errors import UserError, load_runtime
-from pipeline.train import load_trained, test_images
+from pipeline.loop import load_trained
 
 
 @dataclass
 class EvalResult:
     run_id: str
     metrics: dict
-
-
-def generate(run, latent_dim: int, n: int, seed: int, value_range: str, batch_size: int = 500, labels=None):
-    """n images in [0, 1] from seeded latents, clipped to [0, 1] as a picture of them is (a tanh or
-    sigmoid output is already inside; StyleGAN's linear output can step out); ``run`` maps a latent
-    batch (and, for a conditional generator, its ``labels``) to images."""
-    from serving import images
-
-    z = images.latents(seed, n, latent_dim)
-    chunks = []
-    for i in range(0, n, batch_size):
-        extra = () if labels is None else (labels[i : i + batch_size],)
-        # the other inputs' defaults (noise, ...) seeded per chunk, the same for FP32 and INT8
-        chunks.append(np.asarray(run(z[i : i + batch_size], *extra, seed=seed + i)))
-    return np.clip(images.to_unit(np.concatenate(chunks), value_range), 0.0, 1.0)
 
 
 def conditional_accuracy(logits: np.ndarray, labels: np.ndarray, class_names) -> dict:
@@ -82,6 +67,7 @@ def load_generator(export_run_id: str | None = None, model_uri: str | None = Non
         raise UserError("evaluate needs --export-run-id <id> or --model models:/<name>@<alias>")
     if model_uri:
         return load_runtime(model_uri)
+    assert export_run_id  # one of the two, checked above
     tracking.get_run(export_run_id, "export")
     return load_runtime(str(tracking.download(export_run_id, "export", tempfile.mkdtemp())))
 
@@ -94,8 +80,6 @@ def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: st
     """
     import mlflow
 
-    from serving import images
-
     started = time.perf_counter()
     runtime = load_generator(export_run_id, model_uri)
     description = runtime.card
@@ -103,103 +87,141 @@ def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: st
         family = registry.get(description["model"])
     except ValueError as error:
         raise UserError(f"cannot evaluate {model_uri or export_run_id}: {error}") from None
-    train_run_id = description.get("train_run_id", "")
     spec = inputs.describe(description["dataset"], config.tfds_dir)
-    n = config.eval_samples
     extractor_version = features.recipe_version(config.features_epochs, config.features_examples)
     # How the numbers are measured: promotion compares only numbers with equal protocols.
-    protocol = f"extractor={extractor_version};n={n}"
-    protocol += family.protocol(config)  # e.g. the VAE's likelihood bound settings
+    protocol = f"extractor={extractor_version};n={config.eval_samples}" + family.protocol(config)
     params = {
         "export_run_id": export_run_id or description.get("export_run_id", ""),
         "model_uri": model_uri or "",
-        "train_run_id": train_run_id,
-        "eval_samples": n,
+        "train_run_id": description.get("train_run_id", ""),
+        "eval_samples": config.eval_samples,
         "seed": config.seed,
         "extractor_version": extractor_version,
         "model": description["model"],
         "dataset": spec.name,
     }
     with tracking.stage_run("evaluate", params, tags={tracking.PROTOCOL_TAG: protocol}) as run:
-        tracking.log_dataset(spec, "test", "evaluation")
-        tracking.log_dataset(spec, "train", "evaluation", min(n, spec.splits["train"]))  # memorization, P/R
-        # The extractor's own run (when it must be trained) nests under this one.
-        extractor = features.get_extractor(spec, config.seed, config.features_epochs, config.features_examples)
-        labels = runtime.balanced_labels(n) if runtime.conditional else None
-        samples = generate(
-            runtime.run, runtime.latent_dim, n, config.seed + 1, description["value_range"], labels=labels
-        )
-        train_limit = min(n, spec.splits["train"])
-        sample_f, sample_logits = extractor(samples)
-        context = metrics.MetricContext(
-            real=extractor.real_features(spec, "test"),
-            fake=sample_f,
-            fake_logits=sample_logits,
-            num_classes=len(spec.class_names),
-            train=extractor.real_features(spec, "train", train_limit),
-            seed=config.seed,
-        )
-        computed = metrics.compute(config.metric_names(), context)
-        results = {k: v for result in computed for k, v in result.values.items()}
-        results["extractor_test_accuracy"] = extractor.test_accuracy
-        timings = {f"seconds_{result.name}": result.seconds for result in computed}
-        coverage = metrics.class_coverage(sample_logits, len(spec.class_names))
-        if labels is not None:
-            results.update(conditional_accuracy(sample_logits, labels, spec.class_names))
-        int8 = _int8_twin(runtime)
-        if int8 is not None and "fid" in results:  # what quantization costs in quality
-            int8_samples = generate(
-                int8.run, runtime.latent_dim, n, config.seed + 1, description["value_range"], labels=labels
-            )
-            results["int8_fid"] = metrics.fid_between(context.real, extractor(int8_samples)[0])
-            results["int8_fid_change"] = results["int8_fid"] - results["fid"]
-        if runtime.styles:  # a style-based generator: truncation curve, path length, style pictures
-            from pipeline import style_eval
-
-            results.update(
-                style_eval.evaluate_styles(
-                    runtime, extractor, context.real, n, config.seed + 1, description["value_range"], first=sample_f
-                )
-            )
-        # The family's own numbers (the VAE's likelihood bounds, the AE's reconstruction loss),
-        # from the trained model on the test split (binarized once, seed 0, for a Bernoulli family).
-        results.update(
-            family.evaluation_extras(
-                lambda: load_trained(train_run_id)[0], lambda: test_images(spec, family.binarized), config
-            )
-        )
+        measured = _measure(config, runtime, family, spec)
+        results = measured.results
         results["eval_seconds"] = time.perf_counter() - started
-        mlflow.log_metrics({**results, **timings})
+        mlflow.log_metrics({**results, **measured.timings})
         report = {
             "metrics": results,
-            "seconds": timings,
+            "seconds": measured.timings,
             "protocol": protocol,
-            "class_histogram": dict(zip(spec.class_names, coverage["histogram"])),
+            "class_histogram": dict(zip(spec.class_names, measured.coverage["histogram"])),
             "params": params,
         }
         mlflow.log_dict(report, "evaluation/report.json")
-        picture = images.grid(images.to_uint8(samples[:64], "unit"), columns=8)
-        mlflow.log_image(picture, artifact_file="evaluation/samples.png")
-        train_images, _ = inputs.load_arrays(spec, "train", limit=train_limit)
-        mlflow.log_image(
-            nearest_neighbour_grid(samples[:32], sample_f[:32], train_images, context.train),
-            artifact_file="evaluation/nearest_neighbours.png",
-        )
-        mlflow.log_image(
-            interpolation_strip(
-                _row_labelled(runtime) if runtime.conditional else runtime.run,
-                runtime.latent_dim,
-                config.seed,
-                description["value_range"],
-            ),
-            artifact_file="evaluation/interpolation.png",
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "class_histogram.png"
-            path.write_bytes(images.png_bytes(_histogram_picture(coverage["histogram"])))
-            mlflow.log_artifact(str(path), "evaluation")
+        _log_pictures(config, runtime, spec, measured)
     print("evaluate: " + json.dumps({k: round(v, 4) for k, v in results.items()}))
     return EvalResult(run.info.run_id, results)
+
+
+@dataclass
+class _Measured:
+    """What ``_measure`` found: the metrics, their timings, the samples, their features and the
+    class coverage, and the family's pictures and tables."""
+
+    results: dict
+    timings: dict
+    samples: np.ndarray
+    sample_features: np.ndarray
+    train_features: np.ndarray
+    coverage: dict
+    family: registry.Evaluation
+
+
+def _measure(config: Config, runtime, family, spec) -> _Measured:
+    """Inside the evaluate run: the common metrics on ``eval_samples`` samples, the INT8 twin's
+    FID, the conditional accuracy and the family's own evaluation."""
+    tracking.log_dataset(spec, "test", "evaluation")
+    n, seed, value_range = config.eval_samples, config.seed + 1, runtime.card["value_range"]
+    train_limit = min(n, spec.splits["train"])
+    tracking.log_dataset(spec, "train", "evaluation", train_limit)  # memorization, P/R
+    # The extractor's own run (when it must be trained) nests under this one.
+    extractor = features.get_extractor(spec, config.seed, config.features_epochs, config.features_examples)
+    labels = runtime.balanced_labels(n) if runtime.conditional else None
+    samples = images.sample(runtime.run, runtime.latent_dim, n, seed, value_range, labels=labels)
+    sample_f, sample_logits = extractor(samples)
+    train_features = extractor.real_features(spec, "train", train_limit)
+    context = metrics.MetricContext(
+        real=extractor.real_features(spec, "test"),
+        fake=sample_f,
+        fake_logits=sample_logits,
+        num_classes=len(spec.class_names),
+        train=train_features,
+        seed=config.seed,
+    )
+    computed = metrics.compute(config.metric_names(), context)
+    results = {k: v for result in computed for k, v in result.values.items()}
+    results["extractor_test_accuracy"] = extractor.test_accuracy
+    if labels is not None:
+        results.update(conditional_accuracy(sample_logits, labels, spec.class_names))
+    int8 = _int8_twin(runtime)
+    if int8 is not None and "fid" in results:  # what quantization costs in quality
+        int8_samples = images.sample(int8.run, runtime.latent_dim, n, seed, value_range, labels=labels)
+        results["int8_fid"] = metrics.fid_between(context.real, extractor(int8_samples)[0])
+        results["int8_fid_change"] = results["int8_fid"] - results["fid"]
+    own = family.evaluate(_family_context(config, runtime, family, spec, extractor, context, seed))
+    results.update(own.metrics)
+    return _Measured(
+        results,
+        {f"seconds_{result.name}": result.seconds for result in computed},
+        samples,
+        sample_f,
+        train_features,
+        metrics.class_coverage(sample_logits, len(spec.class_names)),
+        own,
+    )
+
+
+def _family_context(config, runtime, family, spec, extractor, context, seed: int) -> registry.EvaluationContext:
+    """The family's evaluation context: the shipped runtime, the extractor, the real features and
+    a scorer against them, the stage's samples' features, lazy loaders of the model and test split."""
+
+    def score(fake) -> dict:
+        precision, recall = metrics.precision_recall(context.real, fake, k=3)
+        return {"fid": metrics.fid_between(fake, context.real), "precision": precision, "recall": recall}
+
+    train_run_id = runtime.card.get("train_run_id", "")
+    return registry.EvaluationContext(
+        runtime=runtime,
+        features=extractor,
+        real=context.real,
+        score=score,
+        sample_features=context.fake,
+        samples=config.eval_samples,
+        seed=seed,
+        load_model=lambda: load_trained(train_run_id)[0],
+        load_test_images=lambda: inputs.test_images(spec, family.binarized),
+        config=config,
+    )
+
+
+def _log_pictures(config: Config, runtime, spec, measured: _Measured) -> None:
+    """Into the evaluate run: the sample grid, nearest neighbours, an interpolation strip, the class
+    histogram, and the family's pictures and tables."""
+    import mlflow
+
+    samples = measured.samples
+    grid = images.grid(images.to_uint8(samples[:64], "unit"), columns=8)
+    mlflow.log_image(grid, artifact_file="evaluation/samples.png")
+    train_images, _ = inputs.load_arrays(spec, "train", limit=len(measured.train_features))
+    mlflow.log_image(
+        nearest_neighbour_grid(samples[:32], measured.sample_features[:32], train_images, measured.train_features),
+        artifact_file="evaluation/nearest_neighbours.png",
+    )
+    run = _row_labelled(runtime) if runtime.conditional else runtime.run
+    strip = interpolation_strip(run, runtime.latent_dim, config.seed, runtime.card["value_range"])
+    mlflow.log_image(strip, artifact_file="evaluation/interpolation.png")
+    histogram = _histogram_picture(measured.coverage["histogram"])
+    mlflow.log_image(histogram, artifact_file="evaluation/class_histogram.png")
+    for name, picture in measured.family.pictures.items():
+        mlflow.log_image(picture, artifact_file=f"evaluation/{name}.png")
+    for name, table in measured.family.tables.items():
+        mlflow.log_dict(table, f"evaluation/{name}.json")
 
 
 def _int8_twin(runtime):
@@ -219,11 +241,11 @@ def nearest_neighbour_grid(samples, sample_features, train_images, train_feature
 
     Rows alternate: samples, then their neighbours. Near-copies expose memorization.
     """
-    from serving import images
+    from contract import images
 
     distances = metrics.squared_distances(sample_features, train_features)
     nearest = train_images[np.argmin(distances, axis=1)]
-    tiles = []
+    tiles: list[np.ndarray] = []
     for start in range(0, len(samples), columns):
         tiles.extend(images.to_uint8(samples[start : start + columns], "unit"))
         tiles.extend(nearest[start : start + columns])
@@ -233,7 +255,7 @@ def nearest_neighbour_grid(samples, sample_features, train_images, train_feature
 def interpolation_strip(run, latent_dim: int, seed: int, value_range: str, rows: int = 6, steps: int = 10):
     """``rows`` spherical interpolations between pairs of seeded latents, ``steps`` images each;
     ``run`` maps a latent batch to images."""
-    from serving import images
+    from contract import images
 
     ends = images.latents(seed + 2, 2 * rows, latent_dim)
     z = np.concatenate([images.interpolate(ends[2 * r], ends[2 * r + 1], steps) for r in range(rows)])

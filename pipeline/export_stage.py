@@ -24,13 +24,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from export import card as model_card
+from contract import card as model_card
 from export import files, parity, quantize
 from models import registry
 from pipeline import tracking
 from pipeline.config import Config
 from pipeline.errors import StageError
-from pipeline.train import load_trained
+from pipeline.loop import load_trained
 
 
 class ParityError(StageError):

@@ -16,17 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from models import signature
+from contract import signature
+from contract.files import write_atomic_with
 from pipeline import inputs, tracking
 from pipeline.errors import UserError
-from serving.files import write_atomic_with
 
-# cnn128-v5 (models/classifier.py) at batch 128, seed 0: test accuracy 0.9120 after its 3 epochs,
-# 174 s of fit on this project's 2 cores where v4's fit(x, y) took 221 s in the same hour (0.9100).
-# cnn128-v4: 177.7 s on a quiet day. cnn128-v3, for comparison: constant learning rate,
-# test accuracy 0.9070 after 4 epochs, 0.9139 after 5, 0.9169 after
-# 6 (v2 reached 0.9159 in 4); a v3 epoch took 2.89x less time than a v2 epoch (interleaved blocks),
-# so 6 v3 epochs take about half the time of v2's 4 for the same accuracy
+# The feature classifier's recipe (models/classifier.py, cnn128-v5): 3 epochs at batch 128, its
+# learning rate on a cosine. Its test accuracy is logged with every evaluation
+# (extractor_test_accuracy) and shown in docs/results.md#evaluation-time-per-step-and-scores.
 EPOCHS = 3
 BATCH_SIZE = 128
 
@@ -49,6 +46,7 @@ class Extractor:
     def __init__(self, onnx_path: str, version: str, test_accuracy: float, identity: str = ""):
         import onnxruntime as ort
 
+        ort.set_default_logger_severity(3)  # errors only (0 verbose ... 4 fatal)
         self.session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
         self.version = version
         self.test_accuracy = test_accuracy

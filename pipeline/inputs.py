@@ -14,8 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.files import first_line
 from pipeline.errors import UserError
-from serving.files import first_line
 
 # Image datasets known to work (shown when a name is unknown); any TFDS image dataset may be tried.
 SUGGESTED_DATASETS = ("fashion_mnist", "mnist", "kmnist", "cifar10", "svhn_cropped")
@@ -120,15 +120,6 @@ def describe(dataset: str, tfds_dir: str = "") -> DatasetSpec:
             f"dataset '{dataset}' is not prepared in {data_dir}; run 'latentforge data --dataset {dataset}' first"
         )
     return spec_from_builder(builder, data_dir, "already prepared")
-
-
-def spec_from_run(data_run_id: str, tfds_dir: str = "") -> DatasetSpec:
-    """The dataset a data run prepared, read from ``tfds_dir`` when given (this machine's TFDS
-    dir), else from the dir the data run recorded."""
-    from pipeline import tracking
-
-    run = tracking.get_run(data_run_id, "data")
-    return describe(run.data.params["dataset.name"], tfds_dir or run.data.params["dataset.tfds_dir"])
 
 
 # ---- tf.data -------------------------------------------------------------------------------
@@ -270,3 +261,8 @@ def load_arrays(spec: DatasetSpec, split: str, limit: int = 0):
     ds = import_tfds().as_numpy(_load(spec, split, limit, batch_size=-1))
     labels = ds["label"] if "label" in ds else np.zeros(len(ds["image"]), dtype=np.int64)
     return ds["image"], labels
+
+
+def test_images(spec: DatasetSpec, binarized: bool):
+    """The test split in [0, 1]: binarized once (seed 0) for a Bernoulli family, else grey levels."""
+    return binarized_test_images(spec) if binarized else grey_test_images(spec)

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from contract import images
+from contract.files import write_atomic
 from pipeline import tracking
 from pipeline.errors import UserError, load_runtime
-from serving import images
-from serving.files import write_atomic
 from serving.runtime import class_index
 
 
@@ -97,22 +97,10 @@ def arithmetic(
     value_range = runtime.card["value_range"]
     rows, means, report = [], [], {}
     for name, cls in zip("abc", classes):
-        labels = np.full(samples, cls, np.int32) if runtime.conditional else None
-        generated = images.to_unit(runtime.run(z, labels), value_range)
-        _, logits = extractor(generated)
-        probability = _softmax(logits)[:, cls]
-        if not runtime.conditional and int(np.sum(np.argmax(logits, 1) == cls)) < exemplars:
-            raise UserError(
-                f"fewer than {exemplars} of {samples} samples look like '{names[cls]}'; "
-                "raise --samples or pick another class"
-            )
-        chosen = np.argsort(-probability)[:exemplars]
-        mean = z[chosen].mean(axis=0)
+        row, mean, found = _exemplar_mean(runtime, extractor, z, cls, names, exemplars)
+        rows.append(row)
         means.append(mean)
-        mean_image = images.to_unit(runtime.run(mean[None], None if labels is None else labels[:1]), value_range)
-        rows.append(np.concatenate([generated[chosen], mean_image]))
-        report[f"{name}_class"] = names[cls]
-        report[f"{name}_exemplar_probability"] = float(probability[chosen].mean())
+        report.update({f"{name}_{key}": value for key, value in found.items()})
     result = means[0] - means[1] + means[2]
     rng = np.random.default_rng(seed + 1)
     perturbed = np.concatenate([result[None], result + rng.uniform(-noise, noise, (variations - 1, result.size))])
@@ -129,6 +117,26 @@ def arithmetic(
     picture = images.grid(images.to_uint8(np.stack(tiles), "unit"), columns=width)
     summary = {"model": model, "seed": seed, "samples": samples, "exemplars": exemplars, "noise": noise, **report}
     return runtime, picture, summary
+
+
+def _exemplar_mean(runtime, extractor, z, cls: int, names, exemplars: int):
+    """(the ``exemplars`` samples of ``z`` the classifier finds most like class ``cls`` and their
+    mean latent's image, that mean latent, {class, exemplar_probability})."""
+    value_range = runtime.card["value_range"]
+    labels = np.full(len(z), cls, np.int32) if runtime.conditional else None
+    generated = images.to_unit(runtime.run(z, labels), value_range)
+    _, logits = extractor(generated)
+    probability = _softmax(logits)[:, cls]
+    if not runtime.conditional and int(np.sum(np.argmax(logits, 1) == cls)) < exemplars:
+        raise UserError(
+            f"fewer than {exemplars} of {len(z)} samples look like '{names[cls]}'; "
+            "raise --samples or pick another class"
+        )
+    chosen = np.argsort(-probability)[:exemplars]
+    mean = z[chosen].mean(axis=0)
+    mean_image = images.to_unit(runtime.run(mean[None], None if labels is None else labels[:1]), value_range)
+    found = {"class": names[cls], "exemplar_probability": float(probability[chosen].mean())}
+    return np.concatenate([generated[chosen], mean_image]), mean, found
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

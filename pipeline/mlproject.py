@@ -18,7 +18,7 @@ from pipeline.config import parameter_fields
 
 PATH = Path(__file__).resolve().parent.parent / "MLproject"
 # Run ids a stage reads (None: required), before its config parameters.
-RUN_IDS = {
+RUN_IDS: dict[str, dict[str, str | None]] = {
     "train": {"data_run_id": ""},
     "evaluate": {"export_run_id": None},
     "export": {"train_run_id": None},
@@ -35,7 +35,7 @@ HEADER = """\
 def render() -> str:
     lines = [HEADER.rstrip("\n"), "name: latentforge", "", "python_env: python_env.yaml", "", "entry_points:"]
     for stage, only in cli.STAGE_FIELDS.items():
-        params = {**RUN_IDS.get(stage, {}), **{name: "" for name in parameter_fields(only)}}
+        params: dict[str, str | None] = {**RUN_IDS.get(stage, {}), **{name: "" for name in parameter_fields(only)}}
         lines.append(f"  {stage}:")
         lines.append("    parameters:")
         for name, default in params.items():

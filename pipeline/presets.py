@@ -23,16 +23,13 @@ PRESETS: dict[str, dict] = {
         "width": 48,
         "batch_size": 64,
         "lr_schedule": "cosine",
-        # float32: bfloat16 compute ran 16x slower per step on an AVX2 CPU without native
-        # bfloat16 (bench/train_speed.py, vae-fashion vs vae-fashion+precision=float32)
+        # float32: bfloat16 compute is emulated, and far slower, on a CPU without native bfloat16
+        # (bench/train_speed.py measures vae-fashion against vae-fashion+precision=float32)
     },
     "ae-fashion": {"model": "ae", "epochs": 2, "batch_size": 64},
-    # StyleGAN at the family's width 16, batch 32: twice the steps of batch 64 for the same images
-    # per second on a CPU, and better at equal training time (models/families/stylegan.py).
-    # 20 epochs = 37.5k steps. In the family study this configuration scored FID 11.11 at 19.8k
-    # steps and 6.61 at 40.4k (bench/results/family_study_units/stylegan-fashion-seed0.json);
-    # 20 epochs took 27 min at that host's 733 images/s, and would take 2 h at the 172 images/s
-    # measured on a slower host in an earlier session
+    # StyleGAN at the family's width 16, batch 32: on a CPU batch 32 takes about twice the steps
+    # of batch 64 in the same seconds. How this preset scores against the DCGAN and ProGAN at equal
+    # training time: docs/results.md#dcgan-progressive-growing-and-stylegan-at-equal-training-time
     "stylegan-fashion": {"model": "stylegan", "epochs": 20, "batch_size": 32},
     "progan-fashion": {"model": "progan", "epochs": 8, "batch_size": 64},
 }

@@ -31,9 +31,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from export import card as model_card
+from contract import card as model_card
+from contract.signature import Signature, default_feed
 from models import registry
-from models.signature import Signature, default_feed
 from pipeline import tracking
 from pipeline.config import Config
 from pipeline.errors import UserError
@@ -104,27 +104,9 @@ def run_promote(config: Config, export_run_id: str, eval_run_id: str) -> Promote
     """Register the generator of ``export_run_id`` and gate ``champion`` on ``eval_run_id``'s
     measurement of that same export."""
     import mlflow
-    import onnx
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
-    tracking.get_run(export_run_id, "export")
-    evaluation = tracking.get_run(eval_run_id, "evaluate")
-    if evaluation.data.params.get("export_run_id") != export_run_id:
-        raise UserError(
-            f"evaluate run {eval_run_id} measured export run {evaluation.data.params.get('export_run_id')}, "
-            f"not {export_run_id}; pass the evaluate run of this export"
-        )
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = tracking.download(export_run_id, "export", tmp)
-        card = model_card.upgrade(json.loads((folder / "model_card.json").read_text()))
-        onnx_model = onnx.load(str(folder / "generator.onnx"))
-    card = {
-        **card,
-        "metrics": dict(evaluation.data.metrics),
-        "metrics_protocol": evaluation.data.tags.get(tracking.PROTOCOL_TAG, ""),
-        "eval_run_id": eval_run_id,
-    }
+    card, onnx_model = _measured_card(export_run_id, eval_run_id)
     name = registered_name(card)
     metric = config.primary_metric or card.get("primary_metric") or registry.get(card["model"]).primary_metric
     higher_is_better = metric in HIGHER_IS_BETTER
@@ -153,59 +135,100 @@ def run_promote(config: Config, export_run_id: str, eval_run_id: str) -> Promote
             metadata={"model_card": card},
         )
         client.set_registered_model_alias(name, CHALLENGER, version)
-        try:
-            champion = client.get_model_version_by_alias(name, CHAMPION)
-        except MlflowException:
-            champion = None
-        champion_value = None
-        if champion is not None and TAG + "primary_value" in champion.tags:
-            champion_value = float(champion.tags[TAG + "primary_value"])
-        protocol = card.get("metrics_protocol", "")
-        # What is compared: the metric's name and how it was measured, on both sides.
-        measured = f"{metric} ({protocol})"
-        champion_measured = ""
-        if champion is not None:
-            champion_measured = (
-                f"{champion.tags.get(TAG + 'primary_metric', '')} ({champion.tags.get(TAG + 'protocol', '')})"
-            )
-        parity_passed = all(p["passed"] for p in card["parity"].values())
-        promoted, reason = decide(
-            value,
-            champion_value,
-            config.promote_margin,
-            parity_passed,
-            measured,
-            champion_measured,
-            higher_is_better=higher_is_better,
-        )
-        if promoted and champion is not None and champion_value is None:
-            reason = f"champion v{champion.version} has no recorded {metric}"
-        tags = {
-            "primary_metric": metric,
-            "primary_value": repr(value),
-            "protocol": protocol,
-            "champion_version_before": str(champion.version) if champion else "",
-            "champion_value_before": repr(champion_value) if champion_value is not None else "",
-            "margin": repr(config.promote_margin),
-            "parity_passed": str(parity_passed).lower(),
-            "decision": "promoted" if promoted else "rejected",
-            "reason": reason,
-            "export_run_id": export_run_id,
-            "eval_run_id": eval_run_id,
-            "train_run_id": card["train_run_id"],
-            "savedmodel_uri": f"runs:/{export_run_id}/export/generator_savedmodel",
-        }
+        gate = _Gate(metric, value, higher_is_better, card.get("metrics_protocol", ""), config.promote_margin)
+        promoted, tags = _decide_against_champion(client, name, card, gate)
+        tags.update(export_run_id=export_run_id, eval_run_id=eval_run_id, train_run_id=card["train_run_id"])
+        tags["savedmodel_uri"] = f"runs:/{export_run_id}/export/generator_savedmodel"
         for key, tag_value in tags.items():
             client.set_model_version_tag(name, version, TAG + key, tag_value)
         if promoted:
             _pause_for_tests()
-            move_champion(client, name, version, reason)
-            settle(client, name, metric, protocol, higher_is_better)
+            move_champion(client, name, version, tags["reason"])
+            settle(client, name, metric, gate.protocol, higher_is_better)
         mlflow.log_dict({"registered_model": name, "version": version, **tags}, "promotion/decision.json")
         mlflow.log_metric("promoted", float(promoted))
     verdict = f"is now {CHAMPION}" if promoted else f"stays {CHALLENGER}"
-    print(f"promote: {name} version {version} {verdict} ({metric} {value:.4f}; {reason})")
-    return PromoteResult(run.info.run_id, name, version, promoted, reason)
+    print(f"promote: {name} version {version} {verdict} ({metric} {value:.4f}; {tags['reason']})")
+    return PromoteResult(run.info.run_id, name, version, promoted, tags["reason"])
+
+
+def _measured_card(export_run_id: str, eval_run_id: str):
+    """(the export's model card with the evaluate run's metrics and protocol, the ONNX generator),
+    once the evaluate run is the one that measured this export."""
+    import onnx
+
+    tracking.get_run(export_run_id, "export")
+    evaluation = tracking.get_run(eval_run_id, "evaluate")
+    if evaluation.data.params.get("export_run_id") != export_run_id:
+        raise UserError(
+            f"evaluate run {eval_run_id} measured export run {evaluation.data.params.get('export_run_id')}, "
+            f"not {export_run_id}; pass the evaluate run of this export"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = tracking.download(export_run_id, "export", tmp)
+        card = model_card.checked(json.loads((folder / "model_card.json").read_text()))
+        onnx_model = onnx.load(str(folder / "generator.onnx"))
+    card = {
+        **card,
+        "metrics": dict(evaluation.data.metrics),
+        "metrics_protocol": evaluation.data.tags.get(tracking.PROTOCOL_TAG, ""),
+        "eval_run_id": eval_run_id,
+    }
+    return card, onnx_model
+
+
+@dataclass(frozen=True)
+class _Gate:
+    """What the challenger is judged on: the metric, its value and direction, how it was measured."""
+
+    metric: str
+    value: float
+    higher_is_better: bool
+    protocol: str
+    margin: float
+
+
+def _decide_against_champion(client, name: str, card: dict, gate: _Gate) -> tuple[bool, dict]:
+    """(promote?, the decision's version tags) of a challenger against the current champion."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        champion = None
+    champion_value = None
+    if champion is not None and TAG + "primary_value" in champion.tags:
+        champion_value = float(champion.tags[TAG + "primary_value"])
+    # What is compared: the metric's name and how it was measured, on both sides.
+    measured = f"{gate.metric} ({gate.protocol})"
+    champion_measured = ""
+    if champion is not None:
+        champion_measured = (
+            f"{champion.tags.get(TAG + 'primary_metric', '')} ({champion.tags.get(TAG + 'protocol', '')})"
+        )
+    parity_passed = all(p["passed"] for p in card["parity"].values())
+    promoted, reason = decide(
+        gate.value,
+        champion_value,
+        gate.margin,
+        parity_passed,
+        measured,
+        champion_measured,
+        higher_is_better=gate.higher_is_better,
+    )
+    if promoted and champion is not None and champion_value is None:
+        reason = f"champion v{champion.version} has no recorded {gate.metric}"
+    return promoted, {
+        "primary_metric": gate.metric,
+        "primary_value": repr(gate.value),
+        "protocol": gate.protocol,
+        "champion_version_before": str(champion.version) if champion else "",
+        "champion_value_before": repr(champion_value) if champion_value is not None else "",
+        "margin": repr(gate.margin),
+        "parity_passed": str(parity_passed).lower(),
+        "decision": "promoted" if promoted else "rejected",
+        "reason": reason,
+    }
 
 
 HISTORY_TAG = TAG + "champion_history"  # before per-move tags: "v<version>@<utc time>;..." newest last

@@ -1,7 +1,7 @@
 """The train stage on N workers, launched and restarted by Ray Train.
 
 ``workers=N`` (``latentforge train --workers N``, ``mlflow run -P workers=N``) runs ``fit_model``
-(``pipeline/train.py``) in N Ray workers under ``ray.train.tensorflow.TensorflowTrainer``, which
+(``pipeline/loop.py``) in N Ray workers under ``ray.train.tensorflow.TensorflowTrainer``, which
 sets each worker's ``TF_CONFIG``; every worker then trains under MultiWorkerMirroredStrategy
 (``pipeline/distributed.py``). Ray runs on a local instance started here (this machine's cores
 shared out), or on the cluster at ``RAY_ADDRESS`` (``ray start --head`` on one machine, ``ray
@@ -41,11 +41,14 @@ INSTALL_HINT = "pip install -e '.[distributed]' (bin/setup installs it)"
 def check_available() -> None:
     """One line, before any work, when Ray is missing, ``RAY_ADDRESS`` cannot be reached or a
     ``LATENTFORGE_RAY_*`` setting is not a count."""
-    try:
-        import ray  # noqa: F401
-        import ray.train.tensorflow  # noqa: F401
+    import importlib.util
+
+    try:  # found, not imported: ray.train.tensorflow would load TensorFlow (and its start-up lines) here
+        found = importlib.util.find_spec("ray.train.tensorflow") is not None
     except ImportError:
-        raise UserError(f"workers > 1 trains on Ray, which is not installed: {INSTALL_HINT}") from None
+        found = False
+    if not found:
+        raise UserError(f"workers > 1 trains on Ray, which is not installed: {INSTALL_HINT}")
     _count("LATENTFORGE_RAY_CPUS_PER_WORKER", 1, low=1)
     _count("LATENTFORGE_RAY_MAX_FAILURES", 2, low=0)
     address = os.environ.get("RAY_ADDRESS", "").strip()
@@ -74,7 +77,7 @@ def absolute_tracking_uri(uri: str) -> str:
 
 
 def fit(job) -> tuple[dict, int]:
-    """Train ``job`` (``pipeline.train.Job``) on ``job.config.workers`` Ray workers; returns (the
+    """Train ``job`` (``pipeline.loop.Job``) on ``job.config.workers`` Ray workers; returns (the
     chief's last metrics, the epoch the last attempt started from)."""
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -213,7 +216,7 @@ def _worker_loop(settings: dict) -> None:
     from ray.train import Checkpoint
 
     from pipeline import tracking
-    from pipeline.train import fit_model, write_checkpoint
+    from pipeline.loop import fit_model, write_checkpoint
 
     job = settings["job"]
     mlflow.set_tracking_uri(job.tracking_uri)

@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 from pipeline.errors import UserError
-from serving.files import tracking_server_problem, use_tracking_store
+from serving.store import tracking_server_problem, use_tracking_store
 
 STAGE_TAG = "latentforge.stage"
 KEY_TAG = "latentforge.key"
@@ -68,6 +68,15 @@ def stage_run(stage: str, params: dict, *, run_id: str | None = None, tags: dict
         yield run
 
 
+def dataset_of_run(data_run_id: str, tfds_dir: str = ""):
+    """The dataset (``inputs.DatasetSpec``) a data run prepared, read from ``tfds_dir`` when
+    given (this machine's TFDS dir), else from the dir the data run recorded."""
+    from pipeline import inputs
+
+    run = get_run(data_run_id, "data")
+    return inputs.describe(run.data.params["dataset.name"], tfds_dir or run.data.params["dataset.tfds_dir"])
+
+
 def log_dataset(spec, split: str, context: str, examples: int = 0) -> None:
     """Record on the active run which data it read (``mlflow.log_input``; the MLflow UI lists it
     under the run's datasets): the TFDS name, version and split (sliced to ``examples`` when
@@ -86,7 +95,8 @@ def log_dataset(spec, split: str, context: str, examples: int = 0) -> None:
     with warnings.catch_warnings():  # MLflow registers the file: scheme's source twice and says so
         warnings.filterwarnings("ignore", "The specified dataset source can be interpreted in multiple ways")
         source = resolve_dataset_source(folder.resolve().as_uri())
-    dataset = MetaDataset(source, name=f"{spec.name}:{spec.version}", digest=digest[:16])
+    # MetaDataset's profile is optional at run time (MLflow's own examples make it like this)
+    dataset = MetaDataset(source, name=f"{spec.name}:{spec.version}", digest=digest[:16])  # type: ignore[abstract]
     tags = {
         "tfds.name": spec.name,
         "tfds.version": spec.version,
@@ -138,7 +148,7 @@ def _experiment_id() -> str:
         return env
     from mlflow.tracking.fluent import _get_experiment_id
 
-    return _get_experiment_id()
+    return _get_experiment_id() or ""
 
 
 def get_run(run_id: str, stage: str):

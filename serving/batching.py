@@ -49,6 +49,13 @@ class MicroBatcher:
         self._carry: _Job | None = None
         self.inflight = 0  # submitted, not yet answered (queued, in the batch being built, or running)
 
+    @property
+    def jobs(self) -> asyncio.Queue[_Job]:
+        """The queue of submitted jobs (made by ``start``, on the serving event loop)."""
+        if self.queue is None:
+            raise RuntimeError("the batcher is not started; await start() first")
+        return self.queue
+
     async def start(self) -> None:
         self.queue = asyncio.Queue()
         self.task = asyncio.create_task(self._loop())
@@ -65,20 +72,20 @@ class MicroBatcher:
         future = asyncio.get_running_loop().create_future()
         self.inflight += 1
         try:
-            await self.queue.put(_Job(feed, future))
+            await self.jobs.put(_Job(feed, future))
             return await future
         finally:
             self.inflight -= 1
 
     async def _next_batch(self) -> list[_Job]:
         loop = asyncio.get_running_loop()
-        first = self._carry or await self.queue.get()
+        first = self._carry or await self.jobs.get()
         self._carry = None
         batch, total = [first], first.size
         deadline = loop.time() + self.max_latency
         while total < self.max_batch_size:
             try:
-                job = self.queue.get_nowait()
+                job = self.jobs.get_nowait()
             except asyncio.QueueEmpty:
                 remaining = deadline - loop.time()
                 # Wait for company only while other requests are in flight (their clients are
@@ -86,7 +93,7 @@ class MicroBatcher:
                 if remaining <= 0 or self.inflight <= len(batch):
                     break
                 try:
-                    job = await asyncio.wait_for(self.queue.get(), remaining)
+                    job = await asyncio.wait_for(self.jobs.get(), remaining)
                 except TimeoutError:
                     break
             if total + job.size > self.max_batch_size:

@@ -81,7 +81,7 @@ def generator_inputs(card: dict) -> list[dict]:
 
 
 def default_value(spec: dict, n: int, seed: int, stream: int | None) -> np.ndarray:
-    """An input's default for n images, as latentforge fills it (models/signature.py): the
+    """An input's default for n images, as latentforge fills it (contract/signature.py): the
     primary latent (stream None) from default_rng(seed), the others from default_rng([seed, position + 1])."""
     shape, default = (n, *spec["shape"][1:]), spec.get("default") or {"kind": "normal"}
     rng = np.random.default_rng(seed if stream is None else [seed, stream + 1])

@@ -52,70 +52,82 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = time.perf_counter()
-        path = scope["path"]
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
-        status = [0]
-        # May the client still be sending a body nobody has read? Before the first read: if it
-        # declared one, unless it waits for a "100 Continue" (an answer instead tells it not to
-        # send) or declared more than a drain would read.
-        unread = [
-            (length not in (None, b"0") or b"transfer-encoding" in headers)
-            and b"100-continue" not in headers.get(b"expect", b"").lower()
-            and not (length is not None and length.isdigit() and int(length) > DRAIN_BYTES)
-        ]
-
-        async def respond(message):
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            elif message["type"] == "http.response.body" and not message.get("more_body", False) and unread[0]:
-                await send({**message, "more_body": True})  # all of the answer now, the end after the drain
-                await _drain(receive)
-                unread[0] = False
-                message = {"type": "http.response.body", "body": b""}
-            await send(message)
-
-        async def send_json(code: int, message: str):
-            body = json.dumps({"error": message}).encode()
-            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-            await respond({"type": "http.response.start", "status": code, "headers": headers})
-            await respond({"type": "http.response.body", "body": body})
-
+        path, exchange = scope["path"], _Exchange(scope, receive, send)
+        length = exchange.length
         if (
             self.token
             and path not in OPEN_PATHS
-            and not hmac.compare_digest(headers.get(b"authorization", b""), self.expected)
+            and not hmac.compare_digest(exchange.headers.get(b"authorization", b""), self.expected)
         ):
-            await send_json(401, "missing or wrong bearer token; send 'Authorization: Bearer <token>'")
+            await exchange.send_json(401, "missing or wrong bearer token; send 'Authorization: Bearer <token>'")
         elif length is not None and (not length.isdigit() or int(length) > self.max_body):
-            await send_json(413, f"request body over {self.max_body} bytes; send a smaller one")
+            await exchange.send_json(413, f"request body over {self.max_body} bytes; send a smaller one")
         else:
-            received = [0]
-            over = [False]  # the body passed max_body: whatever the app answers, the answer is 413
+            await self._forward(scope, exchange)
+        self.metrics.observe(path if path in KNOWN_PATHS else "other", exchange.status, time.perf_counter() - started)
 
-            async def counted_receive():
-                message = await receive()
-                unread[0] = message.get("more_body", False)
-                received[0] += len(message.get("body", b""))
-                if received[0] > self.max_body:
-                    over[0] = True
-                    raise _BodyTooLarge
-                return message
+    async def _forward(self, scope, exchange: _Exchange) -> None:
+        """Run the app with the body counted as it streams in: past ``max_body`` the answer is a
+        413 whatever the app says; an exception is a JSON 500."""
+        received, over = 0, False  # over: the body passed max_body
 
-            async def app_send(message):
-                if not (over[0] and not status[0]):  # FastAPI answers a body it failed to read with a 400
-                    await respond(message)
+        async def counted_receive():
+            nonlocal received, over
+            message = await exchange.receive()
+            exchange.unread = message.get("more_body", False)
+            received += len(message.get("body", b""))
+            if received > self.max_body:
+                over = True
+                raise _BodyTooLarge
+            return message
 
-            try:
-                await self.app(scope, counted_receive, app_send)
-            except _BodyTooLarge:
-                pass
-            except Exception as exc:  # never a traceback to the client
-                if not status[0] and not over[0]:
-                    await send_json(500, f"internal error: {type(exc).__name__}; the server keeps serving")
-            if over[0] and not status[0]:
-                await send_json(413, f"request body over {self.max_body} bytes; send a smaller one")
-        self.metrics.observe(path if path in KNOWN_PATHS else "other", status[0], time.perf_counter() - started)
+        async def app_send(message):
+            if not (over and not exchange.status):  # FastAPI answers a body it failed to read with a 400
+                await exchange.respond(message)
+
+        try:
+            await self.app(scope, counted_receive, app_send)
+        except _BodyTooLarge:
+            pass
+        except Exception as exc:  # never a traceback to the client
+            if not exchange.status and not over:
+                await exchange.send_json(500, f"internal error: {type(exc).__name__}; the server keeps serving")
+        if over and not exchange.status:
+            await exchange.send_json(413, f"request body over {self.max_body} bytes; send a smaller one")
+
+
+class _Exchange:
+    """One HTTP request as the guard sees it: its headers, the status answered so far, whether
+    the client may still be sending a body nobody has read, and the one way to answer."""
+
+    def __init__(self, scope, receive, send):
+        self.receive, self.send = receive, send
+        self.headers = dict(scope.get("headers") or [])
+        self.length = self.headers.get(b"content-length")
+        self.status = 0
+        # Before the first read: unread if it declared a body, unless it waits for a "100
+        # Continue" (an answer instead tells it not to send) or declared more than a drain reads.
+        self.unread = (
+            (self.length not in (None, b"0") or b"transfer-encoding" in self.headers)
+            and b"100-continue" not in self.headers.get(b"expect", b"").lower()
+            and not (self.length is not None and self.length.isdigit() and int(self.length) > DRAIN_BYTES)
+        )
+
+    async def respond(self, message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        elif message["type"] == "http.response.body" and not message.get("more_body", False) and self.unread:
+            await self.send({**message, "more_body": True})  # all of the answer now, the end after the drain
+            await _drain(self.receive)
+            self.unread = False
+            message = {"type": "http.response.body", "body": b""}
+        await self.send(message)
+
+    async def send_json(self, code: int, message: str) -> None:
+        body = json.dumps({"error": message}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await self.respond({"type": "http.response.start", "status": code, "headers": headers})
+        await self.respond({"type": "http.response.body", "body": body})
 
 
 async def _drain(receive) -> None:

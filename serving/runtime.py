@@ -14,14 +14,15 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from export import card as model_card
-from models import signature
-from models.signature import Signature
-from serving import images
-from serving.files import first_line, sha256_file, tracking_server_problem, use_tracking_store
+from contract import card as model_card
+from contract import images, signature
+from contract.files import first_line, sha256_file
+from contract.signature import Signature
+from serving.store import tracking_server_problem, use_tracking_store
 
 CARD_FIELDS = ("model", "value_range", "files", "graphs")
 
@@ -39,10 +40,10 @@ class GeneratorRuntime:
     class in turn, constants...), so callers name roles (a seed, a label, extra values), not
     tensors."""
 
-    session: object
+    session: Any  # onnxruntime.InferenceSession
     card: dict
     source: str
-    encoder: object = None  # onnxruntime session over the encoder (VAE, AE) when loaded
+    encoder: Any = None  # onnxruntime session over the encoder (VAE, AE) when loaded
     onnx_path: Path | None = None  # the generator's file (other graphs of the export lie beside it)
 
     def __post_init__(self):
@@ -62,7 +63,7 @@ class GeneratorRuntime:
         """
         onnx_path, card = _resolve(uri)
         try:
-            card = model_card.upgrade(card)
+            card = model_card.checked(card)
         except ValueError as error:
             raise ModelLoadError(f"'{uri}': {error}") from None
         missing = [f for f in CARD_FIELDS if f not in card]
@@ -93,6 +94,8 @@ class GeneratorRuntime:
             raise ValueError(
                 f"{self.card['model']} exports no {stem} graph; its graphs: {', '.join(self.card['graphs'])}"
             )
+        if self.onnx_path is None:
+            raise ValueError(f"{self.source}: no generator file to find the {stem} graph beside")
         path = _beside_or_from_export(self.source, self.onnx_path, self.card, entry["file"])
         return _verified_session(self.source, path, self.card, entry["file"], threads), Signature.from_dict(entry)
 
@@ -132,7 +135,7 @@ class GeneratorRuntime:
             return self.balanced_labels(n)
         return np.full(n, self.label_index(label), np.int32)
 
-    def balanced_labels(self, n: int) -> np.ndarray:
+    def balanced_labels(self, n: int) -> np.ndarray | None:
         """0, 1, ..., C-1, 0, 1, ...: n labels covering every class evenly."""
         return signature.default_value(self.label_input, n) if self.conditional else None  # "classes": no seed
 
@@ -158,97 +161,6 @@ class GeneratorRuntime:
                 raise ValueError(f"unknown input '{name}'; this model's inputs: {', '.join(specs)}")
             feed[name] = signature.coerce(specs[name], value, n)
         return feed
-
-    # ---- style controls (families whose card has ``styles``: StyleGAN) ---------------------------
-    @property
-    def styles(self) -> dict | None:
-        """The card's style layout (num_ws, groups, noise layout, w_avg), or None."""
-        return self.card.get("styles")
-
-    def control_values(self, psi: float | None = None, noise: str | None = None, inputs: dict | None = None) -> dict:
-        """``values`` for ``feed`` from the style controls: ``psi`` (truncation towards w_avg; 1 =
-        none) and ``noise`` ("random": the card's default draw; "zero": deterministic images),
-        merged with the named ``inputs``, which may not set an input a control sets.
-
-        Raises:
-            ValueError: a control the model does not have, or a value out of range (the message
-                starts with the control's name).
-        """
-        values, set_by = {}, {}  # input name -> its value; input name -> the control that set it
-        model = self.card["model"]
-        if psi is not None:
-            spec = self.signature.input("truncation")
-            if spec is None or not self.styles:
-                raise ValueError(
-                    f"psi: {model} has no styles to truncate towards an average w; "
-                    "use truncation, which redraws latent entries instead"
-                )
-            if not 0.0 <= float(psi) <= 1.0:
-                raise ValueError(f"psi must be between 0 and 1 (1 = no truncation), got {psi}")
-            values[spec.name], set_by[spec.name] = float(psi), "psi"
-        if noise is not None:
-            if noise not in ("random", "zero"):
-                raise ValueError(f"noise must be 'random' or 'zero', got {noise!r}")
-            spec = self.signature.input("noise")
-            if spec is None:
-                if noise == "zero":
-                    raise ValueError(f"noise: {model} has no noise inputs; drop noise")
-            elif noise == "zero":
-                values[spec.name], set_by[spec.name] = 0.0, "noise"
-        for name in sorted(set(set_by) & set(inputs or {})):
-            raise ValueError(f"{set_by[name]}: the input {name!r} is also given by name (inputs, --input); set it once")
-        return {**values, **(inputs or {})}
-
-    def style_layers(self, layers) -> list[int]:
-        """Style indices from "coarse" | "middle" | "fine" or a list of indices; ValueError
-        (starting "layers:") for an unknown group, an index out of range, or no styles."""
-        if not self.styles:
-            raise ValueError(f"layers: {self.card['model']} has no styles to mix; use a stylegan model")
-        count, groups = int(self.styles["num_ws"]), self.styles["groups"]
-        if isinstance(layers, str):
-            if layers not in groups:
-                order = ("coarse", "middle", "fine")
-                named = sorted(groups, key=lambda g: order.index(g) if g in order else len(order))
-                raise ValueError(f"layers: unknown group '{layers}'; valid: {', '.join(named)} or a list of indices")
-            return list(groups[layers])
-        indices = list(layers)
-        if not indices:
-            raise ValueError(f"layers: give at least one style index (0-{count - 1}) or a group name")
-        for index in indices:
-            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < count:
-                raise ValueError(
-                    f"layers: index {index!r} is out of range; this model has {count} styles (0-{count - 1})"
-                )
-        return sorted(set(int(i) for i in indices))
-
-    def style_mix_feed(self, rows, cols, layers, psi: float = 1.0, noise: str = "random") -> dict:
-        """The StyleGAN paper's style-mixing grid as one feed of (len(rows) + 1) x (len(cols) + 1)
-        images, row by row: a blank corner, the column sources along the top, the row sources
-        down the left, and in each cell the row's styles with ``layers`` taken from the column's.
-        Every image shares one noise draw (seeded by the first row's seed), or zero noise."""
-        mixed = self.style_layers(layers)
-        values = self.control_values(psi, None)
-        count, size = int(self.styles["num_ws"]), int(self.styles["noise_size"])
-        latent = {seed: images.latents(seed, 1, self.latent_dim)[0] for seed in (*rows, *cols)}
-        first, second, masks = [], [], []
-        mask = np.zeros(count, np.float32)
-        mask[mixed] = 1.0
-        for r in (None, *rows):
-            for c in (None, *cols):
-                source = r if r is not None else (c if c is not None else rows[0])
-                first.append(latent[source])
-                second.append(latent[c] if (r is not None and c is not None) else latent[source])
-                masks.append(mask if (r is not None and c is not None) else np.zeros(count, np.float32))
-        n = len(first)
-        noise_values = np.zeros(size, np.float32)
-        if noise == "random":
-            noise_values = np.random.default_rng(rows[0]).standard_normal(size).astype(np.float32)
-        elif noise != "zero":
-            raise ValueError(f"noise must be 'random' or 'zero', got {noise!r}")
-        names = {spec.role: spec.name for spec in reversed(self.signature.inputs)}  # the first of each role
-        second_latent = [spec.name for spec in self.signature.inputs if spec.role == "latent"][1]
-        values.update({second_latent: np.stack(second), names["mixing"]: np.stack(masks), names["noise"]: noise_values})
-        return self.feed(np.stack(first), None, values, rows[0], n)
 
     def generate(self, n: int, seed: int, label: str | int | None = None, values: dict | None = None) -> np.ndarray:
         """(n, h, w, c) float32 images in the card's value range, from the latents of ``seed``.
@@ -298,6 +210,7 @@ def _verified_session(uri: str, path: Path, card: dict, name: str, threads: int,
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only (0 verbose ... 4 fatal)
     if threads:
         options.intra_op_num_threads = threads
     if not spinning:

@@ -39,7 +39,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving import images
+from contract import images
+from serving import styles
 from serving.batching import MicroBatcher
 from serving.metrics import Metrics
 from serving.middleware import Guard
@@ -80,9 +81,9 @@ class ModelHolder:
             fresh = await asyncio.get_running_loop().run_in_executor(None, self.load)
             old = self.runtime
             changed = old is None or fresh.card.get("files") != old.card.get("files")
-            if changed:
-                self.runtime = fresh
-            return changed, self.runtime
+            if changed or old is None:
+                self.runtime = old = fresh
+            return bool(changed), old
 
 
 def create_app(settings: ServeSettings) -> FastAPI:
@@ -102,8 +103,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
     _add_error_handlers(app)
     app.add_middleware(Guard, token=token, max_body=settings.max_body_bytes, metrics=metrics)
     _add_image_routes(app, settings, holder, batcher)
+    _add_style_mix_route(app, settings, holder, batcher)
+    _add_reconstruct_route(app, holder, batcher)
     _add_model_routes(app, holder, metrics)
-    app.openapi = _openapi_with_inputs(app, holder)
+    app.openapi = _openapi_with_inputs(app, holder)  # type: ignore[method-assign]  # FastAPI's documented hook
     return app
 
 
@@ -157,7 +160,8 @@ def _lifespan(settings: ServeSettings, holder: ModelHolder, batcher: MicroBatche
         holder.runtime = await asyncio.get_running_loop().run_in_executor(None, holder.load)
         # Everything imported so far (MLflow, pydantic, FastAPI: millions of objects) goes to the
         # permanent generation: full collections then scan only what requests allocate, instead
-        # of pausing every in-flight request for ~200 ms (measured) now and then.
+        # of pausing every in-flight request now and then (the serving benchmark's tail latency:
+        # docs/results.md#http-serving).
         gc.collect()
         gc.freeze()
         await batcher.start()
@@ -191,7 +195,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def _add_image_routes(app: FastAPI, settings: ServeSettings, holder: ModelHolder, batcher: MicroBatcher) -> None:
-    """POST /v1/generate, /v1/interpolate and /v1/reconstruct: images through the batcher."""
+    """POST /v1/generate and /v1/interpolate: images through the batcher."""
 
     @app.post("/v1/generate", summary="Generate n images from a seed")
     async def generate(body: GenerateRequest):
@@ -203,28 +207,11 @@ def _add_image_routes(app: FastAPI, settings: ServeSettings, holder: ModelHolder
         if body.truncation is not None:
             z = images.truncate(z, body.truncation, seed)
         try:
-            values = rt.control_values(body.psi, body.noise, body.inputs)
+            values = styles.controls(rt, body.psi, body.noise, body.inputs)
         except ValueError as exc:
             raise BadRequest(str(exc), 422) from None
         out = await batcher.submit(_feed(rt, z, body.label, values, seed))
         return _respond(rt, out, body.format, seed)
-
-    @app.post("/v1/style-mix", summary="Style-mixing grid: row sources with some styles from column sources")
-    async def style_mix(body: StyleMixRequest):
-        rt = holder.current()
-        count = (len(body.rows) + 1) * (len(body.cols) + 1)
-        if count > settings.max_images:
-            raise BadRequest(f"the grid has {count} images, over this server's limit of {settings.max_images}", 422)
-        for field, seeds in (("rows", body.rows), ("cols", body.cols)):
-            if any(not 0 <= s < 2**32 for s in seeds):
-                raise BadRequest(f"{field}: seeds must be between 0 and 2**32 - 1", 422)
-        try:
-            feed = rt.style_mix_feed(body.rows, body.cols, body.layers, body.psi, body.noise)
-        except ValueError as exc:
-            raise BadRequest(str(exc), 422) from None
-        out = np.array(await batcher.submit(feed))
-        out[0] = images.blank(rt.card["value_range"])  # the corner of the grid
-        return _respond(rt, out, body.format, None, columns=len(body.cols) + 1)
 
     @app.post("/v1/interpolate", summary="Images along a latent path between two seeds")
     async def interpolate(body: InterpolateRequest):
@@ -236,6 +223,31 @@ def _add_image_routes(app: FastAPI, settings: ServeSettings, holder: ModelHolder
         z = images.interpolate(a, b, body.steps, body.method)
         out = await batcher.submit(_feed(rt, z, body.label, None, body.seed_a))
         return _respond(rt, out, body.format, None, columns=body.steps)
+
+
+def _add_style_mix_route(app: FastAPI, settings: ServeSettings, holder: ModelHolder, batcher: MicroBatcher) -> None:
+    """POST /v1/style-mix: the paper's style-mixing grid (``serving/styles.py``), through the batcher."""
+
+    @app.post("/v1/style-mix", summary="Style-mixing grid: row sources with some styles from column sources")
+    async def style_mix(body: StyleMixRequest):
+        rt = holder.current()
+        count = (len(body.rows) + 1) * (len(body.cols) + 1)
+        if count > settings.max_images:
+            raise BadRequest(f"the grid has {count} images, over this server's limit of {settings.max_images}", 422)
+        for field, seeds in (("rows", body.rows), ("cols", body.cols)):
+            if any(not 0 <= s < 2**32 for s in seeds):
+                raise BadRequest(f"{field}: seeds must be between 0 and 2**32 - 1", 422)
+        try:
+            feed = styles.mix_feed(rt, body.rows, body.cols, body.layers, body.psi, body.noise)
+        except ValueError as exc:
+            raise BadRequest(str(exc), 422) from None
+        out = np.array(await batcher.submit(feed))
+        out[0] = images.blank(rt.card["value_range"])  # the corner of the grid
+        return _respond(rt, out, body.format, None, columns=len(body.cols) + 1)
+
+
+def _add_reconstruct_route(app: FastAPI, holder: ModelHolder, batcher: MicroBatcher) -> None:
+    """POST /v1/reconstruct: an uploaded image through the encoder and the generator (VAE, AE)."""
 
     @app.post(
         "/v1/reconstruct",

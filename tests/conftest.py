@@ -47,13 +47,19 @@ CHATTER = (
     r"pre-processing before quantization",
     r"tf2onnx",
     r"UserWarning",  # a library's Python warning, e.g. MLflow's about a dataset source
-    r"remapper failed",  # TensorFlow's graph optimizer on a GAN's training step (quiet.training_console)
+    r"remapper failed",  # TensorFlow's graph optimizer on a GAN's training step (bin/quiet-stderr)
 )
 
 
 def chatter(output: str) -> list[str]:
     """The lines of ``output`` that match CHATTER."""
     return [line for line in output.splitlines() if any(re.search(p, line) for p in CHATTER)]
+
+
+def through_bin_run_filter(argv: list[str]) -> list[str]:
+    """``argv`` run with its stderr through bin/quiet-stderr, as bin/run runs ``mlflow run``."""
+    script = '"$@" 2> >("$QUIET" >&2); status=$?; wait $! 2>/dev/null; exit $status'
+    return ["bash", "-c", script.replace("$QUIET", str(ROOT / "bin" / "quiet-stderr")), "run", *argv]
 
 
 def quiet_environment(**extra: str) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""A clean console: a stage prints its own lines, not the libraries' chatter (pipeline/quiet.py),
+"""A clean console: a stage prints its own lines, not the libraries' chatter (pipeline/quiet.py's
+settings, and bin/quiet-stderr for the TensorFlow lines no setting reaches, as bin/run uses it),
 and what may matter still comes through."""
 
 from __future__ import annotations
@@ -8,8 +9,7 @@ import sys
 
 import pytest
 
-from pipeline import quiet
-from tests.conftest import ROOT, chatter, quiet_environment
+from tests.conftest import ROOT, chatter, quiet_environment, through_bin_run_filter
 
 # Lines TensorFlow 2.21 wrote to stderr on import on a CPU-only machine, and a real error.
 NO_DRIVER = "I0000 00:00:1795968392.269938    9525 cudart_stub.cc:31] Could not find cuda drivers on your machine.\n"
@@ -19,13 +19,24 @@ REAL_ERROR = "E0000 00:00:1795968399.700000    9525 op_kernel.cc:1830] OP_REQUIR
 WARNING = "W0000 00:00:1795968399.800000    9525 cpu_allocator.cc:110] Allocation exceeds 10% of memory\n"
 
 
-def test_tensorflow_load_lines_below_the_level_go_and_errors_stay(monkeypatch):
-    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
-    kept = quiet._tensorflow_chatter([PREAMBLE, NO_DRIVER, PREAMBLE, CUINIT, WARNING, REAL_ERROR, "plain text\n"])
-    assert kept == [REAL_ERROR, "plain text\n"]
-    # A driver was found, so its cuInit failure is news: it stays; so do warnings at level 1.
-    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
-    assert quiet._tensorflow_chatter([PREAMBLE, CUINIT, WARNING]) == [CUINIT, WARNING]
+QUIET_STDERR = ROOT / "bin" / "quiet-stderr"
+
+
+def filtered(text: str, **environment: str) -> str:
+    """What bin/quiet-stderr lets through of ``text``."""
+    env = {**quiet_environment(), **environment}
+    done = subprocess.run([str(QUIET_STDERR)], input=text, capture_output=True, text=True, env=env, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_tensorflow_load_lines_below_the_level_go_and_errors_stay():
+    # no NVIDIA driver here, so that cuInit fails is expected: dropped; a real error stays
+    text = "".join([PREAMBLE, NO_DRIVER, PREAMBLE, CUINIT, WARNING, REAL_ERROR, "plain text\n"])
+    assert filtered(text, TF_CPP_MIN_LOG_LEVEL="2") == REAL_ERROR + "plain text\n"
+    # at level 1 TensorFlow shows warnings, and so does the filter
+    assert filtered(PREAMBLE + WARNING + NO_DRIVER, TF_CPP_MIN_LOG_LEVEL="1") == WARNING
+    assert filtered(PREAMBLE + WARNING, LATENTFORGE_VERBOSE="1") == PREAMBLE + WARNING
 
 
 LOG = """
@@ -53,11 +64,11 @@ def test_onnxruntime_quantization_hints_go_other_warnings_stay(verbose):
 
 @pytest.mark.slow  # a subprocess that imports TensorFlow and prepares Fashion-MNIST (about a minute)
 def test_first_data_stage_prints_only_its_own_lines(tmp_path):
-    """A newcomer's first stage: a new MLflow store, Fashion-MNIST prepared from the IDX files,
-    TensorFlow imported; the console shows the stage's two lines and nothing else."""
+    """A newcomer's first stage, as bin/run runs it: a new MLflow store, Fashion-MNIST prepared
+    from the IDX files, TensorFlow imported; the console shows the stage's two lines and nothing else."""
     env = quiet_environment(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "data", "--tfds-dir", str(tmp_path / "tfds")],
+        through_bin_run_filter([sys.executable, "-m", "pipeline.cli", "data", "--tfds-dir", str(tmp_path / "tfds")]),
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -79,63 +90,41 @@ REMAPPER = (
     "LeakyRelu/LeakyReluGrad' exist for missing node 'StatefulPartitionedCall/discriminator_5/from_image_1/add'.\n"
 )
 OTHER_REMAPPER = REMAPPER.replace("LeakyRelu/LeakyReluGrad", "Relu/ReluGrad")
-TRAINING = f"""
-import os, sys, time
-from pipeline import quiet
-quiet.setup("--verbose" in sys.argv)
-os.write(2, b"before\\n")
-with quiet.training_console():
-    os.write(2, {REMAPPER.encode()!r})  # as a C++ library writes: to the file descriptor
-    os.write(2, {REAL_ERROR.encode()!r}[:30])  # a line in two writes
-    os.write(2, {REAL_ERROR.encode()!r}[30:] + {OTHER_REMAPPER.encode()!r})
-    print("python's stderr", file=sys.stderr)
-    os.write(2, b"unfinished")
-    time.sleep(0.5)  # forwarded without its newline, before what comes next
-    print("stdout", flush=True)
-    if "--fail" in sys.argv:
-        raise RuntimeError("the step failed")
-    if "--abort" in sys.argv:
-        os.write(2, b"F0000 00:00:1.0 1 check.cc:1] Check failed: the last words\\n")
-        os.abort()
-if "--fail" not in sys.argv:
-    os.write(2, {REMAPPER.encode()!r})  # outside training: kept
+
+
+def test_the_filter_drops_only_the_leaky_relu_remapper_line():
+    text = "before\n" + REMAPPER + REAL_ERROR + OTHER_REMAPPER + "after\n"
+    assert filtered(text) == "before\n" + REAL_ERROR + OTHER_REMAPPER + "after\n"
+    assert filtered(text, LATENTFORGE_VERBOSE="1") == text
+
+
+CRASH = f"""
+import os, sys
+os.write(2, {REMAPPER.encode()!r})
+os.write(2, b"F0000 00:00:1.0 1 check.cc:1] Check failed: the last words\\n")
+sys.stdout.write("stdout\\n"); sys.stdout.flush()
+os.abort()
 """
 
 
-def run_training(*flags: str, **streams) -> subprocess.CompletedProcess:
-    """Run TRAINING with ``flags``; stdout and stderr captured apart unless ``streams`` says otherwise."""
-    streams = streams or {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
-    args = [sys.executable, "-c", TRAINING, *flags]
-    return subprocess.run(args, cwd=ROOT, env=quiet_environment(), text=True, timeout=60, **streams)
-
-
-@pytest.mark.parametrize("verbose", [False, True])
-def test_training_console_drops_only_the_leaky_relu_remapper_line(verbose):
-    result = run_training(*(["--verbose"] if verbose else []))
-    assert result.returncode == 0, result.stderr
-    during = [] if not verbose else [REMAPPER]
-    assert result.stderr == "".join(
-        ["before\n", *during, REAL_ERROR, OTHER_REMAPPER, "python's stderr\n", "unfinished", REMAPPER]
+def test_a_crash_keeps_its_last_words_and_its_status():
+    """The filter is a process of the shell, not of the trainer: what a crashing process wrote
+    last comes out, and the command's own exit status is the one returned."""
+    result = subprocess.run(
+        through_bin_run_filter([sys.executable, "-c", CRASH]),
+        env=quiet_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
+    assert result.returncode == 134  # SIGABRT, as the shell reports it
+    assert "Check failed: the last words\n" in result.stderr and "LeakyReluGrad" not in result.stderr
+    assert result.stdout == "stdout\n"
 
 
-def test_training_console_forwards_an_unfinished_line_without_waiting_for_its_end():
-    result = run_training(stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert result.returncode == 0, result.stdout
-    assert result.stdout.index("unfinished") < result.stdout.index("stdout")
-
-
-def test_training_console_keeps_what_a_crashing_process_wrote_last():
-    """The filter is a process of its own: a fatal error's line survives the abort that follows it."""
-    result = run_training("--abort")
-    assert result.returncode < 0  # SIGABRT
-    assert result.stderr.endswith("Check failed: the last words\n"), result.stderr
-    assert REAL_ERROR in result.stderr and "LeakyReluGrad" not in result.stderr
-
-
-def test_training_console_keeps_a_failure_and_its_traceback():
-    result = run_training("--fail")
-    assert result.returncode == 1
-    assert REAL_ERROR in result.stderr
-    assert result.stderr.rstrip().endswith("RuntimeError: the step failed"), result.stderr
-    assert "LeakyReluGrad" not in result.stderr  # the only one was written while training
+def test_bin_run_filters_its_stderr_and_quiet_has_no_filter_process():
+    run = (ROOT / "bin" / "run").read_text()
+    assert "2> >(bin/quiet-stderr >&2)" in run
+    source = (ROOT / "pipeline" / "quiet.py").read_text()
+    assert len(source.splitlines()) <= 100
+    assert "subprocess" not in source and "meta_path" not in source  # settings only

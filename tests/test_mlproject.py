@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, TINY, chatter, quiet_environment, team_tracking_server
+from tests.conftest import ROOT, TINY, chatter, quiet_environment, team_tracking_server, through_bin_run_filter
 
 pytestmark = pytest.mark.slow  # end to end: `mlflow run` and every stage, servers in subprocesses
 
@@ -38,19 +38,10 @@ def pipeline_store(request, tmp_path_factory, tfds_dir):
     # The preset, overridden field by field by the tiny settings.
     given = {"preset": "dcgan-fashion", **TINY, "tfds_dir": tfds_dir}
     params = [arg for key, value in given.items() for arg in ("-P", f"{key}={value}")]
+    # as bin/run runs it: its stderr through bin/quiet-stderr
+    command = [sys.executable, "-m", "mlflow", "run", str(ROOT), "--env-manager", "local", "--experiment-name", "e2e"]
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "run",
-            str(ROOT),
-            "--env-manager",
-            "local",
-            "--experiment-name",
-            "e2e",
-            *params,
-        ],
+        through_bin_run_filter([*command, *params]),
         cwd=work,
         env=env,
         capture_output=True,
@@ -224,7 +215,7 @@ def test_mlflow_models_serve_answers_invocations_like_the_runtime(pipeline_store
     import numpy as np
     import requests
 
-    from serving import images
+    from contract import images
     from serving.runtime import GeneratorRuntime
     from tests.serving.conftest import free_port
 

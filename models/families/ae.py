@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from models import signature
-from models.registry import Export, Family, ModelSpec, register
+from contract import signature
+from models.registry import Evaluation, EvaluationContext, Family, ModelSpec, register
 
 
 @register
 class AutoEncoder(Family):
     name = "ae"
     order = 5
-    summary = "convolutional autoencoder (deterministic)"
+    summary = "convolutional autoencoder, reconstruction loss only; a poor sampler (docs/usage.md says why)"
+    description = "convolutional autoencoder, deterministic, reconstruction loss only"
     value_range = "unit"
     primary_metric = "fid"
     validates = True
@@ -33,13 +34,16 @@ class AutoEncoder(Family):
         model.compile(optimizer=keras.optimizers.Adam(learning_rate))
         return model
 
-    def exports(self, model, spec: ModelSpec) -> list[Export]:
-        return [
-            Export("generator", model.generator, signature.generator(spec.latent_dim, spec.image_shape)),
-            Export("encoder", model.encoder, signature.encoder(spec.image_shape, spec.latent_dim, ("z",))),
-        ]
+    def signatures(self, spec: ModelSpec) -> dict:
+        return {
+            "generator": signature.generator(spec.latent_dim, spec.image_shape),
+            "encoder": signature.encoder(spec.image_shape, spec.latent_dim, ("z",)),
+        }
 
-    def evaluation_extras(self, load_model, load_test_images, config) -> dict:
+    def export_networks(self, model) -> dict:
+        return {"generator": model.generator, "encoder": model.encoder}
+
+    def evaluate(self, context: EvaluationContext) -> Evaluation:
         """Test reconstruction loss, nats per image on grey levels."""
-        scores = load_model().evaluate(load_test_images(), batch_size=500, verbose=0, return_dict=True)
-        return {"test_reconstruction_loss": float(scores["loss"])}
+        scores = context.load_model().evaluate(context.load_test_images(), batch_size=500, verbose=0, return_dict=True)
+        return Evaluation({"test_reconstruction_loss": float(scores["loss"])})

@@ -12,7 +12,12 @@ from models.registry import register
 class ConditionalDcgan(Dcgan):
     name = "cdcgan"
     order = 3
-    summary = "conditional DCGAN (label in G and D)"
+    summary = "conditional DCGAN: the class label is an input of G and of D (projection, Miyato & Koyama 2018)"
+    description = (
+        "conditional DCGAN: the class label is a second generator input (embedded, joined to `z`); the "
+        "discriminator sees it as an extra image channel and through a projection term (Miyato & Koyama "
+        "2018)"
+    )
     labels = True
     # the DCGAN's batch 32 was screened on the DCGAN only: the cDCGAN keeps the batch it was measured with
     defaults: ClassVar[dict] = {**Dcgan.defaults, "batch_size": 64}

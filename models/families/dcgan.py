@@ -8,21 +8,48 @@ from typing import ClassVar
 from models.families.gan import GanFamily, GanOptions
 from models.registry import ModelSpec, option, register
 
-LEGACY_KERNEL_SIZE = 4  # model.json files of network_version 1 (before kernel_size) hold 4x4 networks
-
 
 @dataclass(frozen=True)
 class DcganOptions(GanOptions):
     """The GAN options plus the convolutions' kernel size."""
 
-    # 3x3 hidden convolutions: TensorFlow's oneDNN kernels run them about 3x faster on a CPU than
+    # 3x3 hidden convolutions: TensorFlow's oneDNN kernels run them much faster on a CPU than
     # 4x4 or 5x5 ones (docs/results.md#training-speed); the two layers on pixels (G's last, D's
     # first) have one image channel, so 5x5 there costs little and was chosen by FID at equal
     # training time (docs/results.md#choosing-the-default-dcgan-recipe)
-    kernel_size: int = option(3, "DCGAN: kernel size of G's transposed convolutions", choices=(3, 4, 5))
-    d_kernel_size: int = option(3, "DCGAN: kernel size of D's convolutions", choices=(3, 4, 5))
+    kernel_size: int = option(
+        3,
+        "DCGAN: kernel size of G's transposed convolutions",
+        choices=(3, 4, 5),
+        doc=(
+            "DCGAN and cDCGAN: kernel size of the generator's hidden transposed convolution, 3, 4 or 5. 4, "
+            "divisible by the stride, avoids checkerboard artifacts (Odena et al. 2016), but on a CPU "
+            "TensorFlow runs 3x3 transposed convolutions much faster "
+            "([results.md](results.md#training-speed))"
+        ),
+    )
+    d_kernel_size: int = option(
+        3,
+        "DCGAN: kernel size of D's convolutions",
+        choices=(3, 4, 5),
+        doc=(
+            "DCGAN and cDCGAN: kernel size of the discriminator's hidden convolution, 3, 4 or 5. On a CPU "
+            "TensorFlow runs 3x3 convolutions much faster than 4x4 or 5x5 ones of the same shape "
+            "([results.md](results.md#training-speed))"
+        ),
+    )
     image_kernel_size: int = option(
-        5, "DCGAN: kernel size of the layers on pixels (G's last, D's first)", choices=(3, 4, 5, 7)
+        5,
+        "DCGAN: kernel size of the layers on pixels (G's last, D's first)",
+        choices=(3, 4, 5, 7),
+        doc=(
+            "DCGAN and cDCGAN: kernel size of the two layers on pixels (the generator's last transposed "
+            "convolution, the discriminator's first convolution), 3, 4, 5 or 7. They have one image channel, "
+            "so a larger kernel costs little ([results.md](results.md#training-speed): "
+            "`dcgan+image_kernel_size=3`). At equal training time 3 scored worse than 5 and 7 better, but 7 "
+            "slows the step enough to take the default below 1.5× the textbook peer's images/s at batch 64 "
+            "([results.md](results.md#choosing-the-default-dcgan-recipe))"
+        ),
     )
 
 
@@ -30,16 +57,16 @@ class DcganOptions(GanOptions):
 class Dcgan(GanFamily):
     name = "dcgan"
     order = 1
-    summary = "DCGAN (Radford et al. 2015)"
+    summary = "DCGAN (Radford et al. 2015): transposed convolutions + batch norm, strided-conv discriminator"
+    description = "DCGAN (Radford et al. 2015): transposed convolutions + batch norm, strided-conv discriminator"
     options = DcganOptions
-    # 4: as 3, with image_kernel_size on the two layers that touch pixels;
-    # 3: G's last transposed convolution makes the image, D's kernel is d_kernel_size;
-    # 2: one kernel_size for both, G refines at full resolution; 1: as 2, always 4x4
+    # the layout's version (models/registry.py): 4 = G's last transposed convolution makes the image,
+    # D's kernel is d_kernel_size, the two layers on pixels have image_kernel_size
     network_version = 4
     # Chosen by FID at equal training time: batch 32 takes nearly twice the steps of batch 64 in
     # the same seconds on a CPU and scored better at the default run's time, though not at four
-    # times it (docs/results.md#quality-at-equal-training-time); learning rate 1e-3 scored better
-    # than half or twice it (docs/results.md#choosing-the-default-dcgan-recipe).
+    # times it (docs/results.md#quality-at-equal-training-time); at learning rate 2e-3 the default
+    # scored worse than at 1e-3, at 5e-4 the same (docs/results.md#choosing-the-default-dcgan-recipe).
     defaults: ClassVar[dict] = {"latent_dim": 100, "learning_rate": 1e-3, "width": 64, "batch_size": 32}
     # the hinge loss (Lim & Ye 2017; Miyato et al. 2018; D's outputs are scores, not probabilities)
     # scored better than the non-saturating one (same section)
@@ -49,29 +76,21 @@ class Dcgan(GanFamily):
         from models import dcgan
 
         classes = spec.num_classes if self.labels else 0
-        if spec.network_version >= 3:
-            g_kernel, d_kernel, refine = options.kernel_size, options.d_kernel_size, False
-        else:
-            g_kernel = d_kernel = options.kernel_size if spec.network_version == 2 else LEGACY_KERNEL_SIZE
-            refine = True
-        g_image = options.image_kernel_size if spec.network_version >= 4 else g_kernel
-        d_image = options.image_kernel_size if spec.network_version >= 4 else d_kernel
         return (
             dcgan.build_generator(
                 spec.latent_dim,
                 spec.image_shape,
                 width=spec.width,
                 num_classes=classes,
-                kernel_size=g_kernel,
-                refine=refine,
-                image_kernel_size=g_image,
+                kernel_size=options.kernel_size,
+                image_kernel_size=options.image_kernel_size,
             ),
             dcgan.build_discriminator(
                 spec.image_shape,
                 width=spec.width,
                 minibatch_std=options.minibatch_std,
                 num_classes=classes,
-                kernel_size=d_kernel,
-                image_kernel_size=d_image,
+                kernel_size=options.d_kernel_size,
+                image_kernel_size=options.image_kernel_size,
             ),
         )

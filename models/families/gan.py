@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from models import signature
-from models.registry import Export, Family, ModelSpec, Options, option, register
+from contract import signature
+from models.registry import Family, ModelSpec, Options, option, register
 
-LOSSES = ("minimax", "ns", "lsgan", "hinge", "wgan-gp")  # models/losses.py's table, by name
+# models/losses.py's LOSSES, named here so that the options stay TensorFlow-free (a test keeps them equal)
+LOSSES = ("minimax", "ns", "lsgan", "hinge", "wgan-gp")
 SMOOTHABLE = ("minimax", "ns", "lsgan")  # losses with a real target that label smoothing can move
 WGAN_GP_CRITIC_STEPS = 5  # critic updates per generator update (Gulrajani et al. 2017)
 
@@ -21,18 +22,78 @@ class GanOptions(Options):
 
     applies_to: ClassVar[str] = "GAN"
 
-    gan_loss: str = option("ns", "minimax | ns (non-saturating) | lsgan | hinge | wgan-gp", choices=LOSSES)
-    critic_steps: int = option(0, "D updates per G update; 0 = 5 for wgan-gp, else 1", low=0)
-    gp_weight: float = option(10.0, "wgan-gp: gradient penalty weight (lambda)", low=0.0)
-    label_smoothing: float = option(0.0, "one-sided; the real target becomes 1 - s (minimax, ns, lsgan)")
-    replay: int = option(0, "experience replay buffer size (old fakes); 0 = off", low=0)
-    replay_ratio: float = option(0.5, "fraction of D's fake batch drawn from the replay buffer", low=0.0, high=1.0)
-    minibatch_std: bool = option(False, "mini-batch standard deviation layer in D (0/1, true/false)")
-    # off by default: at the default run's training time the EMA scored a worse FID than the raw
+    gan_loss: str = option(
+        "ns",
+        "minimax | ns (non-saturating) | lsgan | hinge | wgan-gp",
+        choices=LOSSES,
+        doc=(
+            "`minimax` (the saturating original), `ns` (non-saturating: fakes labelled 1 in G's phase), "
+            "`lsgan` (least squares), `hinge`, `wgan-gp` (critic, gradient penalty with α ~ U(0, 1) and an ε "
+            "inside the norm's square root); pure functions in `models/losses.py`. The DCGANs default to "
+            "`hinge`: at equal training time it scored a lower FID than `ns` "
+            "([results.md](results.md#choosing-the-default-dcgan-recipe)); with it `d_real` and `d_fake` are "
+            "scores (0 at the equilibrium), not probabilities"
+        ),
+    )
+    critic_steps: int = option(
+        0,
+        "D updates per G update; 0 = 5 for wgan-gp, else 1",
+        low=0,
+        doc="discriminator updates per generator update; 0 = 5 for `wgan-gp`, else 1",
+    )
+    gp_weight: float = option(10.0, "wgan-gp: gradient penalty weight (lambda)", low=0.0, doc="WGAN-GP's λ")
+    label_smoothing: float = option(
+        0.0,
+        "one-sided; the real target becomes 1 - s (minimax, ns, lsgan)",
+        doc="one-sided: the real target becomes 1 − s (for `minimax`, `ns`, `lsgan`)",
+    )
+    replay: int = option(
+        0,
+        "experience replay buffer size (old fakes); 0 = off",
+        low=0,
+        doc="experience replay: a ring buffer of this many old fakes (≥ one batch); 0 = off",
+    )
+    replay_ratio: float = option(
+        0.5,
+        "fraction of D's fake batch drawn from the replay buffer",
+        low=0.0,
+        high=1.0,
+        doc="fraction of each discriminator fake batch drawn from the buffer once it holds enough",
+    )
+    minibatch_std: bool = option(
+        False,
+        "mini-batch standard deviation layer in D, over groups of 4 examples (0/1, true/false)",
+        doc=(
+            "1 = a mini-batch standard deviation layer in the discriminator (Karras et al. 2018) over groups "
+            "of 4 consecutive examples, so a collapsed batch is easy to spot; the groups never straddle the "
+            "real and the fake half, so the discriminator is still called once on both when the batch is a "
+            "multiple of 4 (below)"
+        ),
+    )
+    # off by default: at the default run's training time the EMA scored no better than the raw
     # weights (docs/results.md#choosing-the-default-dcgan-recipe): the generator still improves fast
-    ema: float = option(0.0, "decay of the generator's weight EMA, exported instead of G; 0 = off")
+    ema: float = option(
+        0.0,
+        "decay of the generator's weight EMA, exported instead of G; 0 = off",
+        doc=(
+            "decay of an exponential moving average of the generator's weights (0 = off), warmed up as "
+            "TensorFlow's `ExponentialMovingAverage` does (decay min(ema, (1 + n) / (10 + n)) after n steps);"
+            " when on, the EMA generator is what is exported, evaluated and served. Off by default: in the "
+            "default run's training time the EMA scored no better than the raw weights "
+            "([results.md](results.md#choosing-the-default-dcgan-recipe)); it pays off in long runs"
+        ),
+    )
     d_lr_ratio: float = option(
-        1.0, "TTUR (Heusel et al. 2017): D's learning rate as a multiple of G's; 1 = the same", low=0.0, high=100.0
+        1.0,
+        "TTUR (Heusel et al. 2017): D's learning rate as a multiple of G's; 1 = the same",
+        low=0.0,
+        high=100.0,
+        doc=(
+            "TTUR (Heusel et al. 2017): the discriminator's learning rate as a multiple of the generator's "
+            "(`learning_rate`); with `lr_schedule=cosine` both decay together. For the default DCGAN, D at "
+            "twice G's rate scored worse than the same rate "
+            "([results.md](results.md#choosing-the-default-dcgan-recipe))"
+        ),
     )
 
     def check(self, batch_size: int) -> None:
@@ -79,7 +140,7 @@ class GanFamily(Family):
     primary_metric = "fid"
     defaults: ClassVar[dict] = {"latent_dim": 100, "learning_rate": 2e-4, "width": 64}
 
-    def networks(self, spec: ModelSpec, options: GanOptions):
+    def networks(self, spec: ModelSpec, options: Any):
         """(generator, discriminator), freshly initialized (override)."""
         raise NotImplementedError
 
@@ -114,13 +175,12 @@ class GanFamily(Family):
         )
         return model
 
-    def exports(self, model, spec: ModelSpec) -> list[Export]:
+    def signatures(self, spec: ModelSpec) -> dict:
         classes = spec.num_classes if self.labels else 0
-        return [
-            Export(
-                "generator", model.exported_generator, signature.generator(spec.latent_dim, spec.image_shape, classes)
-            )
-        ]
+        return {"generator": signature.generator(spec.latent_dim, spec.image_shape, classes)}
+
+    def export_networks(self, model) -> dict:
+        return {"generator": model.exported_generator}
 
 
 @register
@@ -128,6 +188,7 @@ class MlpGan(GanFamily):
     name = "gan"
     order = 2
     summary = "fully connected GAN (Goodfellow et al. 2014)"
+    description = "the original fully connected GAN (Goodfellow et al. 2014), same two-phase step"
     defaults: ClassVar[dict] = {"latent_dim": 100, "learning_rate": 2e-4, "width": 0}  # no width
 
     def networks(self, spec: ModelSpec, options: GanOptions):

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from models import signature
-from models.registry import Export, Family, ModelSpec, Options, option, register
+from contract import signature
+from models.registry import Family, ModelSpec, Options, option, register
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,15 @@ class Progan(Family):
     name = "progan"
     order = 7
     summary = "progressive growing of GANs, 7 -> 14 -> 28 with fade-ins (Karras et al. 2018)"
+    description = (
+        "progressive growing of GANs (Karras et al. 2018): 7x7 → 14x14 → 28x28, each new resolution faded"
+        " in (alpha from 0 to 1) then stabilized, phases of `phase_kimg` thousand images (60); pixel "
+        "norm, equalized learning rate, mini-batch std; WGAN-GP (`gp_weight` 10) plus drift 0.001·D(x)²; "
+        "Adam β = (0, 0.99); generator EMA (`ema`, 0.999 for this family). `level` (0, 1, 2), "
+        "`resolution` (7, 14, 28) and `alpha` are logged per epoch and the sample grids show the growth; "
+        "alpha follows the images seen, which checkpoints carry, so a resumed run continues in the same "
+        "phase at the same alpha"
+    )
     options = ProganOptions
     value_range = "tanh"
     primary_metric = "fid"
@@ -59,5 +68,8 @@ class Progan(Family):
         )
         return model
 
-    def exports(self, model, spec: ModelSpec) -> list[Export]:
-        return [Export("generator", model.exported_generator, signature.generator(spec.latent_dim, spec.image_shape))]
+    def signatures(self, spec: ModelSpec) -> dict:
+        return {"generator": signature.generator(spec.latent_dim, spec.image_shape)}
+
+    def export_networks(self, model) -> dict:
+        return {"generator": model.exported_generator}

@@ -1,13 +1,15 @@
-"""StyleGAN (Karras et al. 2019, 2020), StyleGAN2-style and sized for 28x28 on a CPU:
-``models/stylegan.py``'s mapping, synthesis and discriminator networks and training step."""
+"""StyleGAN (Karras et al. 2019, 2020), StyleGAN2-style and sized for 28x28 on a CPU: the
+networks (``models/stylegan_networks.py``), the training step (``models/stylegan.py``) and the
+evaluation (``models/stylegan_eval.py``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
 
-from models import signature
-from models.registry import Export, Family, ModelSpec, Options, option, register
+from contract import signature
+from models import progressive
+from models.registry import Evaluation, EvaluationContext, Family, ModelSpec, Options, option, register
 
 R1_INTERVAL = 16  # lazy R1: every 16th discriminator step (Karras et al. 2020)
 
@@ -30,18 +32,25 @@ class Stylegan(Family):
     name = "stylegan"
     order = 6
     summary = "StyleGAN2-style generator: mapping network, modulated convolutions, noise (Karras et al.)"
+    description = (
+        "StyleGAN2-style (Karras et al. 2019, 2020) at 7 → 14 → 28: mapping network `z → w` "
+        "(learning-rate multiplier 0.01, running `w_avg`), per-layer styles into modulated and "
+        "demodulated 3x3 convolutions (non-fused form), per-layer noise with a learned strength, skip "
+        "to-image outputs summed and put through tanh (unlike StyleGAN: half of Fashion-MNIST's pixels "
+        "sit at the minimum, which an unbounded output reaches only by exact cancellation); residual "
+        "discriminator with mini-batch std; non-saturating loss, lazy R1 (every 16 D steps), style-mixing"
+        " regularization, Adam β = (0, 0.99), generator EMA by half-life (exported). Options: "
+        "`mapping_layers` (2), `r1_gamma` (0.01), `mixing_prob` (0.9), `ema_kimg` (10)"
+    )
     options = StyleganOptions
     value_range = "tanh"
     primary_metric = "fid"
-    # width 16 (channels 64, 32, 16 at 7, 14, 28): on this project's 2 CPU cores, 4x cheaper per
-    # image than 32 and better at equal training time. Measured at equal wall-clock
-    # (bench/equal_time.py, seed 0, FID of 5,000 samples, extractor cnn128-v5), with the tanh
-    # output: width 16 at batch 64 scored 76.1 / 28.0 / 21.6 after 300 / 600 / 900 s, at batch 32
-    # 42.2 / 19.2 / 15.8 (the same images per second, twice the steps), so the stylegan-fashion
-    # preset trains at batch 32. Learning rate: 1e-3 scored 95 against 2e-3's 83 after 400 steps.
-    # Without tanh (network version 1) width 16 stalled near FID 100.
+    # width 16 (channels 64, 32, 16 at 7, 14, 28), learning rate 2e-3 and the tanh output were
+    # chosen in short equal-time runs on this project's CPU that are not kept as a benchmark; the
+    # family at equal training time against the DCGAN and ProGAN, with the stylegan-fashion preset:
+    # docs/results.md#dcgan-progressive-growing-and-stylegan-at-equal-training-time
     defaults: ClassVar[dict] = {"latent_dim": 128, "learning_rate": 2e-3, "width": 16}
-    # 2: the synthesis output through tanh; 1: unbounded, as in StyleGAN
+    # the layout's version (models/registry.py): 2 = the synthesis output through tanh
     network_version = 2
 
     def build_model(self, spec: ModelSpec, options: StyleganOptions, learning_rate):
@@ -54,7 +63,6 @@ class Stylegan(Family):
             spec.image_shape,
             width=spec.width,
             mapping_layers=options.mapping_layers,
-            squash=spec.network_version >= 2,
             r1_gamma=options.r1_gamma,
             r1_interval=R1_INTERVAL,
             mixing_prob=options.mixing_prob,
@@ -71,23 +79,23 @@ class Stylegan(Family):
         )
         return model
 
-    def exports(self, model, spec: ModelSpec) -> list[Export]:
-        from models import stylegan
+    def signatures(self, spec: ModelSpec) -> dict:
+        count, size = progressive.num_ws(spec.image_shape), progressive.noise_size(spec.image_shape)
+        return {
+            "generator": signature.styled_generator(spec.latent_dim, spec.image_shape, count, size, progressive.W_DIM),
+            "synthesis": signature.synthesis(spec.image_shape, count, size, progressive.W_DIM),
+        }
 
-        count, size = stylegan.num_ws(spec.image_shape), stylegan.noise_size(spec.image_shape)
-        return [
-            Export(
-                "generator",
-                model.ema_generator,
-                signature.styled_generator(spec.latent_dim, spec.image_shape, count, size, stylegan.W_DIM),
-            ),
-            Export(
-                "synthesis", model.ema_synthesis, signature.synthesis(spec.image_shape, count, size, stylegan.W_DIM)
-            ),
-        ]
+    def export_networks(self, model) -> dict:
+        return {"generator": model.ema_generator, "synthesis": model.ema_synthesis}
 
     def card_extras(self, model, spec: ModelSpec) -> dict:
-        from models import stylegan
-
         w_avg = model.ema_generator.get_layer("w_average").w_avg.numpy()
-        return {"styles": stylegan.style_layout(spec.image_shape, w_avg)}
+        return {"styles": progressive.style_layout(spec.image_shape, w_avg)}
+
+    def evaluate(self, context: EvaluationContext) -> Evaluation:
+        """The truncation curve, the path length in W and the style pictures
+        (``models/stylegan_eval.py``)."""
+        from models import stylegan_eval
+
+        return stylegan_eval.evaluate(context)

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from models import signature
-from models.registry import Export, Family, ModelSpec, NoOptions, register
+from contract import signature
+from models.registry import Evaluation, EvaluationContext, Family, ModelSpec, NoOptions, register
 
 
 @register
 class Vae(Family):
     name = "vae"
     order = 4
-    summary = "VAE (Kingma & Welling 2013)"
+    summary = "convolutional VAE (Kingma & Welling 2013), Bernoulli decoder on dynamically binarized images"
+    description = (
+        "convolutional VAE (Kingma & Welling 2013), Bernoulli decoder, trained on dynamically binarized images"
+    )
     options = NoOptions
     value_range = "unit"
     primary_metric = "test_iwae_nll"
@@ -38,26 +41,29 @@ class Vae(Family):
         model.compile(optimizer=keras.optimizers.Adam(learning_rate))
         return model
 
-    def exports(self, model, spec: ModelSpec) -> list[Export]:
-        return [
-            Export("generator", model.generator, signature.generator(spec.latent_dim, spec.image_shape)),
-            Export(
-                "encoder", model.encoder, signature.encoder(spec.image_shape, spec.latent_dim, ("z_mean", "z_log_var"))
-            ),
-        ]
+    def signatures(self, spec: ModelSpec) -> dict:
+        return {
+            "generator": signature.generator(spec.latent_dim, spec.image_shape),
+            "encoder": signature.encoder(spec.image_shape, spec.latent_dim, ("z_mean", "z_log_var")),
+        }
 
-    def evaluation_extras(self, load_model, load_test_images, config) -> dict:
+    def export_networks(self, model) -> dict:
+        return {"generator": model.generator, "encoder": model.encoder}
+
+    def evaluate(self, context: EvaluationContext) -> Evaluation:
         """Test negative ELBO (= reconstruction + KL) and the IWAE bound with ``iwae_k`` samples,
         in nats per image (``iwae_examples`` test images; 0 = all)."""
         import numpy as np
 
-        model, images = load_model(), load_test_images()
+        config = context.config
+        model, images = context.load_model(), context.load_test_images()
         images = images[: config.iwae_examples] if config.iwae_examples else images
         scores = model.evaluate(images, batch_size=500, verbose=0, return_dict=True)
         bounds = np.concatenate(
             [np.asarray(model.iwae_nll(images[i : i + 100], config.iwae_k)) for i in range(0, len(images), 100)]
         )
-        return {**{f"test_{name}": float(v) for name, v in scores.items()}, "test_iwae_nll": float(bounds.mean())}
+        test = {f"test_{name}": float(v) for name, v in scores.items()}
+        return Evaluation({**test, "test_iwae_nll": float(bounds.mean())})
 
     def protocol(self, config) -> str:
         return f";iwae_k={config.iwae_k};test={config.iwae_examples or 'all'};binarized-seed0"

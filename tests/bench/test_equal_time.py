@@ -81,17 +81,18 @@ def test_equal_time_measures_T_takes_turns_scores_every_budget_and_resumes(tfds_
 
 def test_the_screen_reads_each_candidate_against_the_default():
     sys.path.insert(0, str(ROOT))
-    from bench import report
+    from bench import equal_time
 
     def row(model, fid):
-        return {"budget_T": 1.0, "model": model, "fid_median": fid}
+        return {"budget_T": 1.0, "model": model, "fid_median": fid, "fid_per_seed": [fid]}
 
     record = {
+        "benchmark": "recipe_screen",
         "parameters": {"models": ["peer", "dcgan", "dcgan+b"], "seeds": [10, 11], "samples": 100},
         "subject": {"T_seconds": 10.0, "T_how": "timed", "extractor": "x"},
-        "tables": {"summary": [row("peer", 30.0), row("dcgan", 20.0), row("dcgan+b", 18.0)]},
+        "tables": {"summary": [row("peer", 30.0), row("dcgan", 20.0), row("dcgan+b", 18.0)], "units": []},
     }
-    lines = report.RECIPE_SCREEN.reading(record)
+    lines = equal_time.present(record)["reading"]
     assert lines[1] == "By median FID at T the default `dcgan` ranks 2 of 3; the best is `dcgan+b`."
     assert lines[2:] == [
         "`peer`: median FID 30.00, 50.0% higher than the default's 20.00.",

@@ -5,35 +5,36 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from contract import signature
 from export import files, parity
-from models import registry, signature
+from models import registry
 
 
-@pytest.mark.parametrize("kind", ["dcgan", "vae"])
-def test_generator_parity_at_two_batch_sizes(kind, tmp_path):
-    model = registry.build(kind, image_shape=(28, 28, 1), latent_dim=6, learning_rate=1e-3, seed=0)
-    endpoint = signature.generator(6, (28, 28, 1))
-    savedmodel = files.write_savedmodel(model.generator, endpoint, tmp_path / "sm")
-    onnx_path = files.write_onnx(model.generator, endpoint, tmp_path / "g.onnx")
-    report = parity.check(model.generator, endpoint, savedmodel, onnx_path)
-    assert report["passed"], report
-    assert report["batch_sizes"] == [1, 16]
-    assert max(report["max_abs_diff"].values()) <= 1e-4
-    onnx.checker.check_model(onnx.load(str(onnx_path)), full_check=True)
-    # The batch axis is dynamic: any batch size runs and matches Keras.
+@pytest.mark.parametrize("kind", registry.names())
+def test_every_graph_of_every_family_has_parity_at_two_batch_sizes(kind, tmp_path):
+    """Each graph a family ships (its generator, and the encoder or synthesis beside it), as the
+    export stage writes it: Keras, SavedModel and onnxruntime agree at batch 1 and 16."""
+    family = registry.get(kind)
+    width = 8 if family.defaults["width"] else 0  # narrow networks: the graphs, not their size, are tested
+    spec = registry.model_spec(kind, image_shape=(28, 28, 1), latent_dim=6, learning_rate=1e-3, seed=0, width=width)
+    exports = family.exports(family.build(spec), spec)
+    assert [e.stem for e in exports] == list(family.signatures(spec)) and exports[0].stem == "generator"
+    for export in exports:
+        savedmodel = files.write_savedmodel(export.network, export.signature, tmp_path / f"{export.stem}_sm")
+        onnx_path = files.write_onnx(export.network, export.signature, tmp_path / f"{export.stem}.onnx")
+        report = parity.check(export.network, export.signature, savedmodel, onnx_path)
+        assert report["passed"] and report["batch_sizes"] == [1, 16], (export.stem, report)
+        assert max(report["max_abs_diff"].values()) <= 1e-4
+        onnx.checker.check_model(onnx.load(str(onnx_path)), full_check=True)
+
+
+def test_the_batch_axis_is_dynamic(tmp_path):
+    model = registry.build("dcgan", image_shape=(28, 28, 1), latent_dim=6, learning_rate=1e-3, seed=0)
+    onnx_path = files.write_onnx(model.generator, signature.generator(6, (28, 28, 1)), tmp_path / "g.onnx")
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     z = np.random.default_rng(5).standard_normal((7, 6)).astype(np.float32)
     out = session.run(["image"], {"z": z})[0]
     np.testing.assert_allclose(out, np.asarray(model.generator(z, training=False)), atol=1e-4, rtol=1e-4)
-
-
-def test_vae_encoder_parity(tmp_path):
-    model = registry.build("vae", image_shape=(28, 28, 1), latent_dim=6, learning_rate=1e-3, seed=0)
-    endpoint = signature.encoder((28, 28, 1), 6, ("z_mean", "z_log_var"))
-    savedmodel = files.write_savedmodel(model.encoder, endpoint, tmp_path / "sm")
-    onnx_path = files.write_onnx(model.encoder, endpoint, tmp_path / "e.onnx")
-    report = parity.check(model.encoder, endpoint, savedmodel, onnx_path)
-    assert report["passed"], report
 
 
 def test_parity_detects_a_different_network(tmp_path):

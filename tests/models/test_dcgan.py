@@ -44,7 +44,22 @@ def test_train_step_reports_both_phases(model):
     # D(x) and D(G(z)) are probabilities; an untrained D is near the 1/2 of the equilibrium.
     for key in ("d_real", "d_fake"):
         assert 0.2 < float(logs[key]) < 0.8
-    assert float(logs["d_loss"]) > 0 and float(logs["g_loss"]) > 0
+
+
+def test_the_logged_losses_are_the_course_losses_of_what_d_said(model):
+    """With D's logit layer made constant (kernel 0, bias b), D says sigmoid(b) to every image, so
+    the logs must be exactly the course's losses of that: -log s(b) - log(1 - s(b)) for D, and
+    about -log s(b) for G (its phase runs after D's first Adam step)."""
+    b = 0.3
+    logit = model.discriminator.get_layer("logit")
+    logit.kernel.assign(np.zeros(logit.kernel.shape, np.float32))
+    logit.bias.assign(np.full(logit.bias.shape, b, np.float32))
+    logs = {key: float(value) for key, value in model.train_step(_real()).items()}
+    p = 1.0 / (1.0 + np.exp(-b))
+    assert logs["d_real"] == pytest.approx(p, abs=1e-6) and logs["d_fake"] == pytest.approx(p, abs=1e-6)
+    assert logs["d_loss"] == pytest.approx(-np.log(p) - np.log(1.0 - p), abs=1e-5)
+    # G's phase runs after D's first Adam step, which lowered D's scores of fakes: G's loss rose a little
+    assert -np.log(p) < logs["g_loss"] < -np.log(p) + 0.1
 
 
 def test_the_dcgan_families_default_to_the_hinge_loss_and_the_others_keep_theirs():
@@ -83,18 +98,38 @@ def test_seeded_builds_are_identical():
 
 
 def test_one_discriminator_call_on_real_and_fake_equals_two():
-    """The step calls a discriminator that mixes no examples once on [real; fake]: the same
-    outputs as two calls. One with batch statistics (mini-batch std) is called twice."""
+    """The step calls a discriminator that mixes no examples, or mixes them only in groups that
+    the real and fake halves split evenly (mini-batch std over groups of 4), once on [real; fake]:
+    the same outputs as two calls. A whole-batch statistic would be called twice."""
     from models import gan
+    from models.layers import MinibatchStd
 
-    discriminator = dcgan.build_discriminator((28, 28, 1), width=8, dropout_rate=0.0)
-    assert gan.mixes_no_examples(discriminator)
-    assert not gan.mixes_no_examples(dcgan.build_discriminator((28, 28, 1), width=8, minibatch_std=True))
-    real, fake = _real(4), _real(8)[4:]
-    joint = discriminator(np.concatenate([real, fake]), training=True).numpy()
-    np.testing.assert_allclose(joint[:4], discriminator(real, training=True).numpy(), atol=1e-5)
-    np.testing.assert_allclose(joint[4:], discriminator(fake, training=True).numpy(), atol=1e-5)
+    plain = dcgan.build_discriminator((28, 28, 1), width=8, dropout_rate=0.0)
+    grouped = dcgan.build_discriminator((28, 28, 1), width=8, dropout_rate=0.0, minibatch_std=True)
+    assert gan.example_group(plain) == 1 and gan.example_group(grouped) == 4
+    whole = keras.Sequential([keras.Input((28, 28, 1)), MinibatchStd(0), keras.layers.Flatten(), keras.layers.Dense(1)])
+    assert gan.example_group(whole) is None
+    real, fake = _real(8), _real(16)[8:] * 0.1  # halves of different spread
+    for discriminator in (plain, grouped):
+        joint = discriminator(np.concatenate([real, fake]), training=True).numpy()
+        np.testing.assert_allclose(joint[:8], discriminator(real, training=True).numpy(), atol=1e-5)
+        np.testing.assert_allclose(joint[8:], discriminator(fake, training=True).numpy(), atol=1e-5)
+    mixed = whole(np.concatenate([real, fake])).numpy()
+    assert not np.allclose(mixed[:8], whole(real).numpy(), atol=1e-4)  # a whole-batch statistic straddles
     with_std = registry.build(
         "dcgan", image_shape=(28, 28, 1), latent_dim=8, learning_rate=1e-3, seed=0, options={"minibatch_std": True}
     )
-    assert with_std.joint_discriminator is False
+    assert with_std.joint_call(8, fake) and not with_std.joint_call(6, fake[:6])  # 6 does not split into 4s
+
+
+def test_grouped_minibatch_std_is_each_groups_own_statistic():
+    from models.layers import MinibatchStd
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(0, 1, (4, 2, 2, 3)), np.zeros((4, 2, 2, 3))]).astype(np.float32)
+    out = np.asarray(MinibatchStd(4)(x))[..., -1]
+    expected = np.sqrt(x[:4].var(axis=0) + 1e-8).mean()
+    np.testing.assert_allclose(out[:4], expected, rtol=1e-5)
+    np.testing.assert_allclose(out[4:], 1e-4, rtol=1e-3)  # a collapsed group: only the epsilon's sqrt
+    odd = np.asarray(MinibatchStd(4)(x[:6]))[..., -1]  # 6 examples: one group, the whole batch
+    np.testing.assert_allclose(odd, np.sqrt(x[:6].var(axis=0) + 1e-8).mean(), rtol=1e-5)

@@ -25,6 +25,12 @@ EXPECTED = {
 }
 
 
+def test_the_options_offer_exactly_the_losses_that_exist():
+    from models.families import gan
+
+    assert gan.LOSSES == losses.LOSSES
+
+
 @pytest.mark.parametrize("kind", losses.LOSSES)
 def test_losses_match_hand_computed_values(kind):
     d_expected, g_expected = EXPECTED[kind]
@@ -58,6 +64,17 @@ def test_gradient_penalty_is_zero_for_a_unit_norm_gradient_and_positive_otherwis
     np.testing.assert_allclose(steep, 4.0, rtol=1e-4)  # (3 - 1)^2
     flat = np.asarray(losses.gradient_penalty(_linear_critic(0.0), real, fake, alpha))
     np.testing.assert_allclose(flat, 1.0, rtol=1e-4)  # epsilon keeps sqrt(0) finite: (0 - 1)^2
+
+
+def test_r1_is_the_squared_gradient_norm_at_the_reals_and_drift_the_squared_output():
+    real = np.random.default_rng(2).standard_normal((5, 4, 4, 1)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(losses.r1_penalty(_linear_critic(3.0), real)), 9.0, rtol=1e-4)
+    square = keras.Sequential(
+        [keras.Input((4, 4, 1)), keras.layers.Lambda(lambda x: keras.ops.sum(x**2, axis=(1, 2, 3)))]
+    )
+    expected = np.sum((2 * real) ** 2, axis=(1, 2, 3))  # grad of sum x^2 is 2x
+    np.testing.assert_allclose(np.asarray(losses.r1_penalty(square, real)), expected, rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(losses.drift(REAL)), REAL[:, 0] ** 2)
 
 
 def test_replay_buffer_keeps_its_size_and_the_newest_fakes():

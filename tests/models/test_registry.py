@@ -7,38 +7,36 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from models import registry, signature
+from contract import images, signature
+from models import registry
 from models.registry import Family, ModelSpec, Options, option
 from pipeline.config import Config
 from pipeline.errors import UserError
-from serving import images
 
 
-def test_model_json_written_before_options_and_width_still_builds():
+def test_a_model_json_of_an_older_layout_is_refused_with_the_retrain_command():
     # What the train stage wrote before per-family options: a "gan" dict with "loss", no width.
     old = {
         "model": "dcgan",
         "latent_dim": 6,
         "image_shape": [28, 28, 1],
         "value_range": "tanh",
-        "binarized": False,
         "dataset": "fashion_mnist",
         "dataset_version": "3.0.1",
         "class_names": [str(i) for i in range(10)],
-        "conditional": False,
         "gan": {"loss": "lsgan", "critic_steps": 1, "minibatch_std": False, "ema": 0.0},
         "learning_rate": 2e-4,
         "seed": 0,
     }
-    spec = ModelSpec.from_dict(old)
-    model = registry.get("dcgan").build(spec)
-    assert model.loss_kind == "lsgan"
-    import keras
-
-    transposed = [layer for layer in model.generator.layers if isinstance(layer, keras.layers.Conv2DTranspose)]
-    assert transposed[0].filters == 64  # the DCGAN's default width
-    assert transposed[0].kernel_size == (4, 4)  # a file without network_version holds version 1's layout
-    assert spec.network_version == 1
+    with pytest.raises(ValueError) as refused:
+        ModelSpec.from_dict(old)
+    assert "lacks options, width, network_version" in str(refused.value)
+    assert str(refused.value).endswith("retrain it: latentforge train --model dcgan")
+    spec = registry.model_spec("dcgan", image_shape=(28, 28, 1), latent_dim=6, learning_rate=2e-4, seed=0)
+    for layout in (1, 2, 3):  # the DCGAN's earlier layouts are no longer built
+        older = ModelSpec.from_dict({**spec.to_dict(), "network_version": layout})
+        with pytest.raises(ValueError, match=f"network layout {layout}, which this latentforge no longer builds"):
+            registry.get("dcgan").build(older)
 
 
 def _kernel_sizes(model):
@@ -72,35 +70,6 @@ def test_new_models_record_the_network_layout_and_kernel_sizes():
         registry.model_spec("dcgan", image_shape=(28, 28, 1), latent_dim=6, learning_rate=2e-4, seed=0)
     )
     assert _kernel_sizes(default)[1:] == ([3, 5], [5, 3])
-
-
-def test_version_3_files_keep_one_kernel_per_network():
-    options = {"kernel_size": 5, "d_kernel_size": 4}
-    spec = registry.model_spec(
-        "dcgan", image_shape=(28, 28, 1), latent_dim=6, learning_rate=2e-4, seed=0, options=options
-    )
-    # a version-3 model.json has no image_kernel_size: the dataclass default is ignored there
-    spec = ModelSpec.from_dict({**spec.to_dict(), "network_version": 3})
-    kinds, g_kernels, d_kernels = _kernel_sizes(registry.get("dcgan").build(spec))
-    assert kinds == ["Conv2DTranspose", "Conv2DTranspose"] and g_kernels == [5, 5] and d_kernels == [4, 4]
-
-
-def test_version_2_files_keep_their_layout():
-    import keras
-
-    spec = registry.model_spec(
-        "dcgan", image_shape=(28, 28, 1), latent_dim=6, learning_rate=2e-4, seed=0, options={"kernel_size": 3}
-    )
-    spec = ModelSpec.from_dict({**spec.to_dict(), "network_version": 2})
-    model = registry.get("dcgan").build(spec)
-    convolutions = [layer for layer in model.discriminator.layers if isinstance(layer, keras.layers.Conv2D)]
-    convolutions += [layer for layer in model.generator.layers if isinstance(layer, keras.layers.Conv2DTranspose)]
-    assert {layer.kernel_size for layer in convolutions} == {(3, 3)}  # one kernel size for G and D
-    assert model.generator.layers[-1].name == "image" and isinstance(model.generator.layers[-1], keras.layers.Conv2D)
-    assert len([layer for layer in model.generator.layers if isinstance(layer, keras.layers.Conv2DTranspose)]) == 2
-    with pytest.raises(ValueError, match="kernel_size"):
-        registry.model_spec("gan", image_shape=(28, 28, 1), latent_dim=6, learning_rate=2e-4, seed=0, options={})
-        registry.make_options(registry.get("gan"), {"kernel_size": 3})
 
 
 def test_an_option_name_with_another_meaning_is_refused():

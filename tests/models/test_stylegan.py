@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import registry, stylegan
+from models import progressive, registry, stylegan, stylegan_networks
 
 SHAPE = (28, 28, 1)
 
@@ -17,22 +17,22 @@ def model():
 
 
 def test_layout_of_styles_and_noise():
-    assert stylegan.resolutions(SHAPE) == [7, 14, 28]
-    assert stylegan.num_ws(SHAPE) == 6
-    assert sorted({index for _, index in stylegan.w_index(SHAPE)}) == list(range(6))
-    layout = stylegan.noise_layout(SHAPE)
+    assert progressive.resolutions(SHAPE) == [7, 14, 28]
+    assert progressive.num_ws(SHAPE) == 6
+    assert sorted({index for _, index in progressive.w_index(SHAPE)}) == list(range(6))
+    layout = progressive.noise_layout(SHAPE)
     assert [side for _, side in layout] == [7, 14, 14, 28, 28]  # one map per convolution
     assert all(a + s * s == b for (a, s), (b, _) in zip(layout, layout[1:]))  # packed, no gaps
-    assert stylegan.noise_size(SHAPE) == 49 + 2 * 196 + 2 * 784
+    assert progressive.noise_size(SHAPE) == 49 + 2 * 196 + 2 * 784
     with pytest.raises(ValueError, match="7 \\* 2\\*\\*k"):
-        stylegan.resolutions((32, 32, 3))
+        progressive.resolutions((32, 32, 3))
 
 
 def test_modulated_convolution_equals_the_fused_per_sample_weights():
     rng = np.random.default_rng(0)
-    layer = stylegan.ModulatedConv2D(5, 3, demodulate=True)
+    layer = stylegan_networks.ModulatedConv2D(5, 3, demodulate=True)
     x = rng.standard_normal((3, 7, 7, 4)).astype(np.float32)
-    w = rng.standard_normal((3, stylegan.W_DIM)).astype(np.float32)
+    w = rng.standard_normal((3, progressive.W_DIM)).astype(np.float32)
     out = np.asarray(layer([x, w]))
     styles = np.asarray(layer.affine(w))
     kernel = np.asarray(layer.kernel) * layer.weight_scale
@@ -65,13 +65,13 @@ def _feed(model, n, seed=0, **values):
 def test_truncation_pulls_every_style_to_w_avg(model):
     generator = model.ema_generator
     w_avg = generator.get_layer("w_average").w_avg
-    w_avg.assign(np.linspace(-1, 1, stylegan.W_DIM).astype(np.float32))
+    w_avg.assign(np.linspace(-1, 1, progressive.W_DIM).astype(np.float32))
     _, ws_full = generator(_feed(model, 4), training=False)
     _, ws_none = generator(_feed(model, 4, psi=np.zeros((4, 1), np.float32)), training=False)
     _, ws_half = generator(_feed(model, 4, psi=np.full((4, 1), 0.5, np.float32)), training=False)
     np.testing.assert_allclose(ws_none, np.broadcast_to(w_avg.numpy(), ws_none.shape), atol=1e-6)
     np.testing.assert_allclose(ws_half, (np.asarray(ws_full) + w_avg.numpy()) / 2, atol=1e-5)
-    w_avg.assign(np.zeros(stylegan.W_DIM, np.float32))
+    w_avg.assign(np.zeros(progressive.W_DIM, np.float32))
 
 
 def test_mix_takes_the_chosen_layers_from_z2(model):
@@ -130,16 +130,15 @@ def test_training_moves_w_avg_and_the_ema_and_regularizes_lazily():
     assert int(model.d_optimizer.iterations.numpy()) == 3 and float(model.images_seen.numpy()) == 24
 
 
-def test_network_version_2_squashes_the_image_and_version_1_builds_the_unbounded_layout():
+def test_the_synthesis_squashes_the_image_and_the_unbounded_layout_is_refused():
     family = registry.get("stylegan")
     assert family.network_version == 2
     spec = registry.model_spec("stylegan", image_shape=SHAPE, latent_dim=16, learning_rate=2e-3, seed=0, width=8)
-    new = family.build(spec)
-    old = family.build(dataclasses.replace(spec, network_version=1))
-    assert new.ema_synthesis.layers[-1].name == "squash"
-    assert "squash" not in [layer.name for layer in old.ema_synthesis.layers]
-    old.ema_synthesis.set_weights(new.ema_synthesis.get_weights())  # tanh adds no weights
-    ws = np.random.default_rng(0).normal(size=(4, 6, stylegan.W_DIM)).astype(np.float32) * 3
-    noise = np.zeros((4, stylegan.noise_size(SHAPE)), np.float32)
-    unbounded = np.asarray(old.ema_synthesis([ws, noise], training=False))
-    np.testing.assert_allclose(new.ema_synthesis([ws, noise], training=False), np.tanh(unbounded), atol=1e-6)
+    model = family.build(spec)
+    assert model.ema_synthesis.layers[-1].name == "squash"
+    ws = np.random.default_rng(0).normal(size=(4, 6, progressive.W_DIM)).astype(np.float32) * 3
+    noise = np.zeros((4, progressive.noise_size(SHAPE)), np.float32)
+    image = np.asarray(model.ema_synthesis([ws, noise], training=False))
+    assert np.abs(image).max() <= 1.0 and np.abs(image).max() > 0.1
+    with pytest.raises(ValueError, match="network layout 1, which this latentforge no longer builds"):
+        family.build(dataclasses.replace(spec, network_version=1))

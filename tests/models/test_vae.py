@@ -90,7 +90,7 @@ def test_mixed_bfloat16_training_keeps_float32_weights_and_outputs(spec):
     import keras
 
     from pipeline import inputs
-    from pipeline.train import precision_policy
+    from pipeline.loop import precision_policy
 
     with precision_policy("mixed_bfloat16"):
         mixed = registry.build("vae", image_shape=spec.image_shape, latent_dim=8, learning_rate=1e-3, seed=0, width=8)

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from pipeline import cli
 from pipeline.presets import PRESETS
 from tests.conftest import ROOT
 
@@ -41,7 +42,7 @@ def assert_one_line_error(result, *fragments):
         (["main", "--replay", "40", "--batch-size", "64"], ["replay buffer (40) must hold at least one batch (64)"]),
         (["main", "--ema", "1.5"], ["label_smoothing and ema must be in [0, 1)"]),
         (["main", "--minibatch-std", "2"], ["minibatch_std must be 0 or 1"]),
-        (["main", "--epochs", "0"], ["epochs must be a positive integer, got 0"]),
+        (["main", "--epochs", "0"], ["epochs must be >= 1, got 0", "pass 1 or more"]),
         (["main", "--batch-size", "-5"], ["batch_size must be >= 0, got -5", "pass 0 for the default"]),
         (["main", "--epochs", "two"], ["epochs must be int, got 'two'"]),
         (["train", "--model", "transformer"], ["unknown model 'transformer'"]),
@@ -124,3 +125,7 @@ def test_every_preset_is_a_valid_config(name):
 def test_latent_arithmetic_needs_three_classes(tmp_path):
     result = latentforge("latent", "arithmetic", "--model", str(tmp_path / "none.onnx"), cwd=tmp_path)
     assert_one_line_error(result, "arithmetic needs --a, --b and --c")
+
+
+def test_every_stage_command_has_a_runner():
+    assert set(cli.STAGE_RUNNERS) == set(cli.STAGE_FIELDS)

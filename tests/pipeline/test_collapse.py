@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from pipeline import data, evaluate, export_stage, promote, tracking, train
+from pipeline import data, evaluate, export_stage, loop, promote, tracking, train
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.slow  # trains, exports and evaluates twice
@@ -20,7 +20,7 @@ def _collapsed_copy(train_run_id: str) -> str:
     """A train run whose generator outputs one constant image: the trained DCGAN with its
     last convolution's kernel zeroed (every z gives tanh(bias)), in the raw generator and in
     the weight EMA that is exported."""
-    model, description = train.load_trained(train_run_id)
+    model, description = loop.load_trained(train_run_id)
     for network in {id(n): n for n in (model.generator, model.exported_generator)}.values():
         last = network.get_layer("image")
         kernel, bias = last.get_weights()

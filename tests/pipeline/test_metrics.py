@@ -126,8 +126,8 @@ def _onnx_file(path, names, values):
 
 
 def test_extractor_identity_follows_the_weights_not_the_node_names(tmp_path):
+    from contract.files import sha256_file
     from pipeline.features import weights_digest
-    from serving.files import sha256_file
 
     first = _onnx_file(tmp_path / "a.onnx", ["bias_1", "scale_1"], [[1, 2], [3, 4]])
     renamed = _onnx_file(tmp_path / "b.onnx", ["bias_7", "scale_7"], [[1, 2], [3, 4]])

@@ -14,8 +14,9 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from models import registry, signature
-from models.registry import Export, Family, ModelSpec, Options, option
+from contract import signature
+from models import registry
+from models.registry import Family, ModelSpec, Options, option
 from pipeline import cli, main
 from tests.conftest import tiny_config
 
@@ -58,12 +59,13 @@ class TinyTruncatedGan(Family):
         )
         return model
 
-    def exports(self, model, spec: ModelSpec) -> list[Export]:
+    def signatures(self, spec: ModelSpec) -> dict:
         psi = signature.TensorSpec("psi", (), "truncation", default={"kind": "constant", "value": 1.0}, bounds=(0, 1))
         plain = signature.generator(spec.latent_dim, spec.image_shape)
-        return [
-            Export("generator", model.exported, signature.Signature("generate", (*plain.inputs, psi), plain.outputs))
-        ]
+        return {"generator": signature.Signature("generate", (*plain.inputs, psi), plain.outputs)}
+
+    def export_networks(self, model) -> dict:
+        return {"generator": model.exported}
 
 
 @pytest.fixture()

@@ -6,7 +6,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from pipeline import data, inputs, train
+from pipeline import data, inputs, loop, train
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.slow  # train stages on the real dataset and store
@@ -46,7 +46,7 @@ def test_killed_run_resumes_from_its_checkpoint_and_finished_run_is_reused(store
     ]
     lr = config.resolved().learning_rate
     assert lr > rates[0] > rates[1] > rates[2]
-    assert rates[2] == pytest.approx(train.COSINE_FLOOR * lr, rel=1e-4)  # the schedule's end after epoch 3
+    assert rates[2] == pytest.approx(loop.COSINE_FLOOR * lr, rel=1e-4)  # the schedule's end after epoch 3
     assert mlflow.get_run(resumed.run_id).info.status == "FINISHED"
 
     again = train.run_train(config, data_run)
@@ -63,7 +63,7 @@ def test_train_run_logs_params_metrics_grids_and_model(store, tfds_dir, monkeypa
     assert {"d_loss", "g_loss", "d_real", "d_fake"} <= set(run.data.metrics)
     names = {a.path for a in MlflowClient().list_artifacts(result.run_id, "samples")}
     assert names == {"samples/epoch_001.png", "samples/epoch_002.png"}
-    model, description = train.load_trained(result.run_id)
+    model, description = loop.load_trained(result.run_id)
     assert description.latent_dim == 100 and description.value_range == "tanh"
     # lineage: the data it read, as MLflow's dataset input
     (used,) = run.inputs.dataset_inputs
@@ -128,6 +128,6 @@ def test_killed_progan_resumes_in_the_same_phase_at_the_same_alpha(store, tfds_d
     }
     # the last step of each epoch began at 64 (fade-in, alpha 0), 160 (14x14), 256 (28x28)
     assert history == {"level": [1.0, 1.0, 2.0], "alpha": [0.0, 1.0, 1.0]}
-    model, _ = train.load_trained(resumed.run_id)
+    model, _ = loop.load_trained(resumed.run_id)
     assert float(model.images_seen.numpy()) == 288 and int(model.g_optimizer.iterations.numpy()) == 9
     assert mlflow.get_run(resumed.run_id).info.status == "FINISHED"

@@ -15,7 +15,8 @@ import requests
 def write_export(folder, kind: str = "dcgan", latent_dim: int = 10, seed: int = 0):
     """An export folder as the export stage writes it (every network the family exports, and a
     card with their signatures), without the parity check and INT8 twin."""
-    from export import card, files
+    from contract import card
+    from export import files
     from models import registry
 
     family = registry.get(kind)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from serving.files import first_line, write_atomic, write_atomic_with
+from contract.files import first_line, write_atomic, write_atomic_with
 
 
 def test_first_line_is_the_message_first_line_cut_to_the_limit():

@@ -6,31 +6,27 @@ import shutil
 import numpy as np
 import pytest
 
-from serving import images
+from contract import images
 from serving.runtime import GeneratorRuntime, ModelLoadError
-from tests.serving.conftest import tamper
+from tests.serving.conftest import tamper, write_export
 
 
 @pytest.fixture(scope="module")
 def export_folder(tmp_path_factory):
-    """An export with a version 1 model card (written before cards recorded signatures): it
-    must still load, its inputs implied by latent_dim."""
-    from export import files
-    from models import registry, signature
+    return write_export(tmp_path_factory.mktemp("export"), "dcgan", latent_dim=10)
 
-    folder = tmp_path_factory.mktemp("export")
-    model = registry.build("dcgan", image_shape=(28, 28, 1), latent_dim=10, learning_rate=1e-3, seed=0)
-    files.write_onnx(model.generator, signature.generator(10, (28, 28, 1)), folder / "generator.onnx")
-    card = {
-        "card_version": 1,
-        "model": "dcgan",
-        "latent_dim": 10,
-        "value_range": "tanh",
-        "output_shape": [28, 28, 1],
-        "files": files.sha256_tree(folder),
-    }
-    (folder / "model_card.json").write_text(json.dumps(card))
-    return folder
+
+def test_a_version_1_card_is_refused_with_the_re_export_command(export_folder, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(export_folder, copy)
+    card = json.loads((copy / "model_card.json").read_text())
+    old = {key: card[key] for key in ("model", "value_range", "files", "train_run_id") if key in card}
+    (copy / "model_card.json").write_text(json.dumps({**old, "card_version": 1, "latent_dim": 10}))
+    with pytest.raises(ModelLoadError) as refused:
+        GeneratorRuntime.load(str(copy))
+    message = str(refused.value)
+    assert "model card version 1 predates" in message and "latentforge export --train-run-id" in message
+    assert "\n" not in message
 
 
 def test_generates_the_same_images_for_the_same_seed(export_folder):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import requests
 
-from serving import images
+from contract import images
 from serving.server import ServeSettings
 from tests.serving.conftest import RunningServer, tamper, write_export
 

@@ -12,6 +12,7 @@ import requests
 from PIL import Image
 
 from pipeline import cli
+from serving import styles
 from serving.runtime import GeneratorRuntime
 from serving.server import ServeSettings
 from tests.serving.conftest import RunningServer, write_export
@@ -22,7 +23,7 @@ def stylegan_export(tmp_path_factory):
     folder = write_export(tmp_path_factory.mktemp("stylegan"), "stylegan", latent_dim=16)
     runtime = GeneratorRuntime.load(str(folder))
     # a non-zero w_avg, as training leaves it, so that truncation has somewhere to go
-    assert runtime.styles["num_ws"] == 6 and len(runtime.styles["w_avg"]) == 128
+    assert styles.layout(runtime)["num_ws"] == 6 and len(styles.layout(runtime)["w_avg"]) == 128
     return folder
 
 
@@ -32,38 +33,38 @@ def runtime(stylegan_export):
 
 
 def test_psi_zero_gives_one_image_for_every_latent(runtime):
-    values = runtime.control_values(psi=0.0, noise="zero")
+    values = styles.controls(runtime, psi=0.0, noise="zero")
     images = runtime.generate(4, seed=3, values=values)
     assert np.abs(images - images[:1]).max() < 1e-5  # every style is w_avg
-    free = runtime.generate(4, seed=3, values=runtime.control_values(psi=1.0, noise="zero"))
+    free = runtime.generate(4, seed=3, values=styles.controls(runtime, psi=1.0, noise="zero"))
     assert np.abs(free - free[:1]).max() > 1e-3  # without truncation the latents differ
 
 
 def test_zero_noise_is_deterministic_and_sets_the_noise_input(runtime):
-    feed = runtime.feed(None, None, runtime.control_values(noise="zero"), seed=0, n=2)
+    feed = runtime.feed(None, None, styles.controls(runtime, noise="zero"), seed=0, n=2)
     assert not feed["noise"].any()
-    a = runtime.generate(2, seed=5, values=runtime.control_values(noise="zero"))
-    b = runtime.generate(2, seed=5, values=runtime.control_values(noise="zero"))
+    a = runtime.generate(2, seed=5, values=styles.controls(runtime, noise="zero"))
+    b = runtime.generate(2, seed=5, values=styles.controls(runtime, noise="zero"))
     np.testing.assert_array_equal(a, b)
 
 
 def test_a_control_and_the_same_input_by_name_are_refused(runtime):
     with pytest.raises(ValueError, match=r"^psi: the input 'psi' is also given by name"):
-        runtime.control_values(psi=0.5, inputs={"psi": 0.7})
+        styles.controls(runtime, psi=0.5, inputs={"psi": 0.7})
     with pytest.raises(ValueError, match=r"^noise: the input 'noise' is also given by name"):
-        runtime.control_values(noise="zero", inputs={"noise": 0.0})
-    assert runtime.control_values(psi=0.5, inputs={"noise": 0.0}) == {"psi": 0.5, "noise": 0.0}
+        styles.controls(runtime, noise="zero", inputs={"noise": 0.0})
+    assert styles.controls(runtime, psi=0.5, inputs={"noise": 0.0}) == {"psi": 0.5, "noise": 0.0}
 
 
 def test_style_mix_grid_takes_the_chosen_styles_from_the_columns(runtime):
     rows, cols = [1, 2], [3, 4, 5]
-    every = list(range(runtime.styles["num_ws"]))
-    feed = runtime.style_mix_feed(rows, cols, every, psi=1.0, noise="zero")
+    every = list(range(styles.layout(runtime)["num_ws"]))
+    feed = styles.mix_feed(runtime, rows, cols, every, psi=1.0, noise="zero")
     out = runtime.run_feed(feed).reshape(len(rows) + 1, len(cols) + 1, 28, 28, 1)
     for c in range(len(cols)):  # every style from the column: each cell is its column's source
         for r in range(len(rows)):
             np.testing.assert_allclose(out[r + 1, c + 1], out[0, c + 1], atol=1e-5)
-    coarse = runtime.run_feed(runtime.style_mix_feed(rows, cols, "coarse", 1.0, "zero"))
+    coarse = runtime.run_feed(styles.mix_feed(runtime, rows, cols, "coarse", 1.0, "zero"))
     coarse = coarse.reshape(out.shape)
     assert np.abs(coarse[1, 1] - out[1, 0]).max() > 1e-4  # some styles changed
     assert np.abs(coarse[1, 1] - out[0, 1]).max() > 1e-4  # but not all
@@ -81,18 +82,18 @@ def test_style_mix_grid_takes_the_chosen_styles_from_the_columns(runtime):
 )
 def test_bad_style_values_are_refused_by_name(runtime, layers, psi, noise, fragment):
     with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
-        runtime.style_mix_feed([1], [2], layers, psi, noise)
+        styles.mix_feed(runtime, [1], [2], layers, psi, noise)
 
 
 def test_a_family_without_styles_refuses_psi_and_style_mixing(tmp_path):
     dcgan = GeneratorRuntime.load(str(write_export(tmp_path / "dcgan", "dcgan")))
     with pytest.raises(ValueError, match="psi: dcgan has no styles"):
-        dcgan.control_values(psi=0.7)
+        styles.controls(dcgan, psi=0.7)
     with pytest.raises(ValueError, match="noise: dcgan has no noise inputs"):
-        dcgan.control_values(noise="zero")
-    assert dcgan.control_values(noise="random") == {}
+        styles.controls(dcgan, noise="zero")
+    assert styles.controls(dcgan, noise="random") == {}
     with pytest.raises(ValueError, match="layers: dcgan has no styles to mix"):
-        dcgan.style_mix_feed([1], [2], "coarse")
+        styles.mix_feed(dcgan, [1], [2], "coarse")
 
 
 def test_http_style_mix_and_psi(stylegan_export, tmp_path):
@@ -136,29 +137,37 @@ def test_http_style_mix_and_psi(stylegan_export, tmp_path):
         assert refused.status_code == 422 and refused.json()["error"].startswith("psi: dcgan has no styles")
 
 
+def _tiles(path, rows: int, columns: int, side: int = 28) -> np.ndarray:
+    """The images of a PNG grid (contract.images.grid: 2-pixel borders), (rows * columns, side, side)."""
+    with Image.open(path) as image:
+        pixels = np.asarray(image)
+    assert pixels.shape[:2] == (rows * (side + 2) + 2, columns * (side + 2) + 2), pixels.shape
+    return np.stack(
+        [
+            pixels[2 + r * (side + 2) : 2 + r * (side + 2) + side, 2 + c * (side + 2) : 2 + c * (side + 2) + side]
+            for r in range(rows)
+            for c in range(columns)
+        ]
+    )
+
+
 def test_cli_style_mix_and_generate_psi(stylegan_export, tmp_path, capsys):
     out = tmp_path / "mix.png"
     args = ["style-mix", "--model", str(stylegan_export), "--rows", "1,2", "--cols", "3", "--layers", "fine"]
-    assert cli.main([*args, "--out", str(out)]) == 0 and out.stat().st_size > 100
-    grid = tmp_path / "psi.png"
-    assert (
-        cli.main(
-            [
-                "generate",
-                "--model",
-                str(stylegan_export),
-                "-n",
-                "4",
-                "--psi",
-                "0.7",
-                "--noise",
-                "zero",
-                "--out",
-                str(grid),
-            ]
-        )
-        == 0
-    )
+    assert cli.main([*args, "--out", str(out)]) == 0
+    mix = _tiles(out, rows=3, columns=2)  # the corner, the column source; each row source and its mix
+    assert mix[0].max() == 0 and mix[1].std() > 0  # a blank corner, a real column source
+    assert not np.array_equal(mix[2], mix[3]) and not np.array_equal(mix[4], mix[5])  # fine styles swapped in
+    generate = ["generate", "--model", str(stylegan_export), "-n", "4", "--noise", "zero"]
+    grid, again = tmp_path / "psi.png", tmp_path / "again.png"
+    assert cli.main([*generate, "--psi", "0", "--out", str(grid)]) == 0
+    average = _tiles(grid, rows=2, columns=2)  # psi 0: every seed's w is w_avg, noise zero: one image
+    assert all(np.array_equal(average[0], tile) for tile in average[1:]) and average[0].std() > 0
+    assert cli.main([*generate, "--psi", "0.7", "--out", str(grid)]) == 0
+    assert cli.main([*generate, "--psi", "0.7", "--out", str(again)]) == 0
+    assert grid.read_bytes() == again.read_bytes()  # zero noise repeats exactly
+    varied = _tiles(grid, rows=2, columns=2)
+    assert len({tile.tobytes() for tile in varied}) == 4  # psi 0.7 keeps the seeds apart
     capsys.readouterr()
     assert cli.main([*args, "--layers", "0,9", "--out", str(out)]) == 2
     assert "--layers: index 9 is out of range" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""Image helpers shared by training (sample grids) and serving: numpy and Pillow only."""
+"""Image and latent helpers shared by training (sample grids), evaluation and serving: seeded
+latents, interpolation and truncation, value ranges, grids and PNG bytes; numpy and Pillow only."""
 
 from __future__ import annotations
 
@@ -58,6 +59,20 @@ def png_bytes(picture: np.ndarray) -> bytes:
 def latents(seed: int, n: int, latent_dim: int) -> np.ndarray:
     """The latents a seed stands for: (n, latent_dim) float32 from numpy default_rng(seed)."""
     return np.random.default_rng(seed).standard_normal((n, latent_dim)).astype(np.float32)
+
+
+def sample(run, latent_dim: int, n: int, seed: int, value_range: str, batch_size: int = 500, labels=None):
+    """n images in [0, 1] from the latents of ``seed``, clipped to [0, 1] as a picture of them is
+    (a tanh or sigmoid output is already inside; an unbounded output can step out). ``run(z,
+    [labels,] seed=...)`` maps a latent batch (and a conditional generator's ``labels``) to images;
+    the other inputs' defaults (noise, ...) are seeded per chunk, so the same call gives the same
+    images from any graph of the model (FP32, INT8)."""
+    z = latents(seed, n, latent_dim)
+    chunks = []
+    for i in range(0, n, batch_size):
+        extra = () if labels is None else (labels[i : i + batch_size],)
+        chunks.append(np.asarray(run(z[i : i + batch_size], *extra, seed=seed + i)))
+    return np.clip(to_unit(np.concatenate(chunks), value_range), 0.0, 1.0)
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The evaluate stage's measurements of a style-based generator (StyleGAN), as the field makes them.
+"""The StyleGAN family's evaluation (``Family.evaluate``): a style-based generator measured as the field measures it.
 
 - **Truncation curve**: FID, precision and recall at psi in ``PSIS`` (truncation towards w_avg),
   same latents and noise at every psi; a table (``evaluation/truncation_curve.json``), a plot and
@@ -13,17 +13,18 @@
 - **Pictures**: style-mixing grids (coarse, middle, fine), a truncation grid (seeds x psi) and a
   noise picture (each image beside the per-pixel standard deviation over noise draws).
 
-Everything runs the exported ONNX graphs (``generator.onnx``, ``synthesis.onnx``) with onnxruntime.
+Everything runs the exported ONNX graphs (``generator.onnx``, ``synthesis.onnx``) with
+onnxruntime, through the evaluation context; the evaluate stage logs the metrics, the table
+(``evaluation/truncation_curve.json``) and the pictures (``evaluation/<name>.png``) returned.
 """
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import numpy as np
 
-from pipeline import metrics
+from contract import images
+from models.registry import Evaluation, EvaluationContext
+from serving import styles
 
 PSIS = (1.0, 0.9, 0.8, 0.7, 0.5)
 GRID_PSIS = (1.0, 0.9, 0.8, 0.7, 0.5, 0.25, 0.0)
@@ -32,40 +33,28 @@ PPL_EPSILON = 1e-4
 NOISE_DRAWS = 32
 
 
-def evaluate_styles(runtime, extractor, real_features, n: int, seed: int, value_range: str, first=None) -> dict:
-    """Metrics of a style-based generator (logged by the caller) and pictures (logged here, into
-    the active MLflow run). ``first``: the sample features the caller already has at psi 1 (the
-    same latents), reused instead of generated again."""
-    import mlflow
-
-    from pipeline.evaluate import generate
-
+def evaluate(context: EvaluationContext) -> Evaluation:
+    """The truncation curve and path length (metrics), the curve's table and the pictures."""
+    runtime, value_range = context.runtime, context.value_range
     results, rows = {}, []
     for psi in PSIS:
-        if psi == 1.0 and first is not None:
-            fake = first
+        if psi == 1.0:  # the stage's own samples: the same latents at the default psi
+            fake = context.sample_features
         else:
             run = _with_controls(runtime, psi)
-            fake = extractor(generate(run, runtime.latent_dim, n, seed, value_range))[0]
-        precision, recall = metrics.precision_recall(real_features, fake, k=3)
-        row = {"psi": psi, "fid": metrics.fid_between(fake, real_features), "precision": precision, "recall": recall}
+            generated = images.sample(run, runtime.latent_dim, context.samples, context.seed, value_range)
+            fake = context.features(generated)[0]
+        row = {"psi": psi, **context.score(fake)}
         rows.append(row)
         results.update({f"{key}_psi_{psi:g}": row[key] for key in ("fid", "precision", "recall")})
-    results["ppl_w_classifier"] = path_length_w(runtime, extractor, PPL_PAIRS, seed, value_range)
-    mlflow.log_dict(
-        {"rows": rows, "pairs_for_ppl": PPL_PAIRS, "epsilon": PPL_EPSILON}, "evaluation/truncation_curve.json"
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        _curve_plot(rows, folder / "truncation_curve.png")
-        mlflow.log_artifact(str(folder / "truncation_curve.png"), "evaluation")
-    for name, picture in pictures(runtime, value_range).items():
-        mlflow.log_image(picture, artifact_file=f"evaluation/{name}.png")
-    return results
+    results["ppl_w_classifier"] = path_length_w(runtime, context.features, PPL_PAIRS, context.seed, value_range)
+    table = {"rows": rows, "pairs_for_ppl": PPL_PAIRS, "epsilon": PPL_EPSILON}
+    pictures = {"truncation_curve": _curve_plot(rows), **style_pictures(runtime, value_range)}
+    return Evaluation(results, pictures, {"truncation_curve": table})
 
 
 def _with_controls(runtime, psi: float):
-    values = runtime.control_values(psi)
+    values = styles.controls(runtime, psi)
 
     def run(z, seed: int = 0):
         return runtime.run(z, None, values, seed)
@@ -73,14 +62,13 @@ def _with_controls(runtime, psi: float):
     return run
 
 
-def path_length_w(runtime, extractor, pairs: int, seed: int, value_range: str, epsilon: float = PPL_EPSILON) -> float:
-    """Perceptual path length in W, with the feature classifier's features as the distance."""
-    from serving import images
-
+def path_length_w(runtime, features, pairs: int, seed: int, value_range: str, epsilon: float = PPL_EPSILON) -> float:
+    """Perceptual path length in W, with the feature classifier's features (``features``:
+    images in [0, 1] -> (features, logits)) as the distance."""
     synthesis, signature = runtime.graph("synthesis")
     ws_name = next(t.name for t in runtime.signature.outputs if t.name != runtime.output)
     noise_name = runtime.signature.input("noise").name
-    size = int(runtime.styles["noise_size"])
+    size = int(styles.required(runtime, "styles")["noise_size"])
     rng = np.random.default_rng([seed, 11])
     distances = []
     for start in range(0, pairs, 250):
@@ -96,28 +84,26 @@ def path_length_w(runtime, extractor, pairs: int, seed: int, value_range: str, e
             None, {signature.inputs[0].name: ends, signature.inputs[1].name: np.concatenate([noise, noise])}
         )
         unit = images.to_unit(out[0], value_range)
-        f = extractor(unit)[0].astype(np.float64)
+        f = features(unit)[0].astype(np.float64)
         distances.append(np.sum(np.square(f[:count] - f[count:]), axis=1) / epsilon**2)
     d = np.concatenate(distances)
     low, high = np.percentile(d, [1, 99])
     return float(np.mean(d[(d >= low) & (d <= high)]))
 
 
-def pictures(runtime, value_range: str, seeds=(1, 2, 3, 4, 5, 6)) -> dict[str, np.ndarray]:
+def style_pictures(runtime, value_range: str, seeds=(1, 2, 3, 4, 5, 6)) -> dict[str, np.ndarray]:
     """uint8 pictures: style mixing per group, truncation grid, noise picture."""
-    from serving import images
-
     out = {}
     rows, cols = list(seeds[:4]), [s + 100 for s in seeds[:5]]
-    for group in runtime.styles["groups"]:
-        generated = np.array(runtime.run_feed(runtime.style_mix_feed(rows, cols, group, 1.0, "zero")))
+    for group in styles.required(runtime, "styles")["groups"]:
+        generated = np.array(runtime.run_feed(styles.mix_feed(runtime, rows, cols, group, 1.0, "zero")))
         generated[0] = images.blank(value_range)
         out[f"style_mix_{group}"] = images.grid(images.to_uint8(generated, value_range), columns=len(cols) + 1)
     z = images.latents(seeds[0], len(seeds), runtime.latent_dim)
-    truncated = [runtime.run(z, None, runtime.control_values(psi, "zero")) for psi in GRID_PSIS]
+    truncated = [runtime.run(z, None, styles.controls(runtime, psi, "zero")) for psi in GRID_PSIS]
     grid = np.stack(truncated, axis=1).reshape(-1, *truncated[0].shape[1:])  # rows: seeds; columns: psi
     out["truncation"] = images.grid(images.to_uint8(grid, value_range), columns=len(GRID_PSIS))
-    noise_name, size = runtime.signature.input("noise").name, int(runtime.styles["noise_size"])
+    noise_name, size = runtime.signature.input("noise").name, int(styles.required(runtime, "styles")["noise_size"])
     rng = np.random.default_rng(0)
     draws = np.stack(
         [runtime.run(z, None, {noise_name: rng.standard_normal((len(z), size))}) for _ in range(NOISE_DRAWS)]
@@ -130,11 +116,13 @@ def pictures(runtime, value_range: str, seeds=(1, 2, 3, 4, 5, 6)) -> dict[str, n
     return out
 
 
-def _curve_plot(rows: list[dict], path: Path) -> None:
+def _curve_plot(rows: list[dict]) -> np.ndarray:
+    """The truncation curve as a picture (uint8 (H, W, 3)): FID, precision and recall by psi."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     psi = [r["psi"] for r in rows]
     figure, left = plt.subplots(figsize=(5, 3.2), dpi=100)
@@ -148,7 +136,10 @@ def _curve_plot(rows: list[dict], path: Path) -> None:
     right.set_ylabel("precision / recall")
     right.set_ylim(0, 1)
     lines = left.get_lines() + right.get_lines()
-    left.legend(lines, [line.get_label() for line in lines], loc="best", fontsize=8)
+    left.legend(lines, [str(line.get_label()) for line in lines], loc="best", fontsize=8)
     figure.tight_layout()
-    figure.savefig(path)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    picture = np.asarray(canvas.buffer_rgba())[..., :3].copy()
     plt.close(figure)
+    return picture

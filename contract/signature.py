@@ -69,7 +69,12 @@ class TensorSpec:
         return int(self.default.get("classes", 0)) if self.default.get("kind") == "classes" else 0
 
     def to_dict(self) -> dict:
-        out = {"name": self.name, "shape": [None, *self.shape], "dtype": self.dtype, "role": self.role}
+        out: dict[str, object] = {
+            "name": self.name,
+            "shape": [None, *self.shape],
+            "dtype": self.dtype,
+            "role": self.role,
+        }
         out["default"] = dict(self.default)
         if self.bounds is not None:
             out["bounds"] = list(self.bounds)
@@ -135,7 +140,7 @@ class Signature:
 
 def _generator(seed: int, stream: int | None) -> np.random.Generator:
     # The primary latent draws from default_rng(seed) (the project-wide latent of a seed, as
-    # serving.images.latents); every other input from its own stream [seed, position + 1], so
+    # contract.images.latents); every other input from its own stream [seed, position + 1], so
     # adding an input never changes another's numbers. (+ 1: numpy seeds [s, 0] like s.)
     return np.random.default_rng(seed if stream is None else [seed, stream + 1])
 

@@ -58,7 +58,7 @@ def chatter(output: str) -> list[str]:
 
 def through_bin_run_filter(argv: list[str]) -> list[str]:
     """``argv`` run with its stderr through bin/quiet-stderr, as bin/run runs ``mlflow run``."""
-    script = '"$@" 2> >("$QUIET" >&2); status=$?; wait $! 2>/dev/null; exit $status'
+    script = 'set -o pipefail; { "$@" 2>&1 1>&3 3>&- | "$QUIET" >&2 3>&-; } 3>&1'
     return ["bash", "-c", script.replace("$QUIET", str(ROOT / "bin" / "quiet-stderr")), "run", *argv]
 
 

@@ -124,7 +124,7 @@ def test_a_crash_keeps_its_last_words_and_its_status():
 
 def test_bin_run_filters_its_stderr_and_quiet_has_no_filter_process():
     run = (ROOT / "bin" / "run").read_text()
-    assert "2> >(bin/quiet-stderr >&2)" in run
+    assert "| bin/quiet-stderr >&2" in run and "set -euo pipefail" in run
     source = (ROOT / "pipeline" / "quiet.py").read_text()
     assert len(source.splitlines()) <= 100
     assert "subprocess" not in source and "meta_path" not in source  # settings only

@@ -24,8 +24,9 @@ class MinibatchStd(layers.Layer):
     whole batch the layer sees (under tf.distribute: the replica's share). ``group_size`` g: groups
     of g consecutive examples (the whole batch when g does not divide it), so that a batch made of
     a real half and a fake half, each a multiple of g, gives every example the statistic of its own
-    half: one call on [real; fake] equals two (``models.gan.example_group``). ProGAN and StyleGAN
-    use groups of 4 taken across the batch; consecutive ones keep the halves apart.
+    half: one call on [real; fake] equals two (``models.gan.example_group``). The GAN families use
+    groups of 4 (``GROUP_SIZE``, the papers' size, consecutive here so that the halves stay apart);
+    this project's ProGAN and StyleGAN keep the whole batch.
     """
 
     def __init__(self, group_size: int = 0, epsilon: float = 1e-8, **kwargs):

@@ -126,13 +126,17 @@ class StyleGAN(Adversarial):
         self.w_average.w_avg.assign(mean_w + self.w_avg_beta * (self.w_average.w_avg - mean_w))
 
     def _ema_step(self, batch):
-        """EMA generator <- lerp(G, EMA, beta), beta = 0.5 ** (batch / half-life in images), the
-        half-life at most ``ema_rampup`` times the images seen; w_avg copied."""
-        self.count_images(batch)
+        """EMA generator <- lerp(G, EMA, beta), beta = 0.5 ** (global batch / half-life in images),
+        the half-life at most ``ema_rampup`` times the images seen (every replica's, as
+        StyleGAN2-ADA counts them); w_avg copied."""
+        import tensorflow as tf
+
+        self.count_images(batch)  # images_seen counts every replica's images
+        global_batch = ops.cast(batch, "float32") * tf.distribute.get_strategy().num_replicas_in_sync
         half_life = self.ema_kimg * 1000.0
         if self.ema_rampup > 0:
             half_life = ops.minimum(half_life, self.images_seen * self.ema_rampup)
-        beta = ops.power(0.5, ops.cast(batch, "float32") / ops.maximum(half_life, 1e-8))
+        beta = ops.power(0.5, global_batch / ops.maximum(half_life, 1e-8))
         update_ema(self.ema_generator, self.generator, beta)
 
     def train_step(self, data):

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from contract.files import sha256_file
+from contract.files import first_line, sha256_file
 from models.registry import ModelSpec
 from pipeline import inputs, tracking
 from pipeline.config import Config
@@ -323,5 +323,11 @@ def load_trained(train_run_id: str):
             model = family.build(spec, _learning_rate(spec.learning_rate, spec.lr_schedule, 1))
         except ValueError as error:
             raise UserError(f"train run {train_run_id}: {error}") from None
-        model.load_weights(str(folder / "model.weights.h5"))
+        try:
+            model.load_weights(str(folder / "model.weights.h5"))
+        except ValueError as error:  # weights of another layout than its model.json names
+            raise UserError(
+                f"train run {train_run_id}: its weights do not fit this latentforge's {spec.model} "
+                f"({first_line(error)}); retrain it: latentforge train --model {spec.model}"
+            ) from None
     return model, spec

@@ -60,9 +60,10 @@ class Dcgan(GanFamily):
     summary = "DCGAN (Radford et al. 2015): transposed convolutions + batch norm, strided-conv discriminator"
     description = "DCGAN (Radford et al. 2015): transposed convolutions + batch norm, strided-conv discriminator"
     options = DcganOptions
-    # the layout's version (models/registry.py): 4 = G's last transposed convolution makes the image,
-    # D's kernel is d_kernel_size, the two layers on pixels have image_kernel_size
-    network_version = 4
+    # the layout's version (models/registry.py): 5 = G's last transposed convolution makes the image,
+    # D's kernel is d_kernel_size, the two layers on pixels have image_kernel_size, and the training
+    # model counts images_seen (4: without the count, so its saved weights lack that variable)
+    network_version = 5
     # Chosen by FID at equal training time: batch 32 takes nearly twice the steps of batch 64 in
     # the same seconds on a CPU and scored better at the default run's time, though not at four
     # times it (docs/results.md#quality-at-equal-training-time); at learning rate 2e-3 the default

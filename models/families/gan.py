@@ -136,6 +136,8 @@ class GanFamily(Family):
     """Adversarial families: ``models.gan.GAN``'s two-phase step over ``networks``'s pair."""
 
     options = GanOptions
+    # 2: the training model counts images_seen (models/adversarial.py); 1's weights lack that variable
+    network_version = 2
     value_range = "tanh"
     primary_metric = "fid"
     defaults: ClassVar[dict] = {"latent_dim": 100, "learning_rate": 2e-4, "width": 64}

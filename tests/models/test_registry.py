@@ -33,7 +33,7 @@ def test_a_model_json_of_an_older_layout_is_refused_with_the_retrain_command():
     assert "lacks options, width, network_version" in str(refused.value)
     assert str(refused.value).endswith("retrain it: latentforge train --model dcgan")
     spec = registry.model_spec("dcgan", image_shape=(28, 28, 1), latent_dim=6, learning_rate=2e-4, seed=0)
-    for layout in (1, 2, 3):  # the DCGAN's earlier layouts are no longer built
+    for layout in (1, 2, 3, 4):  # the DCGAN's earlier layouts are no longer built
         older = ModelSpec.from_dict({**spec.to_dict(), "network_version": layout})
         with pytest.raises(ValueError, match=f"network layout {layout}, which this latentforge no longer builds"):
             registry.get("dcgan").build(older)
@@ -57,11 +57,11 @@ def test_new_models_record_the_network_layout_and_kernel_sizes():
     spec = registry.model_spec(
         "dcgan", image_shape=(28, 28, 1), latent_dim=6, learning_rate=2e-4, seed=0, options=options
     )
-    assert spec.network_version == registry.get("dcgan").network_version == 4
+    assert spec.network_version == registry.get("dcgan").network_version == 5
     assert ModelSpec.from_dict(spec.to_dict()) == spec
     model = registry.get("dcgan").build(spec)
     kinds, g_kernels, d_kernels = _kernel_sizes(model)
-    # version 4: two transposed convolutions, the last one makes the image; the layers on pixels
+    # version 5: two transposed convolutions, the last one makes the image; the layers on pixels
     # (G's last, D's first) have image_kernel_size
     assert kinds == ["Conv2DTranspose", "Conv2DTranspose"]
     assert g_kernels == [5, 3] and d_kernels == [3, 4]

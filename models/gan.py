@@ -63,11 +63,6 @@ def example_group(network) -> int | None:
     return groups.pop() if len(groups) == 1 and 0 not in groups else None
 
 
-def mixes_no_examples(network) -> bool:
-    """True when each output of ``network`` depends on its own example only."""
-    return example_group(network) == 1
-
-
 class GAN(Adversarial):
     """Alternating GAN training of a generator and a discriminator (or critic).
 

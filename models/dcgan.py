@@ -64,6 +64,7 @@ def build_discriminator(
     width: int = 64,
     dropout_rate: float = 0.3,
     minibatch_std: bool = False,
+    group_size: int = GROUP_SIZE,
     num_classes: int = 0,
     kernel_size: int = D_KERNEL_SIZE,
     image_kernel_size: int = IMAGE_KERNEL_SIZE,
@@ -86,7 +87,7 @@ def build_discriminator(
     x = layers.LeakyReLU(0.2)(x)
     x = layers.Dropout(dropout_rate)(x)  # (batch, h/4, w/4, 2*width)
     if minibatch_std:
-        x = MinibatchStd(GROUP_SIZE)(x)
+        x = MinibatchStd(group_size)(x)
     x = layers.Flatten()(x)
     logit = layers.Dense(1, name="logit")(x)
     if num_classes:  # projection (Miyato & Koyama 2018): + <embed(label), features>

@@ -34,7 +34,11 @@ def build_mlp_generator(latent_dim: int, image_shape: tuple[int, int, int], unit
 
 
 def build_mlp_discriminator(
-    image_shape: tuple[int, int, int], units=(512, 256), dropout_rate: float = 0.3, minibatch_std: bool = False
+    image_shape: tuple[int, int, int],
+    units=(512, 256),
+    dropout_rate: float = 0.3,
+    minibatch_std: bool = False,
+    group_size: int = GROUP_SIZE,
 ) -> keras.Model:
     """The original GAN's discriminator, fully connected: image -> logit."""
     image = keras.Input(image_shape, name="image")
@@ -44,7 +48,7 @@ def build_mlp_discriminator(
         x = layers.LeakyReLU(0.2)(x)
         x = layers.Dropout(dropout_rate)(x)
     if minibatch_std:
-        x = MinibatchStd(GROUP_SIZE)(x)
+        x = MinibatchStd(group_size)(x)
     return keras.Model(image, layers.Dense(1, name="logit")(x), name="discriminator")
 
 

@@ -206,6 +206,10 @@ class Evaluation:
     tables: dict = dataclasses.field(default_factory=dict)
 
 
+# Square image sides the families build: 7 * 2**k and 4 * 2**k from 28 to 128.
+SIDES = (28, 32, 56, 64, 112, 128)
+
+
 class Family:
     """A model family. Subclass it in one module, set the class attributes, implement
     ``build_model`` and ``exports`` (override the other methods where the family needs to),
@@ -246,6 +250,11 @@ class Family:
     # option's meaning stays shared, its value when not given is the family's
     option_defaults: ClassVar[dict] = {}
     network_version: ClassVar[int] = 1
+    max_side: ClassVar[int] = 64  # the largest of SIDES its networks build
+
+    def sides(self) -> tuple[int, ...]:
+        """The square image sides it builds (of ``SIDES``, up to ``max_side``); override to narrow."""
+        return tuple(side for side in SIDES if side <= self.max_side)
 
     @property
     def default_batch_size(self) -> int:

@@ -19,9 +19,17 @@ from pipeline.errors import StageError, UserError, load_runtime
 
 STAGE_FIELDS = {
     "main": None,  # every field
-    "data": ("dataset", "data_dir", "tfds_dir", "experiment"),
-    "train": ("preset", *config_module.TRAIN_FIELDS, "workers", "tfds_dir", "experiment"),
-    "features": ("dataset", "tfds_dir", "seed", "features_epochs", "features_examples", "experiment"),
+    "data": ("dataset", *config_module.FOLDER_FIELDS, "data_dir", "tfds_dir", "experiment"),
+    "train": (
+        "preset",
+        *config_module.TRAIN_FIELDS,
+        *config_module.FOLDER_FIELDS,
+        "xflip",
+        "workers",
+        "tfds_dir",
+        "experiment",
+    ),
+    "features": ("dataset", "dataset_name", "tfds_dir", "seed", "features_epochs", "features_examples", "experiment"),
     "evaluate": (
         "eval_samples",
         "metrics",
@@ -49,7 +57,15 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="latentforge", description=__doc__.splitlines()[0])
     _add_verbose(parser)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for add in (_add_stages, _add_generate, _add_style_mix, _add_serve, _add_tracking_server, _add_latent):
+    for add in (
+        _add_stages,
+        _add_datasets,
+        _add_generate,
+        _add_style_mix,
+        _add_serve,
+        _add_tracking_server,
+        _add_latent,
+    ):
         add(commands)
     for sub in commands.choices.values():
         _add_verbose(sub)
@@ -60,7 +76,7 @@ def _add_stages(commands) -> None:
     """One command per pipeline stage (and ``main``), with the config fields it reads."""
     helps = {
         "main": "run every stage: data -> train -> export -> evaluate -> promote",
-        "data": "prepare the TFDS dataset",
+        "data": "prepare the dataset: a TFDS name, or a folder or .zip of images",
         "train": "train a model (reuses a finished run, resumes a killed one)",
         "features": "train and register the dataset's feature classifier (once; found in the registry after)",
         "evaluate": "score an exported generator with onnxruntime (FID, KID, P/R, D/C, modes; ELBO/IWAE for the VAE)",
@@ -148,6 +164,26 @@ def _add_serve(commands) -> None:
     serve.add_argument("--max-images", type=int, default=256, help="images per request at most")
     serve.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = its default)")
     serve.add_argument("--poll-seconds", type=float, default=0.0, help="re-resolve --model this often (0 = never)")
+
+
+def _add_datasets(commands) -> None:
+    datasets = commands.add_parser("datasets", help="fetch a public image dataset into a folder for -P dataset=DIR")
+    datasets.add_argument("name", choices=("emoji",), help="emoji: Google's Noto emoji, 3,781 64x64 images, 9 classes")
+    datasets.add_argument("--out", required=True, help="the folder to write (reused when it is already there)")
+
+
+def _datasets(args) -> None:
+    from pipeline import emoji
+
+    def progress(done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            print(f"\rdatasets: {done / 1e6:.1f} of {total / 1e6:.1f} MB", end="", file=sys.stderr, flush=True)
+
+    print(f"datasets: fetching {emoji.PACKAGE.name}@{emoji.PACKAGE.version} (once; cached)", flush=True)
+    folder, count, reused = emoji.build(args.out, progress)
+    state = "already there" if reused else "written"
+    print(f"datasets: {count} emoji images in {len(emoji.categories(folder))} classes {state}: {folder}")
+    print(f"datasets: train on them with: bin/run -P dataset={folder}")
 
 
 def _add_tracking_server(commands) -> None:
@@ -391,7 +427,7 @@ def _features_stage(config, args) -> None:
     from pipeline.features import get_extractor
     from pipeline.inputs import describe
 
-    spec = describe(config.dataset, config.tfds_dir)
+    spec = describe(config.dataset_id, config.tfds_dir)
     extractor = get_extractor(spec, config.seed, config.features_epochs, config.features_examples)
     print(f"features: {extractor.version} ({extractor.identity}), test accuracy {extractor.test_accuracy:.4f}")
 
@@ -430,6 +466,22 @@ STAGE_RUNNERS = {
 }
 
 
+def _tracking_server(args) -> None:
+    from pipeline import tracking_server
+
+    tracking_server.run(args.dir, args.port, args.pg_port, args.host)
+
+
+COMMANDS = {
+    "generate": _generate,
+    "latent": _latent,
+    "datasets": _datasets,
+    "style-mix": _style_mix,
+    "serve": _serve,
+    "tracking-server": _tracking_server,
+}  # and the stages: _run_stage
+
+
 def main(argv: list[str] | None = None) -> int:
     """The program; with ``argv`` given (a caller in-process), the caller's logging is left as it is."""
     if argv is None:
@@ -439,20 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "generate":
-            _generate(args)
-        elif args.command == "latent":
-            _latent(args)
-        elif args.command == "style-mix":
-            _style_mix(args)
-        elif args.command == "serve":
-            _serve(args)
-        elif args.command == "tracking-server":
-            from pipeline import tracking_server
-
-            tracking_server.run(args.dir, args.port, args.pg_port, args.host)
-        else:
-            _run_stage(args)
+        COMMANDS.get(args.command, _run_stage)(args)
     except UserError as error:
         print(f"latentforge: error: {error}", file=sys.stderr)
         return 2

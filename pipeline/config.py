@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -41,8 +42,55 @@ class Config:
     )
     dataset: str = option(
         "fashion_mnist",
-        "a TFDS image dataset name",
-        doc="a TFDS image dataset with sides divisible by 4 (`mnist`, `cifar10`, … where they can be downloaded)",
+        "a TFDS image dataset name, or a folder or .zip of images",
+        doc=(
+            "a TFDS image dataset with sides divisible by 4 (`mnist`, `cifar10`, … where they can be downloaded), "
+            "or a folder or `.zip` of your own images ([Your own images](#your-own-images))"
+        ),
+    )
+    dataset_name: str = option(
+        "",
+        "an image folder's name (models register as <name>-<model>); \"\" = the folder's name",
+        doc="an image folder's name; models register as `<name>-<model>`; empty = the folder's name",
+    )
+    resolution: int = option(
+        0,
+        "image folders: side of the square images trained on; 0 = the images' own side when all share one",
+        low=0,
+        high=1024,
+        doc="image folders: side N of the N × N images trained on; 0 = the images' own side when they all share one",
+    )
+    channels: int = option(
+        0,
+        "image folders: 1 (grey) or 3 (RGB); 0 = 3 when any image has colour",
+        choices=(0, 1, 3),
+        doc="image folders: 1 (grey) or 3 (RGB); 0 = 3 when any image has colour, else 1",
+    )
+    background: str = option(
+        "white",
+        "image folders: the colour transparent pixels are composited onto (a name or #rrggbb)",
+        doc="image folders: the colour transparent pixels are composited onto: `white`, `black`, `grey` or `#rrggbb`",
+    )
+    xflip: bool = option(
+        False,
+        "train on the images and their mirror images (twice the examples)",
+        doc="train on every image and its mirror image, twice the examples (StyleGAN2-ADA's `--mirror`)",
+    )
+    max_images: int = option(
+        0,
+        "image folders: prepare a seeded random subset of N images; 0 = all",
+        low=0,
+        doc="image folders: prepare a seeded random subset of N images; 0 = all",
+    )
+    test_fraction: float = option(
+        0.05,
+        "image folders: share of each class held out as the test split",
+        low=0.0,
+        high=0.5,
+        doc=(
+            "image folders: share of each class held out as the test split (seeded; at least one image of a "
+            "class of two or more)"
+        ),
     )
     epochs: int = option(
         2,
@@ -228,11 +276,33 @@ class Config:
         unknown = [name for name in self.metric_names() if name not in METRICS]
         if unknown or not self.metric_names():
             raise UserError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; valid: {', '.join(METRICS)}")
-        if (
+        self._check_dataset()
+
+    def _check_dataset(self) -> None:
+        from pipeline import folders
+
+        folder = folders.looks_like_path(self.dataset)
+        if not folder and (
             not self.dataset
             or not self.dataset.replace("_", "").replace("/", "").replace(":", "").replace(".", "").isalnum()
         ):
-            raise UserError(f"dataset name '{self.dataset}' is not a TFDS name; e.g. fashion_mnist, mnist, cifar10")
+            raise UserError(
+                f"dataset '{self.dataset}' is neither a TFDS name (e.g. fashion_mnist, mnist) nor a path "
+                "(e.g. ./my_images or images.zip)"
+            )
+        if self.dataset_name and not re.fullmatch(r"[a-z0-9][a-z0-9_]*", self.dataset_name):
+            raise UserError(
+                f"dataset_name '{self.dataset_name}' must be lowercase letters, digits and underscores; e.g. emoji"
+            )
+        try:
+            folders.Recipe(background=self.background).rgb()
+        except ValueError as error:
+            raise UserError(str(error)) from None
+        given = [n for n in ("dataset_name", "resolution", "channels", "max_images") if getattr(self, n)]
+        if given and not folder:
+            raise UserError(
+                f"{', '.join(given)} apply to image folders, not the TFDS dataset {self.dataset}; drop them"
+            )
 
     def _check_types(self) -> None:
         for f in fields(self):
@@ -248,6 +318,21 @@ class Config:
         raise AttributeError(f"Config has no field '{name}'")
 
     # ---- derived values -------------------------------------------------------------------
+    @property
+    def dataset_id(self) -> str:
+        """The dataset's name: the TFDS name, or an image folder's ``dataset_name`` (default: the folder's)."""
+        from pipeline import folders
+
+        if folders.looks_like_path(self.dataset):
+            return self.dataset_name or folders.default_name(self.dataset)
+        return self.dataset
+
+    def recipe(self):
+        """How an image folder is prepared (``folders.Recipe``)."""
+        from pipeline import folders
+
+        return folders.Recipe(self.resolution, self.channels, self.background, self.max_images, self.test_fraction)
+
     @property
     def family(self):
         from models import registry
@@ -365,6 +450,10 @@ TRAIN_FIELDS = (
     "train_examples",
     OPTIONS,
 )
+
+# An image folder's fields, which join TRAIN_FIELDS for a folder (a TFDS run's key stays as it was);
+# xflip joins them when set.
+FOLDER_FIELDS = ("dataset_name", "resolution", "channels", "background", "max_images", "test_fraction")
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 _BOOLEANS = {"1": True, "true": True, "0": False, "false": False}

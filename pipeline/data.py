@@ -15,6 +15,7 @@ params/tags describe it (name, version, splits, image shape, classes, how it was
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import gzip
 import io
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from contract.files import first_line, sha256_file, write_atomic_with
 from pipeline import inputs, quiet
+from pipeline.config import FOLDER_FIELDS
 from pipeline.errors import UserError
 
 # sha256 of the decompressed Fashion-MNIST IDX files (the same bytes TFDS's downloads decompress to).
@@ -195,24 +197,101 @@ def prepare(dataset: str, tfds_dir: str = "", idx_dir: str = "") -> inputs.Datas
     return inputs.spec_from_builder(builder, data_dir, verified)
 
 
+# ---- image folders --------------------------------------------------------------------------------
+def prepare_folder(config, check_model: bool = False):
+    """Prepare the image folder or zip ``config.dataset`` (``pipeline/folders.py``); with
+    ``check_model``, first check that ``config.model`` can build the images' side.
+
+    Returns:
+        (the prepared folder, its dataset spec)
+    """
+    from pipeline import folders
+
+    def check_side(side: int) -> None:
+        sides = config.family.sides()
+        if sides and side not in sides:
+            raise UserError(
+                f"{config.model} cannot build {side}x{side} images; valid sides: {', '.join(map(str, sides))}; "
+                "pass -P resolution=N with one of them"
+            )
+
+    prepared, reused = folders.prepare(
+        config.dataset,
+        config.recipe(),
+        inputs.tfds_data_dir(config.tfds_dir),
+        name=config.dataset_id,
+        check_side=check_side if check_model else None,
+    )
+    spec = inputs.spec_from_folder(prepared, inputs.tfds_data_dir(config.tfds_dir))
+    if reused:
+        spec = dataclasses.replace(spec, verified=f"already prepared; {spec.verified}")
+    return prepared, spec
+
+
+def real_grid(prepared, count: int = 64):
+    """A grid (uint8 (H, W, C)) of ``count`` training images spread evenly over the split."""
+    import numpy as np
+
+    from contract.images import grid
+
+    images = prepared.images("train")
+    picks = np.linspace(0, len(images) - 1, min(count, len(images))).astype(int)
+    return grid(np.asarray(images[picks]).astype(np.float32) / 255.0, columns=8)
+
+
 # ---- the stage ---------------------------------------------------------------------------------
-def run_data(config) -> tuple[str, inputs.DatasetSpec]:
+def run_data(config, check_model: bool = False) -> tuple[str, inputs.DatasetSpec]:
     """Data stage: prepare ``config.dataset`` and record what was prepared in an MLflow run.
+
+    Args:
+        check_model: refuse an image folder's side that ``config.model`` cannot build (the main
+            job, which trains next).
 
     Returns:
         (the data run's id, the dataset spec)
     """
     import mlflow
 
-    from pipeline import tracking
+    from pipeline import folders, tracking
 
-    spec = prepare(config.dataset, config.tfds_dir, config.data_dir)
-    with tracking.stage_run("data", {"dataset": config.dataset, "data_dir": config.data_dir}) as run:
+    folder = folders.looks_like_path(config.dataset)
+    if folder:
+        prepared, spec = prepare_folder(config, check_model)
+    else:
+        prepared, spec = None, prepare(config.dataset, config.tfds_dir, config.data_dir)
+    params = {"dataset": config.dataset, "data_dir": config.data_dir}
+    if folder:
+        params = {"dataset": config.dataset, **{k: getattr(config, k) for k in FOLDER_FIELDS}}
+    with tracking.stage_run("data", params) as run:
         mlflow.log_params(spec.as_params())
         mlflow.set_tag("dataset.verified", spec.verified)
         mlflow.log_dict(
             {**spec.__dict__, "image_shape": list(spec.image_shape), "class_names": list(spec.class_names)},
             "dataset/spec.json",
         )
+        if prepared is not None:
+            _log_folder(prepared, spec)
     print(f"data: {spec.name} {spec.version} {spec.splits} ({spec.verified})")
     return run.info.run_id, spec
+
+
+def _log_folder(prepared, spec) -> None:
+    """An image folder's record: the source, the files skipped, lineage and a grid of its images."""
+    import mlflow
+
+    from pipeline import tracking
+
+    meta = prepared.meta
+    mlflow.log_params(
+        {
+            "dataset.source": meta["source"],
+            "dataset.source_sha256": meta["source_sha256"],
+            "dataset.label_source": meta["label_source"] or "none",
+            "dataset.files": meta["files"],
+            "dataset.skipped": len(meta["skipped"]),
+        }
+    )
+    mlflow.log_dict(meta, "dataset/meta.json")
+    mlflow.log_image(real_grid(prepared), "dataset/real_grid.png")
+    tracking.log_dataset(spec, "train", "preparation")
+    tracking.log_dataset(spec, "test", "preparation")

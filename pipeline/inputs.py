@@ -1,6 +1,7 @@
 """Input pipeline: what the stages read from a dataset the data stage prepared.
 
-Reads: the prepared TFDS dataset (in the TFDS data dir), and the data run's params to find it.
+Reads: the prepared TFDS dataset (in the TFDS data dir) or image folder (``pipeline/folders.py``,
+under the same dir), and the data run's params to find it.
 Gives: its description (``DatasetSpec``: shape, classes, splits), the seeded ``tf.data``
 training pipeline the models train on, and the test and train splits as numpy arrays for
 evaluation and the feature extractor. Writes nothing; preparing the dataset is ``pipeline/data.py``.
@@ -32,6 +33,7 @@ class DatasetSpec:
     splits: dict[str, int]  # split name -> number of examples
     tfds_dir: str
     verified: str  # how the source files were verified
+    location: str = ""  # a prepared image folder's directory; "" = a TFDS dataset
 
     def as_params(self) -> dict[str, str]:
         return {
@@ -40,6 +42,7 @@ class DatasetSpec:
             "dataset.image_shape": "x".join(map(str, self.image_shape)),
             "dataset.num_classes": str(len(self.class_names)),
             "dataset.tfds_dir": self.tfds_dir,
+            **({"dataset.location": self.location} if self.location else {}),
             **{f"dataset.split.{k}": str(v) for k, v in self.splits.items()},
         }
 
@@ -111,9 +114,22 @@ def spec_from_builder(builder, data_dir: str, verified: str) -> DatasetSpec:
     )
 
 
-def describe(dataset: str, tfds_dir: str = "") -> DatasetSpec:
-    """The spec of an already prepared dataset (raises UserError when it is not prepared)."""
+def describe(dataset: str, tfds_dir: str = "", version: str = "") -> DatasetSpec:
+    """The spec of an already prepared dataset: an image folder prepared under that name (or from
+    that path; ``version`` = its key, else the one prepared last), else a TFDS dataset.
+
+    Raises:
+        UserError: it is not prepared.
+    """
+    from pipeline import folders
+
     data_dir = tfds_data_dir(tfds_dir)
+    name = folders.default_name(dataset) if folders.looks_like_path(dataset) else dataset
+    prepared = folders.find(data_dir, name, version)
+    if prepared is not None:
+        return spec_from_folder(prepared, data_dir)
+    if folders.looks_like_path(dataset) or (folders.root_of(data_dir) / name).is_dir():
+        raise UserError(f"image folder '{dataset}' is not prepared in {data_dir}; run 'latentforge data' with it first")
     builder = tfds_builder(dataset, data_dir)
     if not builder.is_prepared():
         raise UserError(
@@ -122,9 +138,27 @@ def describe(dataset: str, tfds_dir: str = "") -> DatasetSpec:
     return spec_from_builder(builder, data_dir, "already prepared")
 
 
+def spec_from_folder(prepared, data_dir: str) -> DatasetSpec:
+    """The spec of a prepared image folder (``folders.Prepared``)."""
+    meta = prepared.meta
+    return DatasetSpec(
+        name=meta["name"],
+        version=meta["key"],
+        image_shape=prepared.image_shape,
+        class_names=tuple(meta["class_names"]),
+        splits=dict(meta["splits"]),
+        tfds_dir=data_dir,
+        verified=f"sha256 of the {meta['files']} source files' names and bytes: {meta['source_sha256']}",
+        location=str(prepared.location),
+    )
+
+
 # ---- tf.data -------------------------------------------------------------------------------
 def split_files(spec: DatasetSpec, split: str) -> list[Path]:
-    """The prepared files of ``split`` (TFDS's record shards), sorted."""
+    """The prepared files of ``split`` (TFDS's record shards, or an image folder's records and
+    labels), sorted."""
+    if spec.location:
+        return [Path(spec.location) / f"{split}.u8", Path(spec.location) / f"{split}-labels.npy"]
     root = Path(spec.tfds_dir) / spec.name
     folders = [f for f in root.glob(f"**/{spec.version}") if f.is_dir()] or [root]
     return sorted(f for folder in folders for f in folder.glob(f"{spec.name}-{split}.*") if f.is_file())
@@ -175,6 +209,7 @@ def training_dataset(
     repeat: bool = False,
     binarize: bool = False,
     labels: bool = False,
+    xflip: bool = False,
 ):
     """Normalized, cached, shuffled (seeded), batched and prefetched training images
     (``(images, labels)`` pairs with ``labels=True``).
@@ -190,11 +225,17 @@ def training_dataset(
         binarize: dynamic binarization: each pixel becomes 1 with probability its grey level,
             drawn afresh every epoch (the protocol of binarized-MNIST likelihood tables).
         labels: also yield the class labels (int32), for conditional models.
+        xflip: add a mirrored copy of every image (StyleGAN2-ADA's ``--mirror``): twice the examples.
     """
     import tensorflow as tf
 
     if labels and not spec.class_names:
         raise UserError(f"dataset {spec.name} has no labels; conditional models need a labelled dataset")
+    count = (examples or spec.splits["train"]) * (2 if xflip else 1)
+    if count < batch_size:
+        raise UserError(f"batch_size {batch_size} is larger than the {count} training examples; lower batch_size")
+    if spec.location:
+        return _folder_dataset(spec, batch_size, value_range, seed, examples, repeat, binarize, labels, xflip)
     ds = _load(spec, "train", examples)
     if labels:
         ds = ds.map(
@@ -204,9 +245,8 @@ def training_dataset(
     else:
         ds = ds.map(lambda ex: normalize(ex["image"], value_range), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.cache()
-    count = examples or spec.splits["train"]
-    if count < batch_size:
-        raise UserError(f"batch_size {batch_size} is larger than the {count} training examples; lower batch_size")
+    if xflip:
+        ds = ds.concatenate(ds.map(_mirrored, num_parallel_calls=tf.data.AUTOTUNE))
     ds = ds.shuffle(min(count, 20000), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
@@ -217,6 +257,47 @@ def training_dataset(
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _mirrored(*example):
+    """An example (image, or image and label) with its image flipped left to right."""
+    import tensorflow as tf
+
+    return (tf.reverse(example[0], axis=[-2]), *example[1:]) if len(example) > 1 else tf.reverse(example[0], axis=[-2])
+
+
+def _folder_dataset(spec, batch_size, value_range, seed, examples, repeat, binarize, labels, xflip):
+    """``training_dataset`` of a prepared image folder: its fixed-size uint8 records, cached as
+    uint8 (a quarter of the memory of floats), normalized a batch at a time."""
+    import tensorflow as tf
+
+    from pipeline import folders
+
+    prepared = folders.load(spec.location)
+    shape = prepared.image_shape
+    ds = tf.data.FixedLengthRecordDataset(
+        str(prepared.location / "train.u8"), record_bytes=shape[0] * shape[1] * shape[2], buffer_size=1 << 20
+    ).map(lambda record: tf.reshape(tf.io.decode_raw(record, tf.uint8), shape), num_parallel_calls=tf.data.AUTOTUNE)
+    if labels:
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.from_tensor_slices(prepared.labels("train"))))
+    if examples:
+        ds = ds.take(examples)
+    ds = ds.cache()
+    if xflip:
+        ds = ds.concatenate(ds.map(_mirrored, num_parallel_calls=tf.data.AUTOTUNE))
+    count = (examples or spec.splits["train"]) * (2 if xflip else 1)
+    ds = ds.shuffle(min(count, 20000), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size, drop_remainder=True)
+
+    def normalized(images, *rest):
+        images = normalize(images, value_range)
+        if binarize:
+            images = tf.cast(tf.random.uniform(tf.shape(images), seed=seed) < images, tf.float32)
+        return (images, *rest) if rest else images
+
+    return ds.map(normalized, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def array_batches(arrays: tuple, *, batch_size: int, seed: int, epochs: int):
@@ -257,6 +338,13 @@ def binarized_test_images(spec: DatasetSpec, seed: int = 0):
 def load_arrays(spec: DatasetSpec, split: str, limit: int = 0):
     """(uint8 images (n, h, w, c), int labels (n,)) of a split, as numpy arrays."""
     import numpy as np
+
+    if spec.location:
+        from pipeline import folders
+
+        prepared = folders.load(spec.location)
+        count = limit or spec.splits[split]
+        return np.array(prepared.images(split)[:count]), prepared.labels(split)[:count].astype(np.int64)
 
     ds = import_tfds().as_numpy(_load(spec, split, limit, batch_size=-1))
     labels = ds["label"] if "label" in ds else np.zeros(len(ds["image"]), dtype=np.int64)

@@ -253,6 +253,7 @@ def _datasets(config: Config, spec, sharded: bool):
         repeat=bool(config.steps_per_epoch),
         binarize=family.binarized,
         labels=family.labels,
+        xflip=config.xflip,
     )
     validation = None
     if family.validates:  # the test split's loss each epoch (test_step changes no weight)
@@ -262,7 +263,7 @@ def _datasets(config: Config, spec, sharded: bool):
     if sharded:
         dataset = distributed.shard_by_data(dataset)
         validation = None if validation is None else distributed.shard_by_data(validation)
-    examples = min(config.train_examples or spec.splits["train"], spec.splits["train"])
+    examples = min(config.train_examples or spec.splits["train"], spec.splits["train"]) * (2 if config.xflip else 1)
     return dataset, validation, config.steps_per_epoch or examples // config.batch_size
 
 

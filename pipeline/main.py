@@ -32,7 +32,7 @@ def run_main(config: Config) -> dict:
         # config goes under its own keys (MLflow forbids changing a logged param).
         mlflow.log_params({f"config.{k}": str(v) for k, v in resolved.to_dict().items()})
         mlflow.log_dict(resolved.to_dict(), "config.json")
-        data_run_id, _ = run_data(resolved)
+        data_run_id, _ = run_data(resolved, check_model=True)
         trained = run_train(resolved, data_run_id)
         exported = run_export(resolved, trained.run_id)
         evaluated = run_evaluate(resolved, exported.run_id)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline import inputs, tracking
-from pipeline.config import TRAIN_FIELDS, Config
+from pipeline.config import FOLDER_FIELDS, TRAIN_FIELDS, Config
 from pipeline.errors import UserError
 from pipeline.loop import Job, check_replicas, fit_model
 
@@ -30,8 +30,18 @@ class TrainResult:
     metrics: dict
 
 
-def train_key(config: Config) -> str:
-    return f"{config.key(*TRAIN_FIELDS)}-{tracking.code_version(*CODE_PATHS)}"
+def train_key(config: Config, dataset_version: str = "") -> str:
+    """What a finished or interrupted train run must match to be reused or resumed: the config's
+    training fields, an image folder's recipe and prepared version (its content), and the code."""
+    from pipeline import folders
+
+    names, version = list(TRAIN_FIELDS), ""
+    if folders.looks_like_path(config.dataset):
+        names += FOLDER_FIELDS
+        version = f"-{dataset_version}"
+    if config.xflip:
+        names.append("xflip")
+    return f"{config.key(*names)}{version}-{tracking.code_version(*CODE_PATHS)}"
 
 
 def _checked_dataset(config: Config, data_run_id: str | None, cluster_workers: int):
@@ -50,9 +60,11 @@ def _checked_dataset(config: Config, data_run_id: str | None, cluster_workers: i
     spec = (
         tracking.dataset_of_run(data_run_id, config.tfds_dir)
         if data_run_id
-        else inputs.describe(config.dataset, config.tfds_dir)
+        else inputs.describe(config.dataset_id, config.tfds_dir)
     )
-    if spec.name != config.dataset:
+    if spec.location:
+        _check_recipe(config, spec)
+    if spec.name != config.dataset_id:
         raise UserError(
             f"data run {data_run_id} prepared '{spec.name}' but the config says dataset={config.dataset}; "
             f"pass --dataset {spec.name} or the data run of {config.dataset}"
@@ -60,6 +72,22 @@ def _checked_dataset(config: Config, data_run_id: str | None, cluster_workers: i
     if config.family.labels and not spec.class_names:
         raise UserError(f"{config.model} needs class labels and {spec.name} has none; pick a labelled dataset")
     return spec
+
+
+def _check_recipe(config: Config, spec) -> None:
+    """An image folder must have been prepared with the config's recipe (UserError otherwise)."""
+    from dataclasses import asdict
+
+    from pipeline import folders
+
+    prepared = folders.load(spec.location).meta
+    wanted = asdict(config.recipe())
+    if prepared["recipe"] != wanted:
+        changed = ", ".join(f"{k}={v}" for k, v in wanted.items() if prepared["recipe"].get(k) != v)
+        raise UserError(
+            f"image folder '{spec.name}' was prepared with another recipe than {changed}; "
+            f"run latentforge data with the same parameters first"
+        )
 
 
 def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> TrainResult:
@@ -81,7 +109,7 @@ def run_train(config: Config, data_run_id: str | None = None, callbacks=()) -> T
     config = config.resolved()
     me = distributed.member()
     spec = _checked_dataset(config, data_run_id, me.workers)
-    key = train_key(config)
+    key = train_key(config, spec.version)
     previous = tracking.find_runs("train", key) if me.chief else []
     finished = [r for r in previous if r.info.status == "FINISHED"]
     if distributed.broadcast_from_chief([], {"reuse": int(bool(finished))})["reuse"]:

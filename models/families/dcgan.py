@@ -64,6 +64,7 @@ class Dcgan(GanFamily):
     # D's kernel is d_kernel_size, the two layers on pixels have image_kernel_size, and the training
     # model counts images_seen (4: without the count, so its saved weights lack that variable)
     network_version = 5
+    max_side = 128
     # Chosen by FID at equal training time: batch 32 takes nearly twice the steps of batch 64 in
     # the same seconds on a CPU and scored better at the default run's time, though not at four
     # times it (docs/results.md#quality-at-equal-training-time); at learning rate 2e-3 the default
@@ -90,6 +91,7 @@ class Dcgan(GanFamily):
                 spec.image_shape,
                 width=spec.width,
                 minibatch_std=options.minibatch_std,
+                group_size=options.minibatch_std_group,
                 num_classes=classes,
                 kernel_size=options.d_kernel_size,
                 image_kernel_size=options.image_kernel_size,

@@ -62,12 +62,22 @@ class GanOptions(Options):
     )
     minibatch_std: bool = option(
         False,
-        "mini-batch standard deviation layer in D, over groups of 4 examples (0/1, true/false)",
+        "mini-batch standard deviation layer in D, over groups of minibatch_std_group examples (0/1, true/false)",
         doc=(
             "1 = a mini-batch standard deviation layer in the discriminator (Karras et al. 2018) over groups "
-            "of 4 consecutive examples, so a collapsed batch is easy to spot; the groups never straddle the "
-            "real and the fake half, so the discriminator is still called once on both when the batch is a "
-            "multiple of 4 (below)"
+            "of `minibatch_std_group` consecutive examples, so a collapsed batch is easy to spot; the groups "
+            "never straddle the real and the fake half, so the discriminator is still called once on both "
+            "when the batch is a multiple of the group"
+        ),
+    )
+    minibatch_std_group: int = option(
+        4,
+        "examples per mini-batch std group (the whole per-replica batch when it does not divide it)",
+        choices=(2, 4, 8, 16, 32, 64),
+        doc=(
+            "examples per group of the mini-batch standard deviation: the papers' 4, or as many as the batch "
+            "(32 at the DCGAN's batch of 32: one statistic over all the reals, one over all the fakes, still in "
+            "one discriminator call); a per-replica batch it does not divide forms one group"
         ),
     )
     # off by default: at the default run's training time the EMA scored no better than the raw
@@ -198,5 +208,9 @@ class MlpGan(GanFamily):
 
         return (
             gan.build_mlp_generator(spec.latent_dim, spec.image_shape),
-            gan.build_mlp_discriminator(spec.image_shape, minibatch_std=options.minibatch_std),
+            gan.build_mlp_discriminator(
+                spec.image_shape,
+                minibatch_std=options.minibatch_std,
+                group_size=options.minibatch_std_group,
+            ),
         )

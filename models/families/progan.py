@@ -47,6 +47,10 @@ class Progan(Family):
     defaults: ClassVar[dict] = {"latent_dim": 128, "learning_rate": 1e-3, "width": 32}
     option_defaults: ClassVar[dict] = {"ema": 0.999}  # the paper's generator smoothing
     network_version = 1
+    max_side = 128
+
+    def sides(self) -> tuple[int, ...]:
+        return tuple(side for side in super().sides() if side % 7 == 0)  # 7 * 2**k: its 7x7 start
 
     def build_model(self, spec: ModelSpec, options: ProganOptions, learning_rate):
         import keras

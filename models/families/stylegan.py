@@ -52,6 +52,10 @@ class Stylegan(Family):
     defaults: ClassVar[dict] = {"latent_dim": 128, "learning_rate": 2e-3, "width": 16}
     # the layout's version (models/registry.py): 2 = the synthesis output through tanh
     network_version = 2
+    max_side = 128
+
+    def sides(self) -> tuple[int, ...]:
+        return tuple(side for side in super().sides() if side % 7 == 0)  # 7 * 2**k: its 7x7 start
 
     def build_model(self, spec: ModelSpec, options: StyleganOptions, learning_rate):
         import keras

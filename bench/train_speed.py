@@ -133,7 +133,7 @@ def build(name: str, spec, batch: int, seed: int = 0):
         return model, data
     from pipeline import presets
     from pipeline.config import Config
-    from pipeline.loop import model_spec_for, precision_policy
+    from pipeline.loop import learning_rate_of, model_spec_for, precision_policy
 
     base, *overrides = name.split("+")
     values = {"preset": base} if base in presets.PRESETS else {"model": base}
@@ -142,14 +142,15 @@ def build(name: str, spec, batch: int, seed: int = 0):
     family = config.family
     model_spec = model_spec_for(config, spec)
     with precision_policy(config.precision):
-        model = family.build(model_spec)  # a constant learning rate: the config's
+        # the learning rate as the train stage sets it: a schedule runs over the config's epochs
+        model = family.build(model_spec, learning_rate_of(config, spec))
     data = inputs.training_dataset(
         spec,
         batch_size=batch,
         value_range=family.value_range,
         seed=config.seed,
         repeat=True,
-        binarize=family.binarized,
+        binarize=model_spec.binarized,
         labels=family.labels,
     )
     model.export_signature = family.exports(model, model_spec)[0].signature  # how its generator is fed

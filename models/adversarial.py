@@ -17,9 +17,14 @@ class Adversarial(keras.Model):
     checkpointed count of the real images trained on, summed over replicas), the trackers (``Mean``
     metrics by name, in ``trackers``), the generator's EMA twin and which generator is exported.
     Subclasses set ``generator`` and ``discriminator``, call ``set_ema_twin`` when they average
-    the generator, and write ``train_step`` (calling ``count_images``)."""
+    the generator, and write ``train_step`` (calling ``count_images``, passing every image D sees
+    through ``augmented`` and its logits on the reals to ``observe_reals``).
 
-    def __init__(self, trackers=(), seed: int = 0, **kwargs):
+    Args:
+        augment: a ``models.augment.Augment`` (ADA or DiffAugment) or None.
+    """
+
+    def __init__(self, trackers=(), seed: int = 0, augment=None, **kwargs):
         super().__init__(**kwargs)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.images_seen = self.add_weight(
@@ -27,6 +32,17 @@ class Adversarial(keras.Model):
         )
         self.trackers = {name: keras.metrics.Mean(name=name) for name in trackers}
         self.ema_generator = None
+        self.augment = augment
+
+    def augmented(self, images):
+        """What the discriminator sees of ``images`` (reals and fakes alike): augmented when the
+        model augments, else the images themselves."""
+        return images if self.augment is None else self.augment(images, seed=self.seed_generator)
+
+    def observe_reals(self, real_logits) -> None:
+        """After a discriminator step: ADA's p adapts to how sure D is of the (augmented) reals."""
+        if self.augment is not None:
+            self.augment.observe(real_logits)
 
     def set_ema_twin(self, twin) -> None:
         """``twin``, a network built as the generator is, becomes the EMA generator: it starts as a
@@ -67,7 +83,10 @@ class Adversarial(keras.Model):
         return list(self.trackers.values())
 
     def logs(self, **extra) -> dict:
-        """The step's logs: every tracker's value, and ``extra`` ones (see ``replicas.step_logs``)."""
+        """The step's logs: every tracker's value, ADA's p (``augment_p``), and ``extra`` ones (see
+        ``replicas.step_logs``)."""
+        if self.augment is not None and self.augment.kind == "ada":
+            extra = {"augment_p": ops.convert_to_tensor(self.augment.p), **extra}
         return step_logs({**{metric.name: metric.result() for metric in self.metrics}, **extra})
 
     @staticmethod

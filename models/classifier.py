@@ -24,13 +24,20 @@ PEAK_LEARNING_RATE = 2e-3
 
 
 def build_classifier(image_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
-    """image (batch, h, w, c) in [0, 1] -> [features (batch, 128), logits (batch, classes)]."""
+    """image (batch, h, w, c) in [0, 1] -> [features (batch, 128), logits (batch, classes)].
+
+    Images above 32 pixels are max-pooled further after the last convolution, down to 8x8 or
+    less (64: 16 -> 8), so the dense layer stays the size it has at 28 and 32 pixels."""
     image = keras.Input(image_shape, name="image")
     x = layers.Conv2D(32, 3, padding="same", activation="relu")(image)
     x = layers.MaxPooling2D()(x)  # (batch, h/2, w/2, 32)
     x = layers.Conv2D(64, 3, padding="same", activation="relu")(x)
     x = layers.MaxPooling2D()(x)  # (batch, h/4, w/4, 64)
     x = layers.Conv2D(128, 3, padding="same", activation="relu")(x)  # (batch, h/4, w/4, 128)
+    side = image_shape[0] // 4
+    while side > 8:
+        x = layers.MaxPooling2D()(x)
+        side //= 2
     x = layers.Flatten()(x)
     x = layers.Dropout(0.3)(x)
     features = layers.Dense(FEATURE_DIM, activation="relu", name="features")(x)

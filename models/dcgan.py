@@ -12,6 +12,12 @@ Conditional: the generator takes [z, label] (the label embedded and joined to z)
 discriminator takes [image, label] (the label embedded as one extra image channel, and a
 projection of the label's embedding onto the features added to the output, Miyato & Koyama 2018).
 Training is ``models.gan.GAN``'s two-phase step (``models/families/dcgan.py`` puts them together).
+
+Sides: the generator starts at 7x7 (sides 7 * 2**k) or 8x8 (4 * 2**k) and doubles the side with
+each transposed convolution: two for 28 and 32, three for 56 and 64, four for 112 and 128
+(``levels``). Widths scale with the resolution: the start has ``width * 2**(levels - 1)`` channels,
+halved at each doubling, so the last hidden layer has ``width`` (at 64x64 and width 64: 256 at
+8x8, 128 at 16x16, 64 at 32x32, then the image). The discriminator mirrors it.
 """
 
 from __future__ import annotations
@@ -27,6 +33,15 @@ D_KERNEL_SIZE = 3  # of the discriminator's hidden convolutions (the family's d_
 IMAGE_KERNEL_SIZE = 5  # of the two layers that touch pixels (the family's image_kernel_size option)
 
 
+def levels(side: int) -> int:
+    """Doublings from the 7x7 or 8x8 start to ``side`` (28, 32: 2; 56, 64: 3; 112, 128: 4; else
+    side // 4 as the start and 2, so any side divisible by 4 builds)."""
+    for count in (2, 3, 4):
+        if side in (7 << count, 8 << count):
+            return count
+    return 2
+
+
 def build_generator(
     latent_dim: int,
     image_shape: tuple[int, int, int],
@@ -39,20 +54,24 @@ def build_generator(
 
     The last transposed convolution makes the image itself (Radford et al.'s layout)."""
     height, width_px, channels = image_shape
-    start = (height // 4, width_px // 4)
+    count = levels(height)
+    start = (height >> count, width_px >> count)
+    top = width * 2 ** (count - 1)  # channels at the start; halved at each doubling
     z = keras.Input((latent_dim,), name="z")
     inputs, x = [z], z
     if num_classes:
         label = keras.Input((), dtype="int32", name="label")
         inputs.append(label)
         x = layers.Concatenate()([z, layers.Embedding(num_classes, EMBEDDING_DIM, name="label_embedding")(label)])
-    x = layers.Dense(start[0] * start[1] * width * 2, use_bias=False)(x)
+    x = layers.Dense(start[0] * start[1] * top, use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)
-    x = layers.Reshape((start[0], start[1], width * 2))(x)  # (batch, h/4, w/4, 2*width)
-    x = layers.Conv2DTranspose(width, kernel_size, strides=2, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
-    x = layers.ReLU()(x)  # (batch, h/2, w/2, width)
+    x = layers.Reshape((start[0], start[1], top))(x)  # (batch, h/2**levels, w/2**levels, top)
+    for level in range(1, count):
+        filters = top >> level
+        x = layers.Conv2DTranspose(filters, kernel_size, strides=2, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)  # (batch, h/2**(levels - level), ..., filters): width at h/2
     x = layers.Conv2DTranspose(channels, image_kernel_size, strides=2, padding="same", activation="tanh", name="image")(
         x
     )
@@ -83,9 +102,10 @@ def build_discriminator(
     x = layers.Conv2D(width, image_kernel_size, strides=2, padding="same")(x)
     x = layers.LeakyReLU(0.2)(x)
     x = layers.Dropout(dropout_rate)(x)  # (batch, h/2, w/2, width)
-    x = layers.Conv2D(width * 2, kernel_size, strides=2, padding="same")(x)
-    x = layers.LeakyReLU(0.2)(x)
-    x = layers.Dropout(dropout_rate)(x)  # (batch, h/4, w/4, 2*width)
+    for level in range(1, levels(height)):
+        x = layers.Conv2D(width << level, kernel_size, strides=2, padding="same")(x)
+        x = layers.LeakyReLU(0.2)(x)
+        x = layers.Dropout(dropout_rate)(x)  # (batch, h/2**(level + 1), ..., width * 2**level)
     if minibatch_std:
         x = MinibatchStd(group_size)(x)
     x = layers.Flatten()(x)

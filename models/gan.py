@@ -173,13 +173,13 @@ class GAN(Adversarial):
         with tf.GradientTape() as tape:
             if self.joint_call(batch, fakes):  # one call on [real; fake]: same outputs, half the calls
                 both = self._d(
-                    ops.concatenate([real_images, ops.cast(fakes, real_images.dtype)]),
+                    self.augmented(ops.concatenate([real_images, ops.cast(fakes, real_images.dtype)])),
                     ops.concatenate([labels, fake_labels]) if self.conditional else None,
                 )
                 real_out, fake_out = both[:batch], both[batch:]
             else:
-                real_out = self._d(real_images, labels)
-                fake_out = self._d(fakes, fake_labels if self.conditional else None)
+                real_out = self._d(self.augmented(real_images), labels)
+                fake_out = self._d(self.augmented(fakes), fake_labels if self.conditional else None)
             per_example = losses.discriminator_loss(real_out, fake_out, self.loss_kind, self.real_label)
             if self.loss_kind == "wgan-gp":
                 alpha = keras.random.uniform((batch,), seed=self.seed_generator)
@@ -189,6 +189,7 @@ class GAN(Adversarial):
                 per_example = per_example + self.gp_weight * penalty
             loss = losses.distributed_mean(per_example, batch)
         self.descend(self.d_optimizer, tape, loss, self.discriminator.trainable_variables)
+        self.observe_reals(real_out)
         self.trackers["d_loss"].update_state(per_example)
         self.trackers["d_real"].update_state(self._as_probability(real_out))
         self.trackers["d_fake"].update_state(self._as_probability(fake_out))
@@ -197,7 +198,7 @@ class GAN(Adversarial):
         """Phase 2: update G on fresh fakes labelled 1; D is not updated."""
         labels = self._labels(batch) if self.conditional else None
         with tf.GradientTape() as tape:
-            fake_out = self._d(self._g(self._latents(batch), labels), labels)
+            fake_out = self._d(self.augmented(self._g(self._latents(batch), labels)), labels)
             per_example = losses.generator_loss(fake_out, self.loss_kind)
             loss = losses.distributed_mean(per_example, batch)
         self.descend(self.g_optimizer, tape, loss, self.generator.trainable_variables)

@@ -55,7 +55,7 @@ class ProGenerator(keras.Model):
         side, c0 = self.sides[0], self.widths[0]
         self.dense = EqualDense(side * side * c0, activation="lrelu", name="dense")
         self.dense.build((None, self.latent_dim))
-        self.base = EqualConv2D(c0, 3, activation="lrelu", name="conv7")
+        self.base = EqualConv2D(c0, 3, activation="lrelu", name=f"conv{self.sides[0]}")
         self.base.build((None, side, side, c0))
         self.blocks = []
         for i in range(1, len(self.sides)):
@@ -108,7 +108,7 @@ class ProDiscriminator(keras.Model):
             self.blocks.append((first, second))
         side, c0 = self.sides[0], self.widths[0]
         self.minibatch_std = MinibatchStd()
-        self.final_conv = EqualConv2D(c0, 3, activation="lrelu", name="conv7")
+        self.final_conv = EqualConv2D(c0, 3, activation="lrelu", name=f"conv{self.sides[0]}")
         self.final_conv.build((None, side, side, c0 + 1))
         self.fc = EqualDense(c0, activation="lrelu", name="fc")
         self.fc.build((None, side * side * c0))

@@ -1,21 +1,29 @@
-"""The layout of the families that grow from 7x7 (ProGAN, StyleGAN): their resolutions and
-channels, and StyleGAN's styles and packed noise. Pure Python, no TensorFlow: the signatures, the
-model card and the docs read it without building a network."""
+"""The layout of the families that grow from a 7x7 or 4x4 start (ProGAN, StyleGAN): their
+resolutions and channels, and StyleGAN's styles and packed noise. Pure Python, no TensorFlow: the
+signatures, the model card and the docs read it without building a network."""
 
 from __future__ import annotations
 
-BASE = 7  # the lowest resolution: 7 -> 14 -> 28
 W_DIM = 128  # StyleGAN's w
 
 
+def base(side: int) -> int:
+    """The lowest resolution: 7 for sides 7 * 2**k (7 -> 14 -> 28), else 4 (StyleGAN's 4x4 constant:
+    4 -> 8 -> 16 -> 32)."""
+    return 7 if side % 7 == 0 else 4
+
+
 def resolutions(image_shape) -> list[int]:
-    """7, 14, 28 for 28x28 images (each block doubles; the image side must be 7 * 2**k)."""
+    """The sides of the blocks, each double the one before: 7, 14, 28 for 28x28 images; 4, 8, 16,
+    32, 64 for 64x64 (the image side must be 7 * 2**k or 4 * 2**k, at least 14 or 8)."""
     side = int(image_shape[0])
-    out = [BASE]
+    out = [base(side)]
     while out[-1] < side:
         out.append(out[-1] * 2)
-    if out[-1] != side or image_shape[0] != image_shape[1]:
-        raise ValueError(f"stylegan needs square images of side 7 * 2**k (28, 56, ...), got {tuple(image_shape)}")
+    if out[-1] != side or image_shape[0] != image_shape[1] or len(out) < 2:
+        raise ValueError(
+            f"needs square images of side 7 * 2**k or 4 * 2**k (28, 32, 56, 64, 112, 128), got {tuple(image_shape)}"
+        )
     return out
 
 

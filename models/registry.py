@@ -252,6 +252,15 @@ class Family:
     network_version: ClassVar[int] = 1
     max_side: ClassVar[int] = 64  # the largest of SIDES its networks build
 
+    def is_binarized(self, options, image_shape) -> bool:
+        """Whether it trains on binarized images with these (resolved) options and image shape
+        (``binarized`` by default; override when it depends on them)."""
+        return self.binarized
+
+    def primary_metric_of(self, spec: ModelSpec) -> str:
+        """The metric promotion compares for the model ``spec`` (``primary_metric`` by default)."""
+        return self.primary_metric
+
     def sides(self) -> tuple[int, ...]:
         """The square image sides it builds (of ``SIDES``, up to ``max_side``); override to narrow."""
         return tuple(side for side in SIDES if side <= self.max_side)
@@ -292,8 +301,9 @@ class Family:
         and ``w_avg``); none by default. ``model`` is the trained training model."""
         return {}
 
-    def protocol(self, config) -> str:
-        """What, beyond the common protocol, decides the family's numbers (e.g. ";iwae_k=64")."""
+    def protocol(self, config, card: dict) -> str:
+        """What, beyond the common protocol, decides the family's numbers for the model of ``card``
+        measured with ``config`` (e.g. ";iwae_k=64")."""
         return ""
 
     def build(self, spec: ModelSpec, learning_rate=None):
@@ -430,7 +440,7 @@ def model_spec(
         lr_schedule=lr_schedule,
         precision=precision,
         seed=seed,
-        binarized=family.binarized,
+        binarized=family.is_binarized(make_options(family, dict(options or {})).resolved(), tuple(image_shape)),
         network_version=family.network_version,
     )
 

@@ -96,16 +96,19 @@ class StyleGAN(Adversarial):
         fakes, _ = self._fakes(batch)
         fakes = ops.stop_gradient(fakes)
         regularize = ops.equal(self.d_optimizer.iterations % self.r1_interval, 0)
+        seen = self.augmented(ops.concatenate([real_images, ops.cast(fakes, real_images.dtype)]))
+        reals_seen = ops.stop_gradient(seen[:batch])
         with tf.GradientTape() as tape:
-            real_out = self.discriminator(real_images, training=True)
-            fake_out = self.discriminator(fakes, training=True)
+            real_out = self.discriminator(reals_seen, training=True)
+            fake_out = self.discriminator(seen[batch:], training=True)
             per_example = losses.discriminator_loss(real_out, fake_out, "ns")
             penalty = tf.cond(
-                regularize, lambda: losses.r1_penalty(self.discriminator, real_images), lambda: ops.zeros((batch,))
+                regularize, lambda: losses.r1_penalty(self.discriminator, reals_seen), lambda: ops.zeros((batch,))
             )
             total = per_example + (self.r1_gamma / 2.0 * self.r1_interval) * penalty
             loss = losses.distributed_mean(total, batch)
         self.descend(self.d_optimizer, tape, loss, self.discriminator.trainable_variables)
+        self.observe_reals(real_out)
         self.trackers["d_loss"].update_state(per_example)
         self.trackers["d_real"].update_state(ops.sigmoid(real_out))
         self.trackers["d_fake"].update_state(ops.sigmoid(fake_out))
@@ -118,7 +121,7 @@ class StyleGAN(Adversarial):
 
         with tf.GradientTape() as tape:
             fakes, w1 = self._fakes(batch)
-            per_example = losses.generator_loss(self.discriminator(fakes, training=True), "ns")
+            per_example = losses.generator_loss(self.discriminator(self.augmented(fakes), training=True), "ns")
             loss = losses.distributed_mean(per_example, batch)
         self.descend(self.g_optimizer, tape, loss, self.generator_variables())
         self.trackers["g_loss"].update_state(per_example)

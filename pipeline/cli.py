@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
         _add_serve,
         _add_tracking_server,
         _add_latent,
+        _add_project,
     ):
         add(commands)
     for sub in commands.choices.values():
@@ -210,12 +211,35 @@ def _add_latent(commands) -> None:
     latent.add_argument("--rows", type=int, default=6, help="interpolate: number of strips")
     latent.add_argument("--steps", type=int, default=10, help="interpolate: images per strip")
     latent.add_argument("--label", default=None, help="interpolate, conditional models: class name or index")
-    latent.add_argument("--a", default="", help="arithmetic: class A (name or index) in A - B + C")
+    latent.add_argument(
+        "--between", default="", help="interpolate: two projections a.npz,b.npz (latentforge project) instead of seeds"
+    )
+    latent.add_argument(
+        "--a", default="", help="arithmetic: class A (name or index, or a projection .npz) in A - B + C"
+    )
     latent.add_argument("--b", default="", help="arithmetic: class B")
     latent.add_argument("--c", default="", help="arithmetic: class C")
     latent.add_argument("--samples", type=int, default=2000, help="arithmetic: samples the groups are picked from")
     latent.add_argument("--exemplars", type=int, default=3, help="arithmetic: latents averaged per group")
     config_module.add_arguments(latent, ("tfds_dir", "features_epochs", "features_examples", "experiment"))
+
+
+def _add_project(commands) -> None:
+    project = commands.add_parser(
+        "project", help="find the w (and noise) that a style-based model reproduces a real image with"
+    )
+    project.add_argument("--model", required=True, help="a stylegan: models:/<name>@<alias> or an export folder")
+    project.add_argument("--image", required=True, help="the image (PNG, JPEG, WebP, BMP)")
+    project.add_argument("--out", required=True, help="the .npz to write (and a .png beside it)")
+    project.add_argument("--steps", type=int, default=500, help="optimisation steps (default 500)")
+    project.add_argument("--w-plus", action="store_true", help="one w per layer (W+) instead of one w for all")
+    project.add_argument("--seed", type=int, default=0, help="seeds the noise maps and the w noise")
+
+
+def _project(args) -> None:
+    from pipeline import project
+
+    project.run(args.model, args.image, args.out, steps=args.steps, w_plus=args.w_plus, seed=args.seed)
 
 
 def _add_verbose(parser: argparse.ArgumentParser) -> None:
@@ -249,11 +273,14 @@ def _latent(args) -> None:
         raise UserError(f"--seed must be between 0 and 2**32 - 1, got {args.seed}")
     tracking.setup(config.experiment)
     if args.kind == "interpolate":
-        kwargs = dict(seed=args.seed, rows=args.rows, steps=args.steps, method=args.method, label=args.label)
+        kwargs = dict(
+            seed=args.seed, rows=args.rows, steps=args.steps, method=args.method, label=args.label, between=args.between
+        )
     else:
         if not (args.a and args.b and args.c):
             raise UserError(
-                "arithmetic needs --a, --b and --c (class names or indices), e.g. --a Sneaker --b Sandal --c Bag"
+                "arithmetic needs --a, --b and --c (class names or indices, or projections .npz), "
+                "e.g. --a Sneaker --b Sandal --c Bag"
             )
         kwargs = dict(
             a=args.a,
@@ -479,6 +506,7 @@ COMMANDS = {
     "style-mix": _style_mix,
     "serve": _serve,
     "tracking-server": _tracking_server,
+    "project": _project,
 }  # and the stages: _run_stage
 
 

@@ -281,7 +281,7 @@ class Config:
     def _check_dataset(self) -> None:
         from pipeline import folders
 
-        folder = folders.looks_like_path(self.dataset)
+        folder = folders.is_folder(self.dataset)
         if not folder and (
             not self.dataset
             or not self.dataset.replace("_", "").replace("/", "").replace(":", "").replace(".", "").isalnum()
@@ -323,7 +323,7 @@ class Config:
         """The dataset's name: the TFDS name, or an image folder's ``dataset_name`` (default: the folder's)."""
         from pipeline import folders
 
-        if folders.looks_like_path(self.dataset):
+        if folders.is_folder(self.dataset):
             return self.dataset_name or folders.default_name(self.dataset)
         return self.dataset
 

@@ -215,8 +215,14 @@ def prepare_folder(config, check_model: bool = False):
                 "pass -P resolution=N with one of them"
             )
 
+    source = config.dataset
+    if config.dataset in folders.PUBLIC:  # fetched once into the cache, then an image folder
+        from contract import npm
+        from pipeline import emoji
+
+        source = str(emoji.build(str(npm.cache_dir() / "datasets" / config.dataset))[0])
     prepared, reused = folders.prepare(
-        config.dataset,
+        source,
         config.recipe(),
         inputs.tfds_data_dir(config.tfds_dir),
         name=config.dataset_id,
@@ -254,7 +260,7 @@ def run_data(config, check_model: bool = False) -> tuple[str, inputs.DatasetSpec
 
     from pipeline import folders, tracking
 
-    folder = folders.looks_like_path(config.dataset)
+    folder = folders.is_folder(config.dataset)
     if folder:
         prepared, spec = prepare_folder(config, check_model)
     else:

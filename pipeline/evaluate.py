@@ -87,10 +87,12 @@ def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: st
         family = registry.get(description["model"])
     except ValueError as error:
         raise UserError(f"cannot evaluate {model_uri or export_run_id}: {error}") from None
-    spec = inputs.describe(description["dataset"], config.tfds_dir)
+    spec = inputs.describe(description["dataset"], config.tfds_dir, description.get("dataset_version", ""))
     extractor_version = features.recipe_version(config.features_epochs, config.features_examples)
     # How the numbers are measured: promotion compares only numbers with equal protocols.
-    protocol = f"extractor={extractor_version};n={config.eval_samples}" + family.protocol(config)
+    protocol = f"extractor={extractor_version};n={config.eval_samples}" + family.protocol(config, description)
+    if spec.location:  # an image folder: against every image (ADA's protocol for small sets), of this version
+        protocol += f";real=all;data={spec.version}"
     params = {
         "export_run_id": export_run_id or description.get("export_run_id", ""),
         "model_uri": model_uri or "",
@@ -147,7 +149,7 @@ def _measure(config: Config, runtime, family, spec) -> _Measured:
     sample_f, sample_logits = extractor(samples)
     train_features = extractor.real_features(spec, "train", train_limit)
     context = metrics.MetricContext(
-        real=extractor.real_features(spec, "test"),
+        real=extractor.real_features(spec, reference_split(spec)),
         fake=sample_f,
         fake_logits=sample_logits,
         num_classes=len(spec.class_names),
@@ -177,6 +179,13 @@ def _measure(config: Config, runtime, family, spec) -> _Measured:
     )
 
 
+def reference_split(spec) -> str:
+    """What samples are compared with: a TFDS dataset's test split; every image of an image folder
+    (Karras et al. 2020's protocol for small sets: a test split of a few hundred images would
+    measure its own sampling noise; the held-out images serve projection and memorisation)."""
+    return "all" if spec.location else "test"
+
+
 def _family_context(config, runtime, family, spec, extractor, context, seed: int) -> registry.EvaluationContext:
     """The family's evaluation context: the shipped runtime, the extractor, the real features and
     a scorer against them, the stage's samples' features, lazy loaders of the model and test split."""
@@ -195,9 +204,15 @@ def _family_context(config, runtime, family, spec, extractor, context, seed: int
         samples=config.eval_samples,
         seed=seed,
         load_model=lambda: load_trained(train_run_id)[0],
-        load_test_images=lambda: inputs.test_images(spec, family.binarized),
+        load_test_images=lambda: inputs.test_images(spec, _binarized(family, runtime.card)),
         config=config,
     )
+
+
+def _binarized(family, card: dict) -> bool:
+    """Whether the model of ``card`` trained (and so is measured) on binarized images."""
+    options = registry.make_options(family, card.get("options", {})).resolved()
+    return family.is_binarized(options, tuple(card["output_shape"]))
 
 
 def _log_pictures(config: Config, runtime, spec, measured: _Measured) -> None:

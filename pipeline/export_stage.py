@@ -90,7 +90,7 @@ def run_export(config: Config, train_run_id: str) -> ExportResult:
             options=spec.options,
             output_shape=list(spec.image_shape),
             value_range=spec.value_range,
-            primary_metric=family.primary_metric,
+            primary_metric=family.primary_metric_of(spec),
             higher_is_better=family.higher_is_better,
             dataset=spec.dataset,
             dataset_version=spec.dataset_version,

@@ -77,16 +77,23 @@ def registered_name(dataset: str) -> str:
     return f"{dataset}-features"
 
 
-def _find_registered(dataset: str, version: str):
+def _find_registered(spec: inputs.DatasetSpec, version: str):
+    """The newest registered extractor of ``spec``'s dataset with recipe ``version``; for an image
+    folder, also of its prepared version (a changed folder gets its own extractor)."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     client = MlflowClient()
     try:
-        versions = client.search_model_versions(f"name = '{registered_name(dataset)}'")
+        versions = client.search_model_versions(f"name = '{registered_name(spec.name)}'")
     except MlflowException:
         return None
-    matching = [v for v in versions if v.tags.get("extractor_version") == version]
+    matching = [
+        v
+        for v in versions
+        if v.tags.get("extractor_version") == version
+        and (not spec.location or v.tags.get("dataset_version") == spec.version)
+    ]
     return max(matching, key=lambda v: int(v.version)) if matching else None
 
 
@@ -109,7 +116,7 @@ def get_extractor(spec: inputs.DatasetSpec, seed: int = 0, epochs: int = EPOCHS,
     import mlflow
 
     version = recipe_version(epochs, examples)
-    found = _find_registered(spec.name, version)
+    found = _find_registered(spec, version)
     if found is None:
         found = run_features(spec, seed, epochs, examples)
     folder = mlflow.artifacts.download_artifacts(f"models:/{found.name}/{found.version}", dst_path=tempfile.mkdtemp())
@@ -188,7 +195,11 @@ def run_features(spec: inputs.DatasetSpec, seed: int = 0, epochs: int = EPOCHS, 
                 onnx.load(str(path)),
                 name="extractor",
                 registered_name=registered_name(spec.name),
-                tags={"extractor_version": version, "test_accuracy": f"{accuracy:.4f}"},
+                tags={
+                    "extractor_version": version,
+                    "test_accuracy": f"{accuracy:.4f}",
+                    "dataset_version": spec.version,
+                },
                 input_example={"image": test_x[:2]},
             )
     print(f"features: classifier test accuracy {accuracy:.4f}, registered {registered_name(spec.name)} v{registered}")

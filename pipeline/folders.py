@@ -48,10 +48,20 @@ WINDOW = 4  # chunks in flight per worker
 COLOURS = {"white": (255, 255, 255), "black": (0, 0, 0), "grey": (128, 128, 128), "gray": (128, 128, 128)}
 
 
+# Public image sets latentforge fetches itself (``latentforge datasets <name>``, or ``-P dataset=<name>``,
+# which fetches it when missing) and prepares as image folders.
+PUBLIC = ("emoji",)
+
+
 # ---- the source --------------------------------------------------------------------------------
 def looks_like_path(dataset: str) -> bool:
     """Whether ``dataset`` names a folder or zip (rather than a TFDS name such as ``mnist``)."""
     return "/" in dataset or os.sep in dataset or dataset.startswith(("~", ".")) or dataset.lower().endswith(".zip")
+
+
+def is_folder(dataset: str) -> bool:
+    """Whether ``dataset`` is an image folder: a path, or one of the ``PUBLIC`` sets."""
+    return looks_like_path(dataset) or dataset in PUBLIC
 
 
 def default_name(path: str) -> str:

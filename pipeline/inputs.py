@@ -128,7 +128,7 @@ def describe(dataset: str, tfds_dir: str = "", version: str = "") -> DatasetSpec
     prepared = folders.find(data_dir, name, version)
     if prepared is not None:
         return spec_from_folder(prepared, data_dir)
-    if folders.looks_like_path(dataset) or (folders.root_of(data_dir) / name).is_dir():
+    if folders.is_folder(dataset) or (folders.root_of(data_dir) / name).is_dir():
         raise UserError(f"image folder '{dataset}' is not prepared in {data_dir}; run 'latentforge data' with it first")
     builder = tfds_builder(dataset, data_dir)
     if not builder.is_prepared():
@@ -336,8 +336,13 @@ def binarized_test_images(spec: DatasetSpec, seed: int = 0):
 
 
 def load_arrays(spec: DatasetSpec, split: str, limit: int = 0):
-    """(uint8 images (n, h, w, c), int labels (n,)) of a split, as numpy arrays."""
+    """(uint8 images (n, h, w, c), int labels (n,)) of a split ("all": train then test), as numpy arrays."""
     import numpy as np
+
+    if split == "all":
+        parts = [load_arrays(spec, name) for name in ("train", "test")]
+        images, labels = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return (images[:limit], labels[:limit]) if limit else (images, labels)
 
     if spec.location:
         from pipeline import folders

@@ -1,12 +1,15 @@
 """``latentforge latent``: walks and arithmetic in a generator's latent space, as PNG grids.
 
   interpolate   rows of latent interpolations (slerp or lerp) between seeded latent pairs
+  interpolate --between a.npz,b.npz   the same between two projected real images
+                (``latentforge project``; style-based models), in W, through the synthesis graph
   arithmetic    the DCGAN paper's vector arithmetic (Radford et al. 2015, section 6.3):
                 mean latent of class A - mean latent of class B + mean latent of class C,
                 the groups picked by the dataset's feature classifier among generated samples
                 (for a conditional generator, its label picks them), each mean over the
                 ``exemplars`` most confident samples; the result is decoded with small
-                perturbations, as the paper did, and classified.
+                perturbations, as the paper did, and classified; with ``.npz`` projections
+                as A, B and C: ws(A) - ws(B) + ws(C) on real images, decoded with C's noise.
 
 Works on every exported generator (export folder, .onnx, or models:/ URI), through onnxruntime.
 Each call writes the PNG to ``--out`` and logs it, with its numbers, to an MLflow run
@@ -56,6 +59,61 @@ def interpolate(model: str, *, seed: int = 0, rows: int = 6, steps: int = 10, me
     picture = images.grid(images.to_uint8(out, runtime.card["value_range"]), columns=steps)
     summary = {"method": method, "rows": rows, "steps": steps, "seed": seed, "model": model}
     return runtime, picture, summary
+
+
+def load_projection(path: str) -> dict:
+    """A ``latentforge project`` result: {"ws" (num_ws, w_dim), "noise" (noise_size,)} (UserError if unreadable)."""
+    try:
+        with np.load(path) as saved:
+            return {"ws": saved["ws"].astype(np.float32), "noise": saved["noise"].astype(np.float32)}
+    except (OSError, KeyError, ValueError):
+        raise UserError(f"{path} is not a projection (latentforge project --out writes one); pass its .npz") from None
+
+
+def _synthesis(runtime):
+    try:
+        session, _ = runtime.graph("synthesis")
+    except ValueError as error:
+        raise UserError(f"projected latents need a style-based model: {error}") from None
+    return lambda ws, noise: session.run(["image"], {"ws": ws, "noise": noise})[0]
+
+
+def _checked(runtime, found: dict, path: str) -> dict:
+    styles = runtime.card.get("styles") or {}
+    if found["ws"].shape != (styles.get("num_ws"), styles.get("w_dim")) or found["noise"].size != styles.get(
+        "noise_size"
+    ):
+        raise UserError(f"{path} was projected into another model (ws {found['ws'].shape}); project it into this one")
+    return found
+
+
+def interpolate_projections(model: str, between: str, *, steps: int = 10):
+    """An interpolation strip, linear in W and in the noise, between two projected real images."""
+    paths = [p.strip() for p in between.split(",") if p.strip()]
+    if len(paths) != 2 or not 2 <= steps <= 64:
+        raise UserError("--between takes two projections, a.npz,b.npz, and steps 2-64")
+    runtime = load_runtime(model)
+    synthesize = _synthesis(runtime)
+    a, b = (_checked(runtime, load_projection(p), p) for p in paths)
+    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)
+    ws = a["ws"][None] + t[:, None, None] * (b["ws"] - a["ws"])[None]
+    noise = a["noise"][None] + t[:, None] * (b["noise"] - a["noise"])[None]
+    out = synthesize(ws.astype(np.float32), noise.astype(np.float32))
+    picture = images.grid(images.to_uint8(out, runtime.card["value_range"]), columns=steps)
+    return runtime, picture, {"between": paths, "steps": steps, "model": model, "space": "W"}
+
+
+def arithmetic_projections(model: str, a: str, b: str, c: str):
+    """ws(A) - ws(B) + ws(C) of three projected real images, decoded with C's noise; the picture
+    shows A, B, C and the result."""
+    runtime = load_runtime(model)
+    synthesize = _synthesis(runtime)
+    found = [_checked(runtime, load_projection(p), p) for p in (a, b, c)]
+    ws = np.stack([f["ws"] for f in found] + [found[0]["ws"] - found[1]["ws"] + found[2]["ws"]])
+    noise = np.stack([f["noise"] for f in found] + [found[2]["noise"]])
+    out = synthesize(ws.astype(np.float32), noise.astype(np.float32))
+    picture = images.grid(images.to_uint8(out, runtime.card["value_range"]), columns=4)
+    return runtime, picture, {"a": a, "b": b, "c": c, "model": model, "space": "W"}
 
 
 def _classifier(runtime, tfds_dir: str, epochs: int, examples: int):
@@ -144,6 +202,16 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
+def _picture(kind: str, kwargs: dict):
+    """(runtime, picture, summary) of the walk ``kind`` asks for, on seeds or on projections."""
+    if kind == "interpolate" and kwargs.get("between"):
+        return interpolate_projections(kwargs["model"], kwargs["between"], steps=kwargs.get("steps", 10))
+    kwargs.pop("between", None)
+    if kind == "arithmetic" and all(str(kwargs.get(k, "")).endswith(".npz") for k in "abc"):
+        return arithmetic_projections(kwargs["model"], kwargs["a"], kwargs["b"], kwargs["c"])
+    return (interpolate if kind == "interpolate" else arithmetic)(**kwargs)
+
+
 def run_latent(kind: str, out: str, **kwargs) -> LatentResult:
     """Run ``interpolate`` or ``arithmetic``, write ``out`` and log both to an MLflow run."""
     import mlflow
@@ -151,7 +219,7 @@ def run_latent(kind: str, out: str, **kwargs) -> LatentResult:
     out_path = Path(out)
     if out_path.is_dir() or not out_path.parent.is_dir():
         raise UserError(f"--out {out} must be a file in an existing folder, e.g. latent.png")
-    runtime, picture, summary = (interpolate if kind == "interpolate" else arithmetic)(**kwargs)
+    runtime, picture, summary = _picture(kind, kwargs)
     png = images.png_bytes(picture)
     write_atomic(out_path, png)
     params = {"kind": kind, "model": kwargs["model"], "generator_model": runtime.card["model"]}

@@ -146,6 +146,14 @@ def _learning_rate(rate: float, schedule: str, total_steps: int):
     return keras.optimizers.schedules.CosineDecay(rate, decay_steps=max(1, total_steps), alpha=COSINE_FLOOR)
 
 
+def learning_rate_of(config: Config, spec):
+    """``config``'s learning rate as training on ``spec`` uses it: a number, or its schedule over
+    the run's steps (``epochs`` of ``steps_per_epoch``, or of one pass over the training images)."""
+    examples = min(config.train_examples or spec.splits["train"], spec.splits["train"]) * (2 if config.xflip else 1)
+    steps_per_epoch = config.steps_per_epoch or examples // config.batch_size
+    return _learning_rate(config.learning_rate, config.lr_schedule, config.epochs * steps_per_epoch)
+
+
 def model_spec_for(config: Config, spec) -> ModelSpec:
     """What ``model.json`` records for ``config`` (resolved) trained on the dataset ``spec``."""
     from models import registry
@@ -209,7 +217,7 @@ def fit_model(job: Job, callbacks=(), restore_from: Path | None = None, epoch_en
     check_replicas(config, strategy.num_replicas_in_sync)
     dataset, validation, steps_per_epoch = _datasets(config, spec, sharded=me.workers > 1)
     model_spec = model_spec_for(config, spec)
-    learning_rate = _learning_rate(config.learning_rate, config.lr_schedule, config.epochs * steps_per_epoch)
+    learning_rate = learning_rate_of(config, spec)
     with strategy.scope(), precision_policy(config.precision):
         model = config.family.build(model_spec, learning_rate)
     start_epoch = _start_epoch(model, job, strategy, restore_from)
@@ -244,6 +252,7 @@ def _datasets(config: Config, spec, sharded: bool):
     from pipeline import distributed
 
     family = config.family
+    binarized = family.is_binarized(config.options.resolved(), spec.image_shape)
     dataset = inputs.training_dataset(
         spec,
         batch_size=config.batch_size,
@@ -251,7 +260,7 @@ def _datasets(config: Config, spec, sharded: bool):
         seed=config.seed,
         examples=config.train_examples,
         repeat=bool(config.steps_per_epoch),
-        binarize=family.binarized,
+        binarize=binarized,
         labels=family.labels,
         xflip=config.xflip,
     )
@@ -259,12 +268,12 @@ def _datasets(config: Config, spec, sharded: bool):
     if family.validates:  # the test split's loss each epoch (test_step changes no weight)
         import tensorflow as tf
 
-        validation = tf.data.Dataset.from_tensor_slices(inputs.test_images(spec, family.binarized)).batch(500)
+        validation = tf.data.Dataset.from_tensor_slices(inputs.test_images(spec, binarized)).batch(500)
     if sharded:
         dataset = distributed.shard_by_data(dataset)
         validation = None if validation is None else distributed.shard_by_data(validation)
     examples = min(config.train_examples or spec.splits["train"], spec.splits["train"]) * (2 if config.xflip else 1)
-    return dataset, validation, config.steps_per_epoch or examples // config.batch_size
+    return dataset, validation, config.steps_per_epoch or examples // config.batch_size  # as learning_rate_of
 
 
 def _start_epoch(model, job: Job, strategy, restore_from: Path | None) -> int:

@@ -32,6 +32,12 @@ PRESETS: dict[str, dict] = {
     # training time: docs/results.md#dcgan-progressive-growing-and-stylegan-at-equal-training-time
     "stylegan-fashion": {"model": "stylegan", "epochs": 20, "batch_size": 32},
     "progan-fashion": {"model": "progan", "epochs": 8, "batch_size": 64},
+    # Google's Noto emoji at 64x64 RGB (pipeline/emoji.py; fetched on first use), 3,781 images:
+    # small enough that the discriminator memorises them, so the GANs augment what it sees.
+    "dcgan-emoji": {"model": "dcgan", "dataset": "emoji", "epochs": 20, "augment": "diffaugment"},
+    "stylegan-emoji": {"model": "stylegan", "dataset": "emoji", "epochs": 20, "batch_size": 32, "augment": "ada"},
+    "progan-emoji": {"model": "progan", "dataset": "emoji", "epochs": 20, "batch_size": 32},
+    "vae-emoji": {"model": "vae", "dataset": "emoji", "epochs": 30, "batch_size": 64, "lr_schedule": "cosine"},
 }
 
 

@@ -36,7 +36,7 @@ def train_key(config: Config, dataset_version: str = "") -> str:
     from pipeline import folders
 
     names, version = list(TRAIN_FIELDS), ""
-    if folders.looks_like_path(config.dataset):
+    if folders.is_folder(config.dataset):
         names += FOLDER_FIELDS
         version = f"-{dataset_version}"
     if config.xflip:

@@ -47,6 +47,7 @@ class GeneratorRuntime:
     onnx_path: Path | None = None  # the generator's file (other graphs of the export lie beside it)
 
     def __post_init__(self):
+        self._synthesis: Any = None  # the synthesis graph's session, once loaded
         self.signature = Signature.from_dict(self.card["graphs"]["generator"])
         self.output = self.signature.output_names[0]
         self.latent_input = self.signature.input("latent")
@@ -98,6 +99,14 @@ class GeneratorRuntime:
             raise ValueError(f"{self.source}: no generator file to find the {stem} graph beside")
         path = _beside_or_from_export(self.source, self.onnx_path, self.card, entry["file"])
         return _verified_session(self.source, path, self.card, entry["file"], threads), Signature.from_dict(entry)
+
+    def synthesize(self, ws: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        """Images from styles ``ws`` (n, num_ws, w_dim) and packed ``noise`` (n, noise_size) through
+        the export's synthesis graph (style-based models; loaded on first use, then kept)."""
+        if self._synthesis is None:
+            self._synthesis = self.graph("synthesis")[0]
+        feed = {"ws": np.ascontiguousarray(ws, np.float32), "noise": np.ascontiguousarray(noise, np.float32)}
+        return self._synthesis.run(["image"], feed)[0]
 
     def encode(self, images_unit: np.ndarray) -> np.ndarray:
         """Images in [0, 1] (n, h, w, c) -> latents (the first output: the posterior mean for the VAE)."""

@@ -64,6 +64,20 @@ class StyleMixRequest(_Body):
     format: Literal["png", "npy", "json"] = "png"
 
 
+class SynthesizeRequest(_Body):
+    ws: list[list[list[float]]] = Field(
+        ...,
+        min_length=1,
+        description="styles, one (num_ws, w_dim) array per image (GET /v1/models: styles), e.g. the ws of a "
+        "projected real image (latentforge project)",
+    )
+    noise: Literal["random", "zero"] | list[list[float]] = Field(
+        "zero", description="'zero', 'random' (seeded by seed), or one packed noise vector per image (a projection's)"
+    )
+    seed: StrictInt | None = Field(None, ge=0, lt=2**32, description="seeds the random noise")
+    format: Literal["png", "npy", "json"] = "png"
+
+
 class InterpolateRequest(_Body):
     seed_a: StrictInt = Field(..., ge=0, lt=2**32)
     seed_b: StrictInt = Field(..., ge=0, lt=2**32)

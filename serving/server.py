@@ -4,6 +4,8 @@ Endpoints (JSON in; an image grid, a .npy array or JSON out):
   POST /v1/generate     {n, seed?, label?, truncation?, psi?, noise?, inputs?, format: png|npy|json}
   POST /v1/style-mix    {rows: [seeds], cols: [seeds], layers: coarse|middle|fine|[indices], psi?, noise?}
                         style-based models: the StyleGAN paper's style-mixing grid
+  POST /v1/synthesize   {ws: [[[...]]], noise?: zero|random|[[...]], seed?, format?}
+                        style-based models: images from given styles, e.g. projected real images
   POST /v1/interpolate  {seed_a, seed_b, steps, method?, label?, format?}
   POST /v1/reconstruct  body: a PNG (or any image Pillow reads) of the model's image shape
                         (VAE and AE) -> its reconstruction; ?format=png|npy|json
@@ -45,7 +47,14 @@ from serving.batching import MicroBatcher
 from serving.metrics import Metrics
 from serving.middleware import Guard
 from serving.runtime import GeneratorRuntime, ModelLoadError
-from serving.schemas import GenerateRequest, InterpolateRequest, ServeSettings, StyleMixRequest, validation_message
+from serving.schemas import (
+    GenerateRequest,
+    InterpolateRequest,
+    ServeSettings,
+    StyleMixRequest,
+    SynthesizeRequest,
+    validation_message,
+)
 
 TOKEN_ENV = "LATENTFORGE_TOKEN"
 
@@ -104,6 +113,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.add_middleware(Guard, token=token, max_body=settings.max_body_bytes, metrics=metrics)
     _add_image_routes(app, settings, holder, batcher)
     _add_style_mix_route(app, settings, holder, batcher)
+    _add_synthesize_route(app, settings, holder, batcher)
     _add_reconstruct_route(app, holder, batcher)
     _add_model_routes(app, holder, metrics)
     app.openapi = _openapi_with_inputs(app, holder)  # type: ignore[method-assign]  # FastAPI's documented hook
@@ -244,6 +254,47 @@ def _add_style_mix_route(app: FastAPI, settings: ServeSettings, holder: ModelHol
         out = np.array(await batcher.submit(feed))
         out[0] = images.blank(rt.card["value_range"])  # the corner of the grid
         return _respond(rt, out, body.format, None, columns=len(body.cols) + 1)
+
+
+def _add_synthesize_route(app: FastAPI, settings: ServeSettings, holder: ModelHolder, batcher: MicroBatcher) -> None:
+    """POST /v1/synthesize: the synthesis graph on given styles (style-based models)."""
+
+    @app.post("/v1/synthesize", summary="Images from given styles (ws), e.g. projected real images")
+    async def synthesize(body: SynthesizeRequest):
+        rt = holder.current()
+        layout = rt.card.get("styles")
+        if layout is None or "synthesis" not in rt.card["graphs"]:
+            raise BadRequest(f"{rt.card['model']} has no styles; /v1/synthesize serves style-based models", 422)
+        if len(body.ws) > settings.max_images:
+            raise BadRequest(f"{len(body.ws)} images is over this server's limit of {settings.max_images}", 422)
+        ws = _array(body.ws, (len(body.ws), layout["num_ws"], layout["w_dim"]), "ws")
+        seed = body.seed if body.seed is not None else secrets.randbelow(2**32)
+        noise = _noise(body.noise, (len(body.ws), layout["noise_size"]), seed)
+        loop = asyncio.get_running_loop()
+        try:
+            out = await loop.run_in_executor(batcher.executor, rt.synthesize, ws, noise)
+        except ValueError as exc:
+            raise BadRequest(str(exc), 422) from None
+        return _respond(rt, out, body.format, seed if body.noise == "random" else None)
+
+
+def _array(values, shape: tuple[int, ...], field: str) -> np.ndarray:
+    """A request's nested lists as float32 of ``shape`` (BadRequest naming the field otherwise)."""
+    try:
+        array = np.asarray(values, dtype=np.float32)
+    except ValueError:
+        array = np.zeros(0)
+    if array.shape != shape or not np.all(np.isfinite(array)):
+        raise BadRequest(f"{field} must be finite numbers of shape {list(shape)}, got {list(array.shape)}", 422)
+    return array
+
+
+def _noise(noise, shape: tuple[int, int], seed: int) -> np.ndarray:
+    if noise == "zero":
+        return np.zeros(shape, np.float32)
+    if noise == "random":
+        return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    return _array(noise, shape, "noise")
 
 
 def _add_reconstruct_route(app: FastAPI, holder: ModelHolder, batcher: MicroBatcher) -> None:

@@ -19,5 +19,7 @@ class ConditionalDcgan(Dcgan):
         "2018)"
     )
     labels = True
-    # the DCGAN's batch 32 was screened on the DCGAN only: the cDCGAN keeps the batch it was measured with
-    defaults: ClassVar[dict] = {**Dcgan.defaults, "batch_size": 64}
+    # the DCGAN's batch 32, width 48 and 7x7 pixel layers were screened on the DCGAN only: the cDCGAN
+    # keeps the recipe it was measured with
+    defaults: ClassVar[dict] = {**Dcgan.defaults, "width": 64, "batch_size": 64}
+    option_defaults: ClassVar[dict] = {"gan_loss": "hinge"}

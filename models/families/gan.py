@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from contract import signature
-from models.registry import Family, ModelSpec, Options, option, register
+from models.families.augmentation import AugmentOptions
+from models.registry import Family, ModelSpec, option, register
 
 # models/losses.py's LOSSES, named here so that the options stay TensorFlow-free (a test keeps them equal)
 LOSSES = ("minimax", "ns", "lsgan", "hinge", "wgan-gp")
@@ -16,7 +17,7 @@ WGAN_GP_CRITIC_STEPS = 5  # critic updates per generator update (Gulrajani et al
 
 
 @dataclass(frozen=True)
-class GanOptions(Options):
+class GanOptions(AugmentOptions):
     """The GAN-training options (see ``models.gan.GAN``): the course's loss functions and its
     fixes for mode collapse and oscillation."""
 
@@ -178,6 +179,7 @@ class GanFamily(Family):
             ema_decay=options.ema,
             num_classes=spec.num_classes if self.labels else 0,
             seed=spec.seed,
+            augment=options.make_augment(),
         )
         # WGAN-GP's Adam settings (Gulrajani et al. use beta_1 0, beta_2 0.9; Keras's example 0.5, 0.9).
         beta_2 = 0.9 if options.gan_loss == "wgan-gp" else 0.999

@@ -49,9 +49,6 @@ class Progan(Family):
     network_version = 1
     max_side = 128
 
-    def sides(self) -> tuple[int, ...]:
-        return tuple(side for side in super().sides() if side % 7 == 0)  # 7 * 2**k: its 7x7 start
-
     def build_model(self, spec: ModelSpec, options: ProganOptions, learning_rate):
         import keras
 

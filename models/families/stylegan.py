@@ -9,13 +9,14 @@ from typing import ClassVar
 
 from contract import signature
 from models import progressive
-from models.registry import Evaluation, EvaluationContext, Family, ModelSpec, Options, option, register
+from models.families.augmentation import AugmentOptions
+from models.registry import Evaluation, EvaluationContext, Family, ModelSpec, option, register
 
 R1_INTERVAL = 16  # lazy R1: every 16th discriminator step (Karras et al. 2020)
 
 
 @dataclass(frozen=True)
-class StyleganOptions(Options):
+class StyleganOptions(AugmentOptions):
     """StyleGAN's options: the mapping network's depth, R1, style mixing and the generator EMA."""
 
     applies_to: ClassVar[str] = "StyleGAN"
@@ -54,9 +55,6 @@ class Stylegan(Family):
     network_version = 2
     max_side = 128
 
-    def sides(self) -> tuple[int, ...]:
-        return tuple(side for side in super().sides() if side % 7 == 0)  # 7 * 2**k: its 7x7 start
-
     def build_model(self, spec: ModelSpec, options: StyleganOptions, learning_rate):
         import keras
 
@@ -72,6 +70,7 @@ class Stylegan(Family):
             mixing_prob=options.mixing_prob,
             ema_kimg=options.ema_kimg,
             seed=spec.seed,
+            augment=options.make_augment(),
         )
         # Adam with beta_1 = 0, beta_2 = 0.99 (StyleGAN2); D's rate and beta_2 adjusted for lazy
         # regularization (c = interval / (interval + 1)), as in the paper's appendix B.

@@ -74,6 +74,39 @@ def test_the_dcgan_families_default_to_the_hinge_loss_and_the_others_keep_theirs
     keras.backend.clear_session()
 
 
+@pytest.mark.parametrize("side, start", [(28, 7), (32, 8), (56, 7), (64, 8), (112, 7), (128, 8)])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_side_builds_with_widths_that_grow_towards_the_start(side, start, channels):
+    width, count = 8, dcgan.levels(side)
+    generator = dcgan.build_generator(4, (side, side, channels), width=width)
+    assert generator.output.shape[1:] == (side, side, channels)
+    assert start << count == side
+    dense = generator.layers[1]
+    assert dense.kernel.shape == (4, start * start * width * 2 ** (count - 1))
+    hidden = [layer.filters for layer in generator.layers if isinstance(layer, keras.layers.Conv2DTranspose)]
+    assert hidden == [width * 2 ** (count - 1 - i) for i in range(1, count)] + [channels]
+    discriminator = dcgan.build_discriminator((side, side, channels), width=width)
+    convs = [layer for layer in discriminator.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [width * 2**i for i in range(count)]
+    assert convs[-1].output.shape[1:3] == (start, start)
+    keras.backend.clear_session()
+
+
+def test_the_28_pixel_layout_is_the_one_trained_models_saved():
+    # network_version 5's weights, in order: a model trained before sides generalised still loads
+    generator = dcgan.build_generator(100, (28, 28, 1), width=64)
+    assert [tuple(w.shape) for w in generator.weights] == [
+        (100, 7 * 7 * 128), (6272,), (6272,), (6272,), (6272,),
+        (3, 3, 64, 128), (64,), (64,), (64,), (64,),
+        (5, 5, 1, 64), (1,),
+    ]  # fmt: skip
+    discriminator = dcgan.build_discriminator((28, 28, 1), width=64)
+    assert [tuple(w.shape) for w in discriminator.weights] == [
+        (5, 5, 1, 64), (64,), (3, 3, 64, 128), (128,), (7 * 7 * 128, 1), (1,),
+    ]  # fmt: skip
+    keras.backend.clear_session()
+
+
 def test_generator_shapes_and_range():
     generator = dcgan.build_generator(8, (32, 32, 3))
     images = np.asarray(generator(np.random.default_rng(0).standard_normal((5, 8)).astype("float32")))

@@ -69,7 +69,11 @@ def test_new_models_record_the_network_layout_and_kernel_sizes():
     default = registry.get("dcgan").build(
         registry.model_spec("dcgan", image_shape=(28, 28, 1), latent_dim=6, learning_rate=2e-4, seed=0)
     )
-    assert _kernel_sizes(default)[1:] == ([3, 5], [5, 3])
+    assert _kernel_sizes(default)[1:] == ([3, 7], [7, 3])  # the DCGAN's 7x7 layers on pixels
+    conditional = registry.get("cdcgan").build(
+        registry.model_spec("cdcgan", image_shape=(28, 28, 1), latent_dim=6, learning_rate=2e-4, seed=0)
+    )
+    assert _kernel_sizes(conditional)[1:] == ([3, 5], [5, 3])  # the cDCGAN keeps the recipe it was measured with
 
 
 def test_an_option_name_with_another_meaning_is_refused():

@@ -24,8 +24,12 @@ def test_layout_of_styles_and_noise():
     assert [side for _, side in layout] == [7, 14, 14, 28, 28]  # one map per convolution
     assert all(a + s * s == b for (a, s), (b, _) in zip(layout, layout[1:]))  # packed, no gaps
     assert progressive.noise_size(SHAPE) == 49 + 2 * 196 + 2 * 784
-    with pytest.raises(ValueError, match="7 \\* 2\\*\\*k"):
-        progressive.resolutions((32, 32, 3))
+    assert progressive.resolutions((32, 32, 3)) == [4, 8, 16, 32]  # StyleGAN's 4x4 constant
+    assert progressive.resolutions((112, 112, 3)) == [7, 14, 28, 56, 112]
+    assert progressive.num_ws((64, 64, 3)) == 10 and progressive.layer_groups((64, 64, 3))["coarse"] == [0, 1, 2]
+    for shape in ((48, 48, 3), (32, 28, 1), (7, 7, 1)):
+        with pytest.raises(ValueError, match="7 \\* 2\\*\\*k or 4 \\* 2\\*\\*k"):
+            progressive.resolutions(shape)
 
 
 def test_modulated_convolution_equals_the_fused_per_sample_weights():

@@ -131,3 +131,39 @@ def test_killed_progan_resumes_in_the_same_phase_at_the_same_alpha(store, tfds_d
     model, _ = loop.load_trained(resumed.run_id)
     assert float(model.images_seen.numpy()) == 288 and int(model.g_optimizer.iterations.numpy()) == 9
     assert mlflow.get_run(resumed.run_id).info.status == "FINISHED"
+
+
+class ObserveAugment(keras.callbacks.Callback):
+    """Records ADA's p when ``fit`` begins (after the stage restored a checkpoint)."""
+
+    def on_train_begin(self, logs=None):
+        self.p = float(self.model.augment.p.numpy())
+        self.steps = float(self.model.augment.steps.numpy())
+
+
+class StartAt(keras.callbacks.Callback):
+    """Sets ADA's p before the first step, then kills the run after epoch 1 (as StopAfterFirstEpoch)."""
+
+    def on_train_begin(self, logs=None):
+        self.model.augment.p.assign(0.42)
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt
+
+
+def test_a_resumed_run_continues_with_its_ada_p(store, tfds_dir):
+    # 4 steps of 32 images per epoch; p starts at 0.42 and moves once, after the 4th step, by
+    # +-128 / 500 images: the run is killed after epoch 1, and the resumed one starts from that p
+    config = tiny_config(tfds_dir, model="dcgan", width=8, steps_per_epoch=4, epochs=2, augment="ada", ada_kimg=0.5)
+    data_run, _ = data.run_data(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        train.run_train(config, data_run, callbacks=[StartAt()])
+    while mlflow.active_run():
+        mlflow.end_run("KILLED")
+    killed = train.tracking.find_runs("train", train.train_key(config.resolved()))[0]
+    logged = MlflowClient().get_metric_history(killed.info.run_id, "augment_p")
+    assert [m.step for m in logged] == [1] and logged[0].value in (pytest.approx(0.42 + 0.256), pytest.approx(0.164))
+    observe = ObserveAugment()
+    resumed = train.run_train(config, data_run, callbacks=[observe])
+    assert resumed.status == "resumed"
+    assert observe.p == pytest.approx(logged[0].value) and observe.steps == 4

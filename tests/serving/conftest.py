@@ -12,28 +12,35 @@ import pytest
 import requests
 
 
-def write_export(folder, kind: str = "dcgan", latent_dim: int = 10, seed: int = 0):
+def write_export(
+    folder, kind: str = "dcgan", latent_dim: int = 10, seed: int = 0, shape=(28, 28, 1), width=0, savedmodels=False
+):
     """An export folder as the export stage writes it (every network the family exports, and a
-    card with their signatures), without the parity check and INT8 twin."""
+    card with their signatures; with ``savedmodels``, their SavedModels too), without the parity
+    check and INT8 twin."""
     from contract import card
     from export import files
     from models import registry
 
     family = registry.get(kind)
     folder.mkdir(parents=True, exist_ok=True)
-    spec = registry.model_spec(kind, image_shape=(28, 28, 1), latent_dim=latent_dim, learning_rate=1e-3, seed=seed)
+    spec = registry.model_spec(
+        kind, image_shape=shape, latent_dim=latent_dim, learning_rate=1e-3, seed=seed, width=width
+    )
     spec = dataclasses.replace(spec, class_names=tuple(CLASS_NAMES))
     model = family.build(spec)
     exports = family.exports(model, spec)
     for export in exports:
         files.write_onnx(export.network, export.signature, folder / f"{export.stem}.onnx")
+        if savedmodels:
+            files.write_savedmodel(export.network, export.signature, folder / f"{export.stem}_savedmodel")
     card.write_card(
         folder,
         model=kind,
         graphs={e.stem: card.graph_entry(e.stem, e.signature) for e in exports},
         latent_dim=latent_dim,
         value_range=family.value_range,
-        output_shape=[28, 28, 1],
+        output_shape=list(shape),
         label_classes=CLASS_NAMES,
         files=files.sha256_tree(folder),
         **family.card_extras(model, spec),

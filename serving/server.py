@@ -283,7 +283,7 @@ def _array(values, shape: tuple[int, ...], field: str) -> np.ndarray:
     try:
         array = np.asarray(values, dtype=np.float32)
     except ValueError:
-        array = np.zeros(0)
+        array = np.zeros(0, dtype=np.float32)
     if array.shape != shape or not np.all(np.isfinite(array)):
         raise BadRequest(f"{field} must be finite numbers of shape {list(shape)}, got {list(array.shape)}", 422)
     return array

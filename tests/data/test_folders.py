@@ -263,12 +263,12 @@ def test_the_data_stage_records_the_folder_in_mlflow(store, tmp_path, capsys):
         (["--dataset", "{folder}/missing"], "does not exist"),
     ],
 )
-def test_bad_data_parameters_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
+def test_bad_data_parameters_are_one_line_and_exit_2(store, tmp_path, capsys, argv, message):
     from pipeline import cli
 
     folder = make_folder(tmp_path / "shapes", per_class=2, size=(8, 8))
     argv = [a.replace("{folder}", str(folder)) for a in argv]
     assert cli.main(["data", *argv, "--tfds-dir", str(tmp_path / "data")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and "\n" not in err
+    ours = [line for line in capsys.readouterr().err.splitlines() if line.startswith("latentforge")]
+    assert len(ours) == 1 and message in ours[0] and ours[0].startswith("latentforge: error: ")
     assert not (tmp_path / "data").exists()

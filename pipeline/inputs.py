@@ -231,7 +231,7 @@ def training_dataset(
 
     if labels and not spec.class_names:
         raise UserError(f"dataset {spec.name} has no labels; conditional models need a labelled dataset")
-    count = (examples or spec.splits["train"]) * (2 if xflip else 1)
+    count = training_examples(spec, examples, xflip)
     if count < batch_size:
         raise UserError(f"batch_size {batch_size} is larger than the {count} training examples; lower batch_size")
     if spec.location:
@@ -257,6 +257,11 @@ def training_dataset(
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def training_examples(spec: DatasetSpec, examples: int = 0, xflip: bool = False) -> int:
+    """Examples in one pass over the training split: its first ``examples`` (0 = all), twice with ``xflip``."""
+    return min(examples or spec.splits["train"], spec.splits["train"]) * (2 if xflip else 1)
 
 
 def _mirrored(*example):
@@ -285,7 +290,7 @@ def _folder_dataset(spec, batch_size, value_range, seed, examples, repeat, binar
     ds = ds.cache()
     if xflip:
         ds = ds.concatenate(ds.map(_mirrored, num_parallel_calls=tf.data.AUTOTUNE))
-    count = (examples or spec.splits["train"]) * (2 if xflip else 1)
+    count = training_examples(spec, examples, xflip)
     ds = ds.shuffle(min(count, 20000), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()

@@ -71,11 +71,14 @@ def load_projection(path: str) -> dict:
 
 
 def _synthesis(runtime):
-    try:
-        session, _ = runtime.graph("synthesis")
-    except ValueError as error:
-        raise UserError(f"projected latents need a style-based model: {error}") from None
-    return lambda ws, noise: session.run(["image"], {"ws": ws, "noise": noise})[0]
+    """The runtime's synthesis graph (``runtime.synthesize``); UserError for a model without one."""
+    graphs = runtime.card["graphs"]
+    if "synthesis" not in graphs:
+        raise UserError(
+            f"projected latents need a style-based model: {runtime.card['model']} exports no synthesis graph; "
+            f"its graphs: {', '.join(graphs)}"
+        )
+    return runtime.synthesize
 
 
 def _checked(runtime, found: dict, path: str) -> dict:

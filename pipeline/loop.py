@@ -149,7 +149,7 @@ def _learning_rate(rate: float, schedule: str, total_steps: int):
 def learning_rate_of(config: Config, spec):
     """``config``'s learning rate as training on ``spec`` uses it: a number, or its schedule over
     the run's steps (``epochs`` of ``steps_per_epoch``, or of one pass over the training images)."""
-    examples = min(config.train_examples or spec.splits["train"], spec.splits["train"]) * (2 if config.xflip else 1)
+    examples = inputs.training_examples(spec, config.train_examples, config.xflip)
     steps_per_epoch = config.steps_per_epoch or examples // config.batch_size
     return _learning_rate(config.learning_rate, config.lr_schedule, config.epochs * steps_per_epoch)
 
@@ -272,7 +272,7 @@ def _datasets(config: Config, spec, sharded: bool):
     if sharded:
         dataset = distributed.shard_by_data(dataset)
         validation = None if validation is None else distributed.shard_by_data(validation)
-    examples = min(config.train_examples or spec.splits["train"], spec.splits["train"]) * (2 if config.xflip else 1)
+    examples = inputs.training_examples(spec, config.train_examples, config.xflip)
     return dataset, validation, config.steps_per_epoch or examples // config.batch_size  # as learning_rate_of
 
 

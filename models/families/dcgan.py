@@ -46,8 +46,9 @@ class DcganOptions(GanOptions):
             "DCGAN and cDCGAN: kernel size of the two layers on pixels (the generator's last transposed "
             "convolution, the discriminator's first convolution), 3, 4, 5 or 7. They have one image channel, "
             "so a larger kernel costs little ([results.md](results.md#training-speed): "
-            "`dcgan+image_kernel_size=3`). At equal training time 3 scored worse than 5 and 7 better, but 7 "
-            "slows the step enough to take the default below 1.5× the textbook peer's images/s at batch 64 "
+            "`dcgan+image_kernel_size=3`). At equal training time 3 scored worse than 5 and 7 better; at width 64 "
+            "7 slowed the step below 1.5× the textbook peer's images/s at batch 64, so the DCGAN's default is 7 "
+            "at width 48, which scored better than width 64 with 5 and steps faster "
             "([results.md](results.md#choosing-the-default-dcgan-recipe))"
         ),
     )

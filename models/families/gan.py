@@ -68,7 +68,8 @@ class GanOptions(AugmentOptions):
             "1 = a mini-batch standard deviation layer in the discriminator (Karras et al. 2018) over groups "
             "of `minibatch_std_group` consecutive examples, so a collapsed batch is easy to spot; the groups "
             "never straddle the real and the fake half, so the discriminator is still called once on both "
-            "when the batch is a multiple of the group"
+            "when the batch is a multiple of the group. Off in the DCGAN's default: on the second screen it scored "
+            "no better than without ([results.md](results.md#choosing-the-default-dcgan-recipe))"
         ),
     )
     minibatch_std_group: int = option(

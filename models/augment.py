@@ -42,6 +42,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from models import sampling
+
 KINDS = ("none", "ada", "diffaugment")
 LOG2_STD = 0.2  # of the scalings, in octaves
 TRANSLATE = 0.125  # of the side: integer translation's range, fractional translation's std
@@ -69,15 +71,19 @@ class Augment(keras.layers.Layer):
             float(speed_images),
             int(interval),
         )
+        # every replica holds the same values (``observe`` all-reduces before it assigns): "mean" keeps them
         self.p = self.add_weight(shape=(), initializer="zeros", trainable=False, name="p", aggregation="mean")
         # sign(D(real)) summed over this interval's steps and the images they hold (all replicas)
         self.sign_sum = self.add_weight(
-            shape=(), initializer="zeros", trainable=False, name="sign_sum", aggregation="sum"
+            shape=(), initializer="zeros", trainable=False, name="sign_sum", aggregation="mean"
         )
         self.sign_count = self.add_weight(
-            shape=(), initializer="zeros", trainable=False, name="sign_count", aggregation="sum"
+            shape=(), initializer="zeros", trainable=False, name="sign_count", aggregation="mean"
         )
         self.steps = self.add_weight(shape=(), initializer="zeros", trainable=False, name="steps", aggregation="mean")
+        # its state is made here, for any input: built, so that fit under tf.distribute (which builds
+        # an unbuilt model by calling it on a data batch, the GAN's call taking latents) leaves it be
+        self.built = True
 
     def call(self, images, seed=None):
         if self.kind == "diffaugment":
@@ -86,23 +92,27 @@ class Augment(keras.layers.Layer):
 
     def observe(self, real_logits) -> None:
         """After a discriminator step: add its reals' sign(D) to the interval's sum; every
-        ``interval`` steps move p towards making r_t = target and start a new interval."""
+        ``interval`` steps move p towards making r_t = target and start a new interval.
+
+        Under tf.distribute the replicas' sums are all-reduced first, so every replica holds the
+        same global values and every update is a plain ``where`` (a ``tf.cond`` that assigns
+        mirrored variables would need a merge_call inside control flow, which tf.distribute refuses).
+        """
         if self.kind != "ada":
             return
         signs = ops.sign(ops.cast(ops.reshape(real_logits, (-1,)), "float32"))
-        self.sign_sum.assign_add(ops.sum(signs))
-        self.sign_count.assign_add(ops.cast(ops.shape(signs)[0], "float32"))
-        self.steps.assign_add(1.0)
-
-        def adjust():
-            r_t = self.sign_sum / ops.maximum(self.sign_count, 1.0)
-            step = ops.sign(r_t - self.target) * self.sign_count / self.speed_images
-            self.p.assign(ops.clip(self.p + step, 0.0, 1.0))
-            self.sign_sum.assign(0.0)
-            self.sign_count.assign(0.0)
-            return r_t
-
-        tf.cond(ops.equal(self.steps % self.interval, 0.0), adjust, lambda: ops.zeros(()))
+        observed = ops.stack([ops.sum(signs), ops.cast(ops.shape(signs)[0], "float32")])
+        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            observed = tf.distribute.get_replica_context().all_reduce("sum", observed)
+        sign_sum, sign_count = self.sign_sum + observed[0], self.sign_count + observed[1]
+        steps = self.steps + 1.0
+        due = ops.equal(steps % self.interval, 0.0)
+        r_t = sign_sum / ops.maximum(sign_count, 1.0)
+        moved = ops.clip(self.p + ops.sign(r_t - self.target) * sign_count / self.speed_images, 0.0, 1.0)
+        self.p.assign(ops.where(due, moved, self.p))
+        self.sign_sum.assign(ops.where(due, 0.0, sign_sum))
+        self.sign_count.assign(ops.where(due, 0.0, sign_count))
+        self.steps.assign(steps)
 
     def get_config(self):
         return {
@@ -247,8 +257,9 @@ def ada_augment(images, p, seed):
     """ADA's bgc pipeline at probability ``p`` (see the module docstring)."""
     images = ops.convert_to_tensor(images)
     batch, side = ops.shape(images)[0], images.shape[1]
-    augmented = warp(images, _affine_inverse(batch, side, p, seed))
-    a, t = _colour(batch, images.shape[-1], p, seed)
+    draw, keep = sampling.replica_rows(batch)  # each replica its own parameters under tf.distribute
+    augmented = warp(images, keep(_affine_inverse(draw, side, p, seed)))
+    a, t = (keep(part) for part in _colour(draw, images.shape[-1], p, seed))
     if images.shape[-1] == 3:
         return ops.einsum("bij,bhwj->bhwi", a, augmented) + t[:, None, None, :]
     # grey x stands for (x, x, x), which the grey operations keep on the grey axis: take r
@@ -260,21 +271,29 @@ def diff_augment(images, seed):
     """DiffAugment's "color,translation,cutout" (Zhao et al. 2020), on every image."""
     images = ops.convert_to_tensor(images)
     batch, height, width = ops.shape(images)[0], images.shape[1], images.shape[2]
-    images = images + (keras.random.uniform((batch, 1, 1, 1), seed=seed) - 0.5)
+    draw, keep = sampling.replica_rows(batch)  # each replica its own parameters under tf.distribute
+
+    def uniform():  # (batch, 1, 1, 1)
+        return keep(keras.random.uniform((draw, 1, 1, 1), seed=seed))
+
+    def randint(low, high):  # (batch,)
+        return keep(keras.random.randint((draw,), low, high, seed=seed))
+
+    images = images + (uniform() - 0.5)
     if images.shape[-1] == 3:
         mean = ops.mean(images, axis=-1, keepdims=True)
-        images = (images - mean) * (keras.random.uniform((batch, 1, 1, 1), seed=seed) * 2.0) + mean
+        images = (images - mean) * (uniform() * 2.0) + mean
     mean = ops.mean(images, axis=(1, 2, 3), keepdims=True)
-    images = (images - mean) * (keras.random.uniform((batch, 1, 1, 1), seed=seed) + 0.5) + mean
+    images = (images - mean) * (uniform() + 0.5) + mean
     limit = (int(height * TRANSLATE + 0.5), int(width * TRANSLATE + 0.5))
-    shift_y = ops.cast(keras.random.randint((batch,), -limit[0], limit[0] + 1, seed=seed), "float32")
-    shift_x = ops.cast(keras.random.randint((batch,), -limit[1], limit[1] + 1, seed=seed), "float32")
+    shift_y = ops.cast(randint(-limit[0], limit[0] + 1), "float32")
+    shift_x = ops.cast(randint(-limit[1], limit[1] + 1), "float32")
     ys = ops.arange(height, dtype="float32")[None, :, None] - shift_y[:, None, None]
     xs = ops.arange(width, dtype="float32")[None, None, :] - shift_x[:, None, None]
     images = sample(images, xs + ops.zeros_like(ys), ys + ops.zeros_like(xs), mode="zeros")
     size = (int(height * 0.5 + 0.5), int(width * 0.5 + 0.5))
-    top = keras.random.randint((batch,), 0, height + (1 - size[0] % 2), seed=seed) - size[0] // 2
-    left = keras.random.randint((batch,), 0, width + (1 - size[1] % 2), seed=seed) - size[1] // 2
+    top = randint(0, height + (1 - size[0] % 2)) - size[0] // 2
+    left = randint(0, width + (1 - size[1] % 2)) - size[1] // 2
     rows = ops.arange(height)[None, :, None] - top[:, None, None]
     cols = ops.arange(width)[None, None, :] - left[:, None, None]
     cut = (rows >= 0) & (rows < size[0]) & (cols >= 0) & (cols < size[1])

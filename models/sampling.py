@@ -30,3 +30,14 @@ def labels_per_replica(batch, num_classes: int, seed_generator):
     replica = tf.distribute.get_replica_context().replica_id_in_sync_group
     everything = keras.random.randint((batch * replicas,), 0, num_classes, seed=seed_generator, dtype="int32")
     return everything[replica * batch : (replica + 1) * batch]
+
+
+def replica_rows(batch):
+    """``(draw, keep)`` for per-image random parameters that must differ between replicas: draw
+    ``draw`` rows (the global batch under tf.distribute) and ``keep`` this replica's ``batch`` of
+    them, as ``normal_per_replica`` does. On one replica ``draw`` is ``batch`` and ``keep`` is the identity."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if replicas == 1:
+        return batch, lambda rows: rows
+    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+    return batch * replicas, lambda rows: rows[replica * batch : (replica + 1) * batch]

@@ -35,6 +35,19 @@ if kind != "vae":
     # each replica draws its own latents (one mirrored seed state would give both the same)
     per_replica = strategy.experimental_local_results(strategy.run(tf.function(lambda: model._latents(4))))
     assert not np.allclose(per_replica[0].numpy(), per_replica[1].numpy()), "replicas drew the same latents"
+augment = getattr(model, "augment", None)
+if augment is not None:
+    def replicas(variable):
+        return [float(v.numpy()) for v in strategy.experimental_local_results(variable.value)]
+    if augment.kind == "ada":  # 4 D steps: one interval, over both replicas' reals, then a fresh one
+        assert replicas(augment.steps) == [4.0, 4.0], replicas(augment.steps)
+        assert replicas(augment.sign_count) == [0.0, 0.0], replicas(augment.sign_count)
+        assert len(set(replicas(augment.p))) == 1, replicas(augment.p)
+        augment.p.assign(1.0)
+    # each replica draws its own augmentations of the same images
+    same = tf.constant(images[:4])
+    per_replica = strategy.experimental_local_results(strategy.run(tf.function(lambda: model.augmented(same))))
+    assert not np.allclose(per_replica[0].numpy(), per_replica[1].numpy()), "replicas drew the same augmentation"
 ema = getattr(model, "ema_generator", None)
 if ema is not None:  # the weight EMA: the same average on every replica, lagging the raw weights
     trainable = {id(v) for v in model.generator.trainable_weights}
@@ -59,6 +72,8 @@ print("ok", {k: round(float(v[-1]), 3) for k, v in history.history.items()})
         ("dcgan", {"ema": 0.999}),
         ("vae", {}),
         ("cdcgan", {"gan_loss": "wgan-gp", "critic_steps": 2, "minibatch_std": True}),
+        ("dcgan", {"augment": "ada", "ada_kimg": 0.1}),
+        ("dcgan", {"augment": "diffaugment"}),
     ],
 )
 def test_training_runs_on_two_replicas(kind, options):

@@ -125,7 +125,7 @@ def budget_seconds(args, spec, identity: str) -> dict:
     """T: ``--seconds`` when given; else the kept T of this study (``--units``/``--state``, same
     code); else the default config's training run timed now, and kept."""
     if args.seconds:
-        return {"seconds": args.seconds, "how": "given"}
+        return {"seconds": args.seconds, "how": f"given (--seconds {args.seconds:g}: {args.seconds / 60:g} minutes)"}
     places = [Path(p) / "budget.json" for p in (args.units, args.state) if p]
     for place in places:
         kept = json.loads(place.read_text()) if place.is_file() else {}
@@ -178,7 +178,9 @@ def scoring_setup(args):
     extractor = features.get_extractor(
         spec, epochs=args.features_epochs or features.EPOCHS, examples=args.features_examples
     )
-    return spec, extractor, extractor.real_features(spec, "test")
+    from pipeline.evaluate import reference_split
+
+    return spec, extractor, extractor.real_features(spec, reference_split(spec))
 
 
 def batch_size_of(name: str, default: int = 0) -> int:
@@ -194,6 +196,10 @@ def batch_size_of(name: str, default: int = 0) -> int:
             return int(item.split("=", 1)[1])
     if base == PEER:
         return peer.BATCH_SIZE
+    if base == "peer-ada":
+        from bench import peer_ada
+
+        return peer_ada.BATCH_SIZE
     preset = presets.PRESETS.get(base, {})
     if "batch_size" in preset or default:
         return int(preset.get("batch_size", default))
@@ -234,7 +240,7 @@ def train_for(model, data, seconds: float, checkpoints=(), at_checkpoint=None, m
     return budget.steps, budget.elapsed
 
 
-def sample(generator, samples: int, seed: int, signature=None):
+def sample(generator, samples: int, seed: int, signature=None, value_range: str = "tanh"):
     """``samples`` images in [0, 1] of ``generator`` from seeded latents, as the evaluate stage
     makes them; a generator with more inputs than z (``signature``: StyleGAN's z2, mix, psi,
     noise) gets their defaults, as the evaluate stage feeds them."""
@@ -254,7 +260,7 @@ def sample(generator, samples: int, seed: int, signature=None):
         feed[signature.inputs[0].name] = z
         return np.asarray(signatures.call(generator, signature, feed))
 
-    return images.sample(run, latent_dim, samples, seed, "tanh")
+    return images.sample(run, latent_dim, samples, seed, value_range)
 
 
 def summarize(rows: list[dict], names: list[str], budgets: list[float]) -> list[dict]:
@@ -279,6 +285,11 @@ def summarize(rows: list[dict], names: list[str], budgets: list[float]) -> list[
                     "recall_median": round(statistics.median(r["recall"] for r in mine), 3),
                     "steps_median": statistics.median(r["steps"] for r in mine),
                     "train_s_median": round(statistics.median(r["train_s"] for r in mine), 1),
+                    **(
+                        {"augment_p_median": round(statistics.median(r["augment_p"] for r in mine), 3)}
+                        if all("augment_p" in r for r in mine)
+                        else {}
+                    ),
                 }
             )
     return summary
@@ -319,6 +330,8 @@ def _equal_time_tables(record: dict):
         column("recall_median", "median recall", "fixed:3"),
         column("steps_median", "median steps", "fixed:0"),
     ]
+    if any("augment_p_median" in row for row in summary):
+        columns.append(column("augment_p_median", "median ADA p", "fixed:3"))
     units = [
         column("seed", "seed"),
         column("model", "model", "text"),
@@ -343,11 +356,23 @@ def _equal_time_reading(record: dict) -> list[str]:
     parameters, subject = record["parameters"], record.get("subject", {})
     reference = subject.get("reference", parameters["models"][0])
     lines = [_equal_time_setup(record)]
-    for row in record["tables"]["summary"]:
+    summary = record["tables"]["summary"]
+    for row in summary:
         if row["model"] != reference:
             lines.append(
                 f"At {row['budget_T']:g} T, `{row['model']}`'s median FID is "
                 f"{row['fid_lower_than_reference_pct']:.1f}% lower than `{reference}`'s."
+            )
+    subject, *others = parameters["models"][1:] or [reference]
+    for other in others:  # the subject (the second model) against each of the other candidates
+        for row in (r for r in summary if r["model"] == subject):
+            theirs = next((r for r in summary if r["model"] == other and r["budget_T"] == row["budget_T"]), None)
+            if theirs is None:
+                continue
+            change = 100.0 * (1.0 - row["fid_median"] / theirs["fid_median"])
+            lines.append(
+                f"At {row['budget_T']:g} T, `{subject}`'s median FID is {abs(change):.1f}% "
+                f"{'lower' if change >= 0 else 'higher'} than `{other}`'s."
             )
     return lines
 

@@ -138,6 +138,15 @@ def slug(name: str, seed: int) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name) + f"-seed{seed}"
 
 
+def augment_probability(model) -> float | None:
+    """ADA's current p: latentforge's (``model.augment``) or the keras-io peer's (``model.augmenter``)."""
+    augment = getattr(model, "augment", None)
+    if augment is not None and getattr(augment, "kind", "") == "ada":
+        return float(augment.p.numpy())
+    augmenter = getattr(model, "augmenter", None)
+    return float(augmenter.probability.numpy()) if augmenter is not None else None
+
+
 class Study:
     """Runs (model, seed) units, keeping their results and progress under ``args.state``."""
 
@@ -168,6 +177,7 @@ class Study:
         model, data = build(name, self.spec, batch, seed=seed)
         generator = model.exported_generator if hasattr(model, "exported_generator") else model.generator
         signature = model.export_signature
+        value_range = getattr(model, "value_range", "tanh")
         progress = self._kept(unit / "progress.json") or {
             "steps": 0,
             "train_s": 0.0,
@@ -189,8 +199,11 @@ class Study:
             cpu = time.process_time() - stretch["cpu"]
             progress["cpu_per_s"].append(round(cpu / max(elapsed - stretch["train_s"], 1e-9), 2))
             progress["load"].append(round(os.getloadavg()[0], 2))
-            scores = self.score(generator, signature, seed)
+            scores = self.score(generator, signature, seed, value_range)
             point = {"model": name, "seed": seed, "steps": steps, "train_s": round(elapsed, 1)}
+            probability = augment_probability(model)
+            if probability is not None:  # ADA's p where the recipe adapts one
+                point["augment_p"] = round(probability, 4)
             progress["scores"].append({**point, **scores})
             stretch.update(cpu=time.process_time(), train_s=elapsed)
             print(
@@ -246,11 +259,11 @@ class Study:
         keras_clear()
         return result
 
-    def score(self, generator, signature, seed: int) -> dict:
+    def score(self, generator, signature, seed: int, value_range: str = "tanh") -> dict:
         from bench.equal_time import sample
         from pipeline import metrics
 
-        fake, logits = self.extractor(sample(generator, self.args.samples, seed, signature))
+        fake, logits = self.extractor(sample(generator, self.args.samples, seed, signature, value_range))
         precision, recall = metrics.precision_recall(self.real, fake, k=3)
         return {
             "fid": round(metrics.fid_between(self.real, fake), 3),

@@ -74,22 +74,31 @@ def measure(folder: Path, work: Path, interval: float) -> dict:
     environment = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
     command = [str(Path(sys.executable).parent / "latentforge"), "data", "--dataset", str(folder)]
     command += ["--tfds-dir", str(work / "tfds")]
-    started = time.perf_counter()
-    child = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    watched = psutil.Process(child.pid)
-    peak_total = peak_main = peak_workers = 0
-    while child.poll() is None:
-        main, workers = tree_rss(watched)
-        peak_total, peak_main, peak_workers = (
-            max(peak_total, main + workers),
-            max(peak_main, main),
-            max(peak_workers, workers),
-        )
-        time.sleep(interval)
-    seconds = time.perf_counter() - started
-    output = child.stdout.read() if child.stdout else ""
+    log = work / "data.log"  # a file, not a pipe: a pipe nobody reads fills up and stalls the child
+    with open(log, "w") as output_file:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, env=environment, stdout=output_file, stderr=subprocess.STDOUT)
+        try:
+            watched = psutil.Process(child.pid)
+            peak_total = peak_main = peak_workers = 0
+            while child.poll() is None:
+                main, workers = tree_rss(watched)
+                peak_total, peak_main, peak_workers = (
+                    max(peak_total, main + workers),
+                    max(peak_main, main),
+                    max(peak_workers, workers),
+                )
+                time.sleep(interval)
+            seconds = time.perf_counter() - started
+        finally:  # interrupted (Ctrl-C) or failed: no orphaned data stage left running
+            if child.poll() is None:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    for worker in psutil.Process(child.pid).children(recursive=True):
+                        worker.kill()
+                child.kill()
+                child.wait()
     if child.returncode:
-        raise SystemExit(f"latentforge data failed ({child.returncode}):\n{output}")
+        raise SystemExit(f"latentforge data failed ({child.returncode}):\n{log.read_text()[-3000:]}")
     prepared = sum(p.stat().st_size for p in (work / "tfds").rglob("*") if p.is_file())
     mib = 1024.0 * 1024.0
     return {

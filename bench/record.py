@@ -259,7 +259,13 @@ def minutes(seconds: float) -> str:
     return f"{whole // 60} min {whole % 60} s"
 
 
-PRESENTERS = {"recipe_screen": "equal_time"}  # benchmark -> the bench module that presents it, when not its own
+PRESENTERS = {  # benchmark -> the bench module that presents it, when not its own
+    "recipe_screen": "equal_time",
+    "emoji_screen": "equal_time",
+    "emoji_study": "equal_time",
+    "emoji_ada_subset": "equal_time",
+    "train_speed_emoji": "train_speed",
+}
 
 
 def represent(path: Path) -> None:

@@ -35,7 +35,14 @@ from bench import record  # noqa: E402  (after the path insert)
 from bench.record import column, presented, series, times  # noqa: E402
 
 FAMILIES = ("dcgan", "cdcgan", "gan", "vae", "ae")
-PEER = "peer-dcgan"
+PEER = "peer-dcgan"  # Géron's DCGAN (bench/peer.py): the reference on Fashion-MNIST
+PEER_ADA = "peer-ada"  # keras-io's data-efficient GAN with ADA (bench/peer_ada.py): the reference on colour folders
+PEERS = (PEER, PEER_ADA)
+
+
+def reference_of(names) -> str | None:
+    """The first peer among ``names`` (speeds are shown relative to it), or None."""
+    return next((n for n in names if n.split("+")[0] in PEERS), None)
 
 
 def main() -> None:
@@ -44,12 +51,14 @@ def main() -> None:
     parser.add_argument(
         "--models",
         default=",".join((PEER, *FAMILIES)),
-        help=f"{PEER}, family or preset names, each with +field=value overrides (vae-fashion+precision=float32)",
+        help=f"{PEER} or {PEER_ADA}, family or preset names, each with +field=value overrides "
+        "(vae-fashion+precision=float32); speeds are relative to the first peer named",
     )
     parser.add_argument("--rounds", type=int, default=5, help="blocks per model and batch size")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per block")
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--tfds-dir", default="")
+    parser.add_argument("--name", default="train_speed", help="the benchmark's name in its record (train_speed_emoji)")
     record.add_arguments(parser, "train_speed")
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
@@ -91,7 +100,7 @@ def main() -> None:
                     "percent_of_peak": round(100 * flops * batch / median_s / 1e9 / peak, 1),
                 }
             )
-        peer = next((r for r in rows if r["batch"] == batch and r["model"] == PEER), None)
+        peer = next((r for r in rows if r["batch"] == batch and r["model"] == reference_of(names)), None)
         for row in rows:
             if row["batch"] == batch and peer:
                 row["speed_vs_peer"] = round(row["images_per_s"] / peer["images_per_s"], 2)
@@ -101,11 +110,11 @@ def main() -> None:
     summary = {
         f"batch_{r['batch']}_{r['model']}_over_peer": r["speed_vs_peer"]
         for r in rows
-        if r.get("speed_vs_peer") is not None and r["model"] != PEER
+        if r.get("speed_vs_peer") is not None and r["model"] != reference_of(names)
     }
     summary["matmul_peak_gflops"] = round(peak, 1)
     record.write(
-        "train_speed",
+        args.name,
         args.results,
         parameters={"batches": batches, "models": names, "rounds": args.rounds, "steps": args.steps},
         subject={"dataset": spec.name, "dataset_version": spec.version},
@@ -119,17 +128,28 @@ def build(name: str, spec, batch: int, seed: int = 0):
     """(compiled training model, its training dataset) as the train stage makes them."""
     from pipeline import inputs
 
-    if name.split("+")[0] == PEER:  # +batch_size=N is the only override it takes (bench/equal_time.py)
+    if name.split("+")[0] in PEERS:  # +batch_size=N is the only override they take (bench/equal_time.py)
         import keras
 
-        from bench.peer import LATENT_DIM, PeerDCGAN
         from contract import signature
 
         keras.utils.set_random_seed(seed)  # the weights' initialization (Family.build seeds ours)
-        model = PeerDCGAN(seed=seed)
+        if name.split("+")[0] == PEER:
+            from bench.peer import LATENT_DIM, PeerDCGAN
+
+            model, latent_dim, value_range = PeerDCGAN(seed=seed), LATENT_DIM, "tanh"
+        else:
+            from bench.peer_ada import DEPTH, NOISE_SIZE, PeerADA
+
+            if spec.image_shape[0] % 2**DEPTH or spec.image_shape[0] < 2**DEPTH:
+                raise SystemExit(
+                    f"{PEER_ADA} needs a side divisible by {2**DEPTH} (its recipe is 64x64); pass --dataset emoji"
+                )
+            model, latent_dim, value_range = PeerADA(spec.image_shape, seed=seed), NOISE_SIZE, PeerADA.value_range
         model.compile()
-        model.export_signature = signature.generator(LATENT_DIM, spec.image_shape, 0)
-        data = inputs.training_dataset(spec, batch_size=batch, value_range="tanh", seed=seed, repeat=True)
+        model.export_signature = signature.generator(latent_dim, spec.image_shape, 0)
+        model.value_range = value_range
+        data = inputs.training_dataset(spec, batch_size=batch, value_range=value_range, seed=seed, repeat=True)
         return model, data
     from pipeline import presets
     from pipeline.config import Config
@@ -154,6 +174,7 @@ def build(name: str, spec, batch: int, seed: int = 0):
         labels=family.labels,
     )
     model.export_signature = family.exports(model, model_spec)[0].signature  # how its generator is fed
+    model.value_range = family.value_range
     return model, data
 
 

@@ -24,6 +24,16 @@ def blank(value_range: str) -> float:
     return -1.0 if value_range == "tanh" else 0.0
 
 
+def from_unit(images: np.ndarray, value_range: str) -> np.ndarray:
+    """float images in [0, 1] -> float32 in the ``value_range`` ("tanh": [-1, 1]; "unit": as they are)."""
+    images = np.asarray(images, dtype=np.float32)
+    if value_range == "tanh":
+        return images * 2.0 - 1.0
+    if value_range != "unit":
+        raise ValueError(f"unknown value range {value_range!r}; expected 'tanh' or 'unit'")
+    return images
+
+
 def to_uint8(images: np.ndarray, value_range: str) -> np.ndarray:
     """float images in [-1, 1] ("tanh") or [0, 1] ("unit") -> uint8 in [0, 255]."""
     return np.clip(np.rint(to_unit(images, value_range) * 255.0), 0, 255).astype(np.uint8)

@@ -234,12 +234,33 @@ def _add_project(commands) -> None:
     project.add_argument("--steps", type=int, default=500, help="optimisation steps (default 500)")
     project.add_argument("--w-plus", action="store_true", help="one w per layer (W+) instead of one w for all")
     project.add_argument("--seed", type=int, default=0, help="seeds the noise maps and the w noise")
+    project.add_argument(
+        "--background",
+        default="",
+        help="colour for a transparent image's see-through pixels: white, black, grey or #rrggbb "
+        "(default: the one the model's training folder was prepared with, else white)",
+    )
+    project.add_argument(
+        "--tfds-dir",
+        dest="tfds_dir",
+        default="",
+        help="where the training folder was prepared (to read its background)",
+    )
 
 
 def _project(args) -> None:
     from pipeline import project
 
-    project.run(args.model, args.image, args.out, steps=args.steps, w_plus=args.w_plus, seed=args.seed)
+    project.run(
+        args.model,
+        args.image,
+        args.out,
+        steps=args.steps,
+        w_plus=args.w_plus,
+        seed=args.seed,
+        background=args.background,
+        tfds_dir=args.tfds_dir,
+    )
 
 
 def _add_verbose(parser: argparse.ArgumentParser) -> None:

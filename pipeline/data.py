@@ -215,6 +215,11 @@ def prepare_folder(config, check_model: bool = False):
                 "pass -P resolution=N with one of them"
             )
 
+    if config.dataset_id in inputs.import_tfds().list_builders(with_community_datasets=False):
+        raise UserError(
+            f"the image folder's name '{config.dataset_id}' is a TFDS dataset's, which it would hide; "
+            f"pass -P dataset_name=<another> (e.g. my_{config.dataset_id})"
+        )
     source = config.dataset
     if config.dataset in folders.PUBLIC:  # fetched once into the cache, then an image folder
         from contract import npm
@@ -227,6 +232,7 @@ def prepare_folder(config, check_model: bool = False):
         inputs.tfds_data_dir(config.tfds_dir),
         name=config.dataset_id,
         check_side=check_side if check_model else None,
+        require_test=True,
     )
     spec = inputs.spec_from_folder(prepared, inputs.tfds_data_dir(config.tfds_dir))
     if reused:

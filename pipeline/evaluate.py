@@ -8,12 +8,13 @@ nearest-neighbour grid (each sample above its closest training image in feature 
 a latent interpolation strip.
 
 Metrics (``--metrics``, from the registry in ``pipeline/metrics.py``), in the features of a
-classifier trained on the dataset (``pipeline/features.py``), ``eval_samples`` generated
-images against the test split:
-  - ``fid`` and ``fid_floor`` (as many training images vs the test split: what a perfect
-    generator would score); ``kid`` ± ``kid_std``; ``precision``/``recall`` (k=3);
-    ``density``/``coverage`` (k=5); ``class_entropy``, ``classes_hit`` (mode coverage) and
-    ``classifier_score``.
+classifier trained on the dataset (``pipeline/features.py``; on an unlabelled image folder, a
+rotation classifier), ``eval_samples`` generated images against the test split (an image
+folder: against all its images):
+  - ``fid`` and ``fid_floor`` (as many training images vs the test split, or for an image folder
+    two disjoint random halves of its images: what a perfect generator would score); ``kid`` ±
+    ``kid_std``; ``precision``/``recall`` (k=3); ``density``/``coverage`` (k=5);
+    ``class_entropy``, ``classes_hit`` (mode coverage) and ``classifier_score`` (labelled data).
   - The family's own evaluation (``Family.evaluate``), e.g. the VAE's ``test_loss`` (negative
     ELBO), ``test_reconstruction_loss``, ``test_kl_loss`` and ``test_iwae_nll`` (importance-weighted
     bound, ``iwae_k`` samples), in nats per image on the test split binarized once with seed 0;
@@ -22,6 +23,9 @@ images against the test split:
     class ``label_accuracy_<i>``) is how often the classifier agrees with the requested label.
   - ``int8_fid`` and ``int8_fid_change``: the FID of the export's INT8 generator on the same
     latents, and its difference from the FP32 FID.
+  - A style-based model of an image folder: ``projection_l2_median``, the median pixel L2 (RGB in
+    [0, 1]) of 4 held-out test images to their projections into W (``pipeline/project.py``, 200
+    steps), and ``evaluation/projections.png`` (the images above their projections).
 The run's tag ``latentforge.protocol`` records how the numbers were measured; promotion only
 compares numbers with equal protocols.
 """
@@ -88,7 +92,9 @@ def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: st
     except ValueError as error:
         raise UserError(f"cannot evaluate {model_uri or export_run_id}: {error}") from None
     spec = inputs.describe(description["dataset"], config.tfds_dir, description.get("dataset_version", ""))
-    extractor_version = features.recipe_version(config.features_epochs, config.features_examples)
+    extractor_version = features.recipe_version(
+        config.features_epochs, config.features_examples, features.task_of(spec)
+    )
     # How the numbers are measured: promotion compares only numbers with equal protocols.
     protocol = f"extractor={extractor_version};n={config.eval_samples}" + family.protocol(config, description)
     if spec.location:  # an image folder: against every image (ADA's protocol for small sets), of this version
@@ -148,15 +154,19 @@ def _measure(config: Config, runtime, family, spec) -> _Measured:
     samples = images.sample(runtime.run, runtime.latent_dim, n, seed, value_range, labels=labels)
     sample_f, sample_logits = extractor(samples)
     train_features = extractor.real_features(spec, "train", train_limit)
+    real = extractor.real_features(spec, reference_split(spec))
     context = metrics.MetricContext(
-        real=extractor.real_features(spec, reference_split(spec)),
+        real=real,
         fake=sample_f,
         fake_logits=sample_logits,
         num_classes=len(spec.class_names),
         train=train_features,
         seed=config.seed,
+        floor=halves(real, config.seed) if spec.location else None,
     )
-    computed = metrics.compute(config.metric_names(), context)
+    # an unlabelled folder's extractor predicts rotations, not classes: no class coverage to measure
+    names = [name for name in config.metric_names() if spec.class_names or name != "classes"]
+    computed = metrics.compute(names, context)
     results = {k: v for result in computed for k, v in result.values.items()}
     results["extractor_test_accuracy"] = extractor.test_accuracy
     if labels is not None:
@@ -168,15 +178,51 @@ def _measure(config: Config, runtime, family, spec) -> _Measured:
         results["int8_fid_change"] = results["int8_fid"] - results["fid"]
     own = family.evaluate(_family_context(config, runtime, family, spec, extractor, context, seed))
     results.update(own.metrics)
+    projected = _projections(runtime, spec, config.seed)
+    if projected is not None:
+        own.pictures["projections"], projection_metrics = projected
+        results.update(projection_metrics)
     return _Measured(
         results,
         {f"seconds_{result.name}": result.seconds for result in computed},
         samples,
         sample_f,
         train_features,
-        metrics.class_coverage(sample_logits, len(spec.class_names)),
+        metrics.class_coverage(sample_logits, len(spec.class_names)) if spec.class_names else {"histogram": []},
         own,
     )
+
+
+PROJECTED = 4  # held-out images of an image folder that a style-based model projects
+PROJECTION_STEPS = 200
+
+
+def _projections(runtime, spec, seed: int):
+    """For a style-based model of an image folder: ``PROJECTED`` held-out test images projected
+    into W (``pipeline/project.py``, ``PROJECTION_STEPS`` steps): (a picture, the targets above
+    their reconstructions; {"projection_l2_median"}: pixel L2 in [0, 1]). None for other models."""
+    if not spec.location or "styles" not in runtime.card or "synthesis" not in runtime.card["graphs"]:
+        return None
+    from pipeline import project
+
+    targets = inputs.load_arrays(spec, "test", limit=PROJECTED)[0].astype(np.float32) / 255.0
+    value_range = runtime.card["value_range"]
+    made, distances = [], []
+    prepared = {"synthesize": project.synthesis_network(runtime), "spread": project.w_spread(runtime, seed=seed)}
+    for target in targets:
+        unit_target = images.from_unit(target, value_range)[None]
+        found = project.project(runtime, unit_target, steps=PROJECTION_STEPS, seed=seed, **prepared)
+        made.append(np.clip(images.to_unit(found["image"], value_range), 0.0, 1.0))
+        distances.append(project.pixel_distance(target, made[-1]))
+    picture = images.grid(images.to_uint8(np.concatenate([targets, np.stack(made)]), "unit"), len(targets))
+    return picture, {"projection_l2_median": float(np.median(distances))}
+
+
+def halves(real: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint seeded random halves of an image folder's features: its real-vs-real FID floor
+    (the reference is every image, so a training subset would be compared partly with itself)."""
+    order = np.random.default_rng(seed).permutation(len(real))
+    return real[order[: len(real) // 2]], real[order[len(real) // 2 :]]
 
 
 def reference_split(spec) -> str:
@@ -231,8 +277,9 @@ def _log_pictures(config: Config, runtime, spec, measured: _Measured) -> None:
     run = _row_labelled(runtime) if runtime.conditional else runtime.run
     strip = interpolation_strip(run, runtime.latent_dim, config.seed, runtime.card["value_range"])
     mlflow.log_image(strip, artifact_file="evaluation/interpolation.png")
-    histogram = _histogram_picture(measured.coverage["histogram"])
-    mlflow.log_image(histogram, artifact_file="evaluation/class_histogram.png")
+    if measured.coverage["histogram"]:
+        histogram = _histogram_picture(measured.coverage["histogram"])
+        mlflow.log_image(histogram, artifact_file="evaluation/class_histogram.png")
     for name, picture in measured.family.pictures.items():
         mlflow.log_image(picture, artifact_file=f"evaluation/{name}.png")
     for name, table in measured.family.tables.items():

@@ -4,6 +4,16 @@ Trained once per (dataset, extractor version), exported to ONNX and registered i
 MLflow Model Registry as ``<dataset>-features``; every later evaluation finds it there and
 runs it with onnxruntime.
 
+A labelled dataset trains it on its classes. An unlabelled image folder has none, so the same
+network learns a self-supervised task instead: how far each image was turned, by 0, 1, 2 or 3
+quarter turns (rotation prediction, Gidaris et al. 2018). To tell the four turns apart it has to
+recognise what the images show and which way up it stands: the objects, their parts and their
+layout, which is what a feature space for FID must see. It needs no download and no label, and
+it is trained on the folder itself, like the labelled classifier (an ImageNet network would
+need weights that cannot be fetched here, and does not know emoji or anyone's own images).
+Its version carries ``-rot``; its "test accuracy" is the rotation accuracy on the test split,
+every test image in all four turns.
+
 Writes (MLflow run ``features``): test accuracy and loss, the ONNX extractor, the
 registered model version (tags: extractor_version, test_accuracy).
 """
@@ -97,13 +107,55 @@ def _find_registered(spec: inputs.DatasetSpec, version: str):
     return max(matching, key=lambda v: int(v.version)) if matching else None
 
 
-def recipe_version(epochs: int = EPOCHS, examples: int = 0) -> str:
-    """The extractor's identity: architecture version, plus the recipe when it is not the standard one."""
+TURNS = 4  # the rotation task's classes: 0, 90, 180 and 270 degrees
+
+
+def task_of(spec: inputs.DatasetSpec) -> str:
+    """What the extractor learns on ``spec``: its "classes", or "rotation" when it has no labels."""
+    return "classes" if spec.class_names else "rotation"
+
+
+def recipe_version(epochs: int = EPOCHS, examples: int = 0, task: str = "classes") -> str:
+    """The extractor's identity: architecture version, ``-rot`` for the rotation task, plus the
+    recipe when it is not the standard one."""
     from models import classifier
 
+    version = classifier.VERSION + ("-rot" if task == "rotation" else "")
     if epochs == EPOCHS and examples == 0:
-        return classifier.VERSION
-    return f"{classifier.VERSION}-e{epochs}-n{examples}"
+        return version
+    return f"{version}-e{epochs}-n{examples}"
+
+
+def quarter_turns(images, turns):
+    """Each image of (b, s, s, c) turned counter-clockwise by its ``turns`` (b,) quarter turns."""
+    import tensorflow as tf
+
+    every = tf.stack([tf.image.rot90(images, k) for k in range(TURNS)], axis=1)  # (b, 4, s, s, c)
+    return tf.gather(every, turns, batch_dims=1)
+
+
+def rotation_batches(images: np.ndarray, *, batch_size: int, seed: int, epochs: int):
+    """``inputs.array_batches`` of (image turned by k quarter turns, k): the rotation task, k drawn
+    per image afresh in every batch (seeded by ``seed`` and the batch's index)."""
+    import tensorflow as tf
+
+    unlabelled = inputs.array_batches((images,), batch_size=batch_size, seed=seed, epochs=epochs)
+
+    def turn(step, batch):
+        (x,) = batch
+        k = tf.random.stateless_uniform(
+            (tf.shape(x)[0],), seed=tf.stack([tf.constant(seed, tf.int64), step]), maxval=TURNS, dtype=tf.int32
+        )
+        return quarter_turns(x, k), k
+
+    return unlabelled.enumerate().map(turn)
+
+
+def every_turn(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the images in each of the four turns, the turns): the rotation task's test set."""
+    turned = [np.rot90(images, k, axes=(1, 2)) for k in range(TURNS)]
+    labels = np.repeat(np.arange(TURNS, dtype=np.int32), len(images))
+    return np.ascontiguousarray(np.concatenate(turned)), labels
 
 
 def get_extractor(spec: inputs.DatasetSpec, seed: int = 0, epochs: int = EPOCHS, examples: int = 0) -> Extractor:
@@ -115,7 +167,7 @@ def get_extractor(spec: inputs.DatasetSpec, seed: int = 0, epochs: int = EPOCHS,
     """
     import mlflow
 
-    version = recipe_version(epochs, examples)
+    version = recipe_version(epochs, examples, task_of(spec))
     found = _find_registered(spec, version)
     if found is None:
         found = run_features(spec, seed, epochs, examples)
@@ -156,16 +208,23 @@ def run_features(spec: inputs.DatasetSpec, seed: int = 0, epochs: int = EPOCHS, 
     from export import files
     from models import classifier
 
-    if not spec.class_names:
-        raise UserError(f"dataset '{spec.name}' has no labels; the feature extractor needs a labelled dataset")
-    version = recipe_version(epochs, examples)
+    task = task_of(spec)
+    if task == "rotation" and spec.image_shape[0] != spec.image_shape[1]:
+        raise UserError(f"dataset '{spec.name}' has no labels and non-square images; the rotation task needs squares")
+    version = recipe_version(epochs, examples, task)
     train_x, train_y = inputs.load_arrays(spec, "train", limit=examples)
     test_x, test_y = inputs.load_arrays(spec, "test")
+    if not len(test_x):
+        raise UserError(f"dataset '{spec.name}' has an empty test split; prepare it with test_fraction above 0")
     train_x, test_x = train_x.astype(np.float32) / 255.0, test_x.astype(np.float32) / 255.0
     keras.utils.set_random_seed(seed)
-    network = classifier.build_classifier(spec.image_shape, len(spec.class_names))
+    classes = len(spec.class_names) if task == "classes" else TURNS
+    network = classifier.build_classifier(spec.image_shape, classes)
+    if task == "rotation":
+        test_x, test_y = every_turn(test_x)
     params = {
         "dataset": spec.name,
+        "task": task,
         "extractor_version": version,
         "epochs": epochs,
         "train_examples": examples,
@@ -173,10 +232,14 @@ def run_features(spec: inputs.DatasetSpec, seed: int = 0, epochs: int = EPOCHS, 
         "seed": seed,
     }
     with tracking.stage_run("features", params, tags={"extractor_version": version}):
-        print(f"features: training the {spec.name} feature classifier {version} (once; registered after)", flush=True)
+        what = "classifier" if task == "classes" else "rotation classifier (the folder has no labels)"
+        print(f"features: training the {spec.name} feature {what} {version} (once; registered after)", flush=True)
         steps_per_epoch = -(-len(train_x) // BATCH_SIZE)
         trainable = classifier.build_trainable(network, epochs * steps_per_epoch)
-        batches = inputs.array_batches((train_x, train_y), batch_size=BATCH_SIZE, seed=seed, epochs=epochs)
+        if task == "rotation":
+            batches = rotation_batches(train_x, batch_size=BATCH_SIZE, seed=seed, epochs=epochs)
+        else:
+            batches = inputs.array_batches((train_x, train_y), batch_size=BATCH_SIZE, seed=seed, epochs=epochs)
         # The test split is scored once, after the last epoch (a per-epoch pass cost 3 s each).
         trainable.fit(batches, epochs=epochs, steps_per_epoch=steps_per_epoch, shuffle=False, verbose=2)
         loss, accuracy = trainable.evaluate(test_x, test_y, batch_size=1000, verbose=0)
@@ -197,10 +260,11 @@ def run_features(spec: inputs.DatasetSpec, seed: int = 0, epochs: int = EPOCHS, 
                 registered_name=registered_name(spec.name),
                 tags={
                     "extractor_version": version,
+                    "task": task,
                     "test_accuracy": f"{accuracy:.4f}",
                     "dataset_version": spec.version,
                 },
                 input_example={"image": test_x[:2]},
             )
-    print(f"features: classifier test accuracy {accuracy:.4f}, registered {registered_name(spec.name)} v{registered}")
+    print(f"features: {task} test accuracy {accuracy:.4f}, registered {registered_name(spec.name)} v{registered}")
     return MlflowClient().get_model_version(registered_name(spec.name), registered)

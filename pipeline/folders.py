@@ -54,9 +54,18 @@ PUBLIC = ("emoji",)
 
 
 # ---- the source --------------------------------------------------------------------------------
+# a TFDS name: "mnist", "mnist:3.0.1", "emnist/balanced", "emnist/balanced:3.*.*"
+TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[A-Za-z0-9_.+-]+)?(:[0-9*]+(\.[0-9*]+)*)?$")
+
+
 def looks_like_path(dataset: str) -> bool:
-    """Whether ``dataset`` names a folder or zip (rather than a TFDS name such as ``mnist``)."""
-    return "/" in dataset or os.sep in dataset or dataset.startswith(("~", ".")) or dataset.lower().endswith(".zip")
+    """Whether ``dataset`` names a folder or zip (rather than a TFDS name such as ``mnist`` or
+    ``emnist/balanced``). ``a/b`` is a TFDS ``name/config`` unless it exists on disk."""
+    if dataset.startswith(("~", ".", "/")) or dataset.lower().endswith(".zip") or (os.sep != "/" and os.sep in dataset):
+        return True
+    if "/" not in dataset:
+        return False
+    return os.path.exists(dataset) or not TFDS_NAME.match(dataset)
 
 
 def is_folder(dataset: str) -> bool:
@@ -421,7 +430,13 @@ def _say(line: str) -> None:
 
 
 def prepare(
-    dataset: str, recipe: Recipe, data_dir: str, name: str = "", check_side=None, log=_say
+    dataset: str,
+    recipe: Recipe,
+    data_dir: str,
+    name: str = "",
+    check_side=None,
+    log=_say,
+    require_test: bool = False,
 ) -> tuple[Prepared, bool]:
     """Prepare the folder or zip ``dataset`` with ``recipe`` under ``data_dir`` (once: an unchanged
     source and recipe reuse the prepared copy).
@@ -430,13 +445,15 @@ def prepare(
         check_side: called with the output side before anything is written; raises UserError
             when the model to train cannot build it.
         log: where progress lines go.
+        require_test: refuse (before anything is written) a recipe that holds out no test image;
+            the pipeline's stages measure on the test split.
 
     Returns:
         (the prepared dataset, whether it was reused)
 
     Raises:
         UserError: see ``open_source``, ``survey`` and ``resolved_side``; a bad background;
-            more than 1% of the files do not decode.
+            more than 1% of the files do not decode; an empty test split with ``require_test``.
     """
     name = name or default_name(dataset)
     try:
@@ -450,12 +467,19 @@ def prepare(
     if check_side is not None:
         check_side(side)
     _check_bad(found.bad, len(source.names), dataset)
+    if require_test:
+        positions = selected(source, found, recipe.max_images)
+        if not split_indices([source.labels[i] if source.labels else 0 for i in positions], recipe.test_fraction):
+            _no_test(dataset, recipe)
     channels = recipe.channels or (3 if found.colour else 1)
     key = hashlib.sha256(f"{found.digest}\n{json.dumps(asdict(recipe), sort_keys=True)}".encode()).hexdigest()[:16]
     location = root_of(data_dir) / name / key
     if (location / "meta.json").is_file():
+        prepared = Prepared(location, json.loads((location / "meta.json").read_text()))
+        if require_test and not prepared.meta["splits"].get("test"):
+            _no_test(dataset, recipe)
         _point_latest(location)
-        return Prepared(location, json.loads((location / "meta.json").read_text())), True
+        return prepared, True
     log(f"data: preparing {name} at {side}x{side}x{channels} in {location} (once)")
     meta = {
         "format": FORMAT,
@@ -470,7 +494,7 @@ def prepare(
         "files": len(source.names),
         "sizes": {f"{w}x{h}": n for (w, h), n in found.sizes.most_common(5)},
     }
-    _write(source, found, meta, location, (side, channels, background), log)
+    _write(source, found, meta, location, (side, channels, background), log, require_test)
     _point_latest(location)
     return Prepared(location, json.loads((location / "meta.json").read_text())), False
 
@@ -484,7 +508,14 @@ def _check_bad(bad: dict[str, str], total: int, where: str) -> None:
         )
 
 
-def _write(source: Source, found: Survey, meta: dict, location: Path, shape, log) -> None:
+def _no_test(dataset: str, recipe: Recipe):
+    raise UserError(
+        f"{dataset}: test_fraction {recipe.test_fraction} holds out no test image (a class needs two or more "
+        "images to give one); set test_fraction above 0 (default 0.05) or add images"
+    )
+
+
+def _write(source: Source, found: Survey, meta: dict, location: Path, shape, log, require_test: bool = False) -> None:
     """Decode and write the selected images into a temporary folder, then rename it into place."""
     import numpy as np
 
@@ -508,6 +539,8 @@ def _write(source: Source, found: Survey, meta: dict, location: Path, shape, log
                 written[split][0].append(labels[order])
                 written[split][1].append(name)
         _check_bad(bad, len(source.names), meta["source"])
+        if require_test and not written["test"][1]:  # every held-out image failed to decode
+            _no_test(meta["source"], Recipe(**meta["recipe"]))
         for split, (split_labels, split_names) in written.items():
             np.save(temporary / f"{split}-labels.npy", np.asarray(split_labels, dtype=np.int32))
             (temporary / f"{split}-names.json").write_text(json.dumps(split_names))
@@ -516,7 +549,12 @@ def _write(source: Source, found: Survey, meta: dict, location: Path, shape, log
         (temporary / "meta.json").write_text(json.dumps(meta, indent=1))
         for name, reason in sorted(bad.items()):
             log(f"data: skipped {name}: {reason}")
-        os.replace(temporary, location)
+        try:
+            os.replace(temporary, location)
+        except OSError:
+            if not (location / "meta.json").is_file():
+                raise
+            # another process prepared the same source with the same recipe meanwhile: the same bytes; keep its copy
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
 

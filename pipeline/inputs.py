@@ -76,8 +76,9 @@ def tfds_builder(name: str, data_dir: str):
     try:
         return tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError:
+        folder = " (nor a folder: no such path; start a relative folder with ./)" if "/" in name else ""
         raise UserError(
-            f"unknown dataset '{name}'; valid: {', '.join(SUGGESTED_DATASETS)} "
+            f"unknown dataset '{name}'{folder}; valid: {', '.join(SUGGESTED_DATASETS)}, an image folder or zip, "
             "or any TFDS image dataset (python -c 'import tensorflow_datasets as t; print(t.list_builders())')"
         ) from None
     except Exception as error:  # a bad config or version in "name/config:version"
@@ -244,13 +245,7 @@ def training_dataset(
         )
     else:
         ds = ds.map(lambda ex: normalize(ex["image"], value_range), num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.cache()
-    if xflip:
-        ds = ds.concatenate(ds.map(_mirrored, num_parallel_calls=tf.data.AUTOTUNE))
-    ds = ds.shuffle(min(count, 20000), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    ds = ds.batch(batch_size, drop_remainder=True)
+    ds = _shuffled_batches(ds, count, batch_size=batch_size, seed=seed, repeat=repeat, xflip=xflip)
     if binarize:
         ds = ds.map(
             lambda x: tf.cast(tf.random.uniform(tf.shape(x), seed=seed) < x, tf.float32),
@@ -262,6 +257,20 @@ def training_dataset(
 def training_examples(spec: DatasetSpec, examples: int = 0, xflip: bool = False) -> int:
     """Examples in one pass over the training split: its first ``examples`` (0 = all), twice with ``xflip``."""
     return min(examples or spec.splits["train"], spec.splits["train"]) * (2 if xflip else 1)
+
+
+def _shuffled_batches(ds, count: int, *, batch_size: int, seed: int, repeat: bool, xflip: bool):
+    """What every training source ends with: cached, with mirrored copies (``xflip``), shuffled
+    (seeded, afresh each pass), repeated, in fixed-size batches (the last partial one dropped)."""
+    import tensorflow as tf
+
+    ds = ds.cache()
+    if xflip:
+        ds = ds.concatenate(ds.map(_mirrored, num_parallel_calls=tf.data.AUTOTUNE))
+    ds = ds.shuffle(min(count, 20000), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    return ds.batch(batch_size, drop_remainder=True)
 
 
 def _mirrored(*example):
@@ -287,14 +296,8 @@ def _folder_dataset(spec, batch_size, value_range, seed, examples, repeat, binar
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.from_tensor_slices(prepared.labels("train"))))
     if examples:
         ds = ds.take(examples)
-    ds = ds.cache()
-    if xflip:
-        ds = ds.concatenate(ds.map(_mirrored, num_parallel_calls=tf.data.AUTOTUNE))
     count = training_examples(spec, examples, xflip)
-    ds = ds.shuffle(min(count, 20000), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    ds = ds.batch(batch_size, drop_remainder=True)
+    ds = _shuffled_batches(ds, count, batch_size=batch_size, seed=seed, repeat=repeat, xflip=xflip)
 
     def normalized(images, *rest):
         images = normalize(images, value_range)

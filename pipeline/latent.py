@@ -64,9 +64,9 @@ def interpolate(model: str, *, seed: int = 0, rows: int = 6, steps: int = 10, me
 def load_projection(path: str) -> dict:
     """A ``latentforge project`` result: {"ws" (num_ws, w_dim), "noise" (noise_size,)} (UserError if unreadable)."""
     try:
-        with np.load(path) as saved:
+        with np.load(path, allow_pickle=False) as saved:
             return {"ws": saved["ws"].astype(np.float32), "noise": saved["noise"].astype(np.float32)}
-    except (OSError, KeyError, ValueError):
+    except Exception:  # missing, empty, a .npy, a broken zip, pickled, wrong keys: numpy raises many types
         raise UserError(f"{path} is not a projection (latentforge project --out writes one); pass its .npz") from None
 
 
@@ -78,7 +78,15 @@ def _synthesis(runtime):
             f"projected latents need a style-based model: {runtime.card['model']} exports no synthesis graph; "
             f"its graphs: {', '.join(graphs)}"
         )
-    return runtime.synthesize
+    from serving.runtime import ModelLoadError
+
+    def synthesize(ws, noise):
+        try:
+            return runtime.synthesize(ws, noise)
+        except ModelLoadError as error:  # the synthesis graph is missing or fails its checksum
+            raise UserError(str(error)) from None
+
+    return synthesize
 
 
 def _checked(runtime, found: dict, path: str) -> dict:
@@ -122,7 +130,12 @@ def arithmetic_projections(model: str, a: str, b: str, c: str):
 def _classifier(runtime, tfds_dir: str, epochs: int, examples: int):
     from pipeline import features, inputs
 
-    spec = inputs.describe(runtime.card["dataset"], tfds_dir)
+    spec = inputs.describe(runtime.card["dataset"], tfds_dir, runtime.card.get("dataset_version", ""))
+    if not spec.class_names:
+        raise UserError(
+            f"dataset '{spec.name}' has no labels, so there are no classes to add and subtract; "
+            "pass projections (.npz) as --a, --b and --c"
+        )
     return spec, features.get_extractor(spec, 0, epochs, examples)
 
 

@@ -34,6 +34,7 @@ class MetricContext:
     num_classes: int
     train: np.ndarray | None = None  # training-subset features (for the real-data floor)
     seed: int = 0
+    floor: tuple[np.ndarray, np.ndarray] | None = None  # two disjoint real sets for the floor, instead of (train, real)
     cache: dict = field(default_factory=dict)  # shared work (e.g. nearest-neighbour radii)
 
 
@@ -191,7 +192,10 @@ def fid(ctx: MetricContext) -> dict:
 
 @register_metric
 def fid_floor(ctx: MetricContext) -> dict:
-    """The same FID between real training images and the test set: what a perfect generator scores."""
+    """The same FID between two sets of real images: what a perfect generator scores. Real training
+    images against the test set, or the two real sets of ``ctx.floor`` (an image folder's halves)."""
+    if ctx.floor is not None:
+        return {"fid_floor": fid_between(*ctx.floor)}
     if ctx.train is None:
         raise ValueError("fid_floor needs training-subset features")
     return {"fid_floor": fid_between(ctx.train, ctx.real)}

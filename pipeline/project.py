@@ -39,9 +39,11 @@ NOISE_RAMP = 0.75  # of the steps: the w noise falls to 0 by then
 LR_RAMP_DOWN, LR_RAMP_UP = 0.25, 0.05
 
 
-def load_target(path: str, side: int, channels: int, value_range: str) -> np.ndarray:
-    """The image file as the dataset was prepared (centre crop, Lanczos resize, alpha onto white),
-    in the model's value range: (1, side, side, channels) float32.
+def load_target(
+    path: str, side: int, channels: int, value_range: str, background: tuple[int, int, int] = (255, 255, 255)
+) -> np.ndarray:
+    """The image file as the dataset was prepared (centre crop, Lanczos resize, alpha onto
+    ``background``), in the model's value range: (1, side, side, channels) float32.
 
     Raises:
         UserError: the file is missing or does not decode as an image.
@@ -52,46 +54,65 @@ def load_target(path: str, side: int, channels: int, value_range: str) -> np.nda
     if not file.is_file():
         raise UserError(f"image {path} does not exist; pass a PNG, JPEG, WebP or BMP file")
     try:
-        pixels = folders.decode(file.read_bytes(), side, channels, (255, 255, 255))
+        pixels = folders.decode(file.read_bytes(), side, channels, background)
     except Exception as error:  # Pillow raises many types for a file it cannot read
         raise UserError(f"{path} does not decode as an image ({type(error).__name__}); pass an image file") from None
     unit = pixels.astype(np.float32)[None] / 255.0
     return unit * 2.0 - 1.0 if value_range == "tanh" else unit
 
 
+def training_background(card: dict, tfds_dir: str = "") -> tuple[str, str] | None:
+    """(background, where) that the model's training images were composited onto, read from the
+    prepared image folder its card names (``dataset``, ``dataset_version``); None when that folder
+    is not on this machine (or the model trained on a TFDS dataset, which has no alpha)."""
+    import json
+
+    from pipeline import inputs
+
+    if not card.get("dataset"):
+        return None
+    try:
+        spec = inputs.describe(card["dataset"], tfds_dir, card.get("dataset_version", ""))
+        if not spec.location:
+            return None
+        meta = json.loads((Path(spec.location) / "meta.json").read_text())
+        return str(meta["recipe"]["background"]), spec.location
+    except (UserError, OSError, ValueError, KeyError):
+        return None
+
+
 def w_spread(runtime, samples: int = W_SPREAD_SAMPLES, seed: int = 0) -> float:
     """sqrt(E|w - w_avg|^2) over ``samples`` mapped latents (the exported generator's ``ws``)."""
     styles = runtime.card["styles"]
     w_avg = np.asarray(styles["w_avg"], np.float32)
-    feed = runtime.feed(image_tools.latents(seed, samples, runtime.latent_dim), values={"psi": 1.0}, seed=seed)
-    ws = runtime.session.run(["ws"], feed)[0][:, 0]  # (n, w_dim): every layer's w is the same without mixing
-    return float(np.sqrt(np.mean(np.sum(np.square(ws - w_avg), axis=-1))))
+    latents = image_tools.latents(seed, samples, runtime.latent_dim)
+    total, chunk = 0.0, 500  # in chunks: the generator makes an image (and takes noise maps) per latent
+    for start in range(0, samples, chunk):
+        # ws do not depend on the noise maps or images the rest of the feed holds
+        feed = runtime.feed(latents[start : start + chunk], values={"psi": 1.0}, seed=seed + start)
+        ws = runtime.session.run(["ws"], feed)[0][:, 0]  # (n, w_dim): every layer's w is the same without mixing
+        total += float(np.sum(np.square(ws.astype(np.float64) - w_avg)))
+    return math.sqrt(total / samples)
 
 
 def synthesis_network(runtime):
-    """The export's synthesis SavedModel, loaded: (ws, noise) -> {"image"}."""
+    """The export's synthesis SavedModel, loaded: (ws, noise) -> {"image"}. A registered version's
+    is downloaded from the export run its card names into a temporary folder, removed once loaded.
+
+    Raises:
+        UserError: the export has no synthesis SavedModel beside its generator or in its run.
+    """
     import tensorflow as tf
 
-    from contract.files import first_line
+    from serving.runtime import ModelLoadError, export_file
 
     name = "synthesis_savedmodel"
-    folder = runtime.onnx_path.parent / name if runtime.onnx_path is not None else Path(name)
-    if not folder.is_dir():  # a registered version: from the export run its card names
-        import mlflow
-
-        run = runtime.card.get("export_run_id")
+    with tempfile.TemporaryDirectory(prefix="latentforge-synthesis-") as tmp:
         try:
-            folder = Path(
-                mlflow.artifacts.download_artifacts(
-                    artifact_uri=f"runs:/{run}/export/{name}", dst_path=tempfile.mkdtemp()
-                )
-            )
-        except Exception as error:
-            raise UserError(
-                f"cannot fetch {name} of {runtime.source} from export run {run} ({first_line(error)}); "
-                "pass the export folder or re-export the model"
-            ) from None
-    loaded = tf.saved_model.load(str(folder))
+            folder = export_file(runtime.source, runtime.onnx_path or Path(name), runtime.card, name, tmp)
+        except ModelLoadError as error:
+            raise UserError(f"{error}; pass the export folder or re-export the model") from None
+        loaded = tf.saved_model.load(str(folder))  # the variables are read into memory here
 
     def synthesize(ws, noise):
         return loaded.synthesize(ws, noise)  # the closure keeps the loaded object (and its variables) alive
@@ -134,12 +155,16 @@ def project(
     noise_weight: float = 1e5,
     seed: int = 0,
     progress=None,
+    synthesize=None,
+    spread: float | None = None,
 ) -> dict:
     """Optimise w (or w+) and the noise maps so that the synthesis reproduces ``target``
     (1, h, w, c) in the model's value range.
 
     Args:
         progress: called with (step, steps, distance) after each step.
+        synthesize, spread: ``synthesis_network(runtime)`` and ``w_spread(runtime, seed=seed)``
+            when the caller projects several images (each is the same for every image).
 
     Returns:
         {"ws" (num_ws, w_dim), "noise" (noise_size,), "image" (h, w, c) in the value range,
@@ -148,8 +173,8 @@ def project(
     import tensorflow as tf
 
     styles = runtime.card["styles"]
-    synthesize = synthesis_network(runtime)
-    spread = w_spread(runtime, seed=seed)
+    synthesize = synthesize or synthesis_network(runtime)
+    spread = w_spread(runtime, seed=seed) if spread is None else spread
     rng = np.random.default_rng(seed)
     w_avg = np.asarray(styles["w_avg"], np.float32)
     count = styles["num_ws"]
@@ -211,19 +236,50 @@ def pixel_distance(a_unit: np.ndarray, b_unit: np.ndarray) -> float:
     return float(np.sqrt(np.sum(np.square(np.asarray(a_unit, np.float64) - np.asarray(b_unit, np.float64)))))
 
 
-def run(model: str, image: str, out: str, *, steps: int = 500, w_plus: bool = False, seed: int = 0) -> dict:
-    """The ``latentforge project`` command: project ``image`` and write ``out`` (.npz) and its picture."""
+def run(
+    model: str,
+    image: str,
+    out: str,
+    *,
+    steps: int = 500,
+    w_plus: bool = False,
+    seed: int = 0,
+    background: str = "",
+    tfds_dir: str = "",
+) -> dict:
+    """The ``latentforge project`` command: project ``image`` and write ``out`` (.npz) and its picture.
+
+    ``background``: the colour a transparent image is composited onto; "" = the one the model's
+    training folder was prepared with (white when that folder is not on this machine)."""
+    import os
+
     from contract.files import write_atomic
+    from pipeline import folders
     from pipeline.errors import load_runtime
 
+    if steps < 1:
+        raise UserError(f"steps must be at least 1, got {steps}")
+    path = Path(out if out.endswith(".npz") else out + ".npz")
+    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
+        raise UserError(f"--out {out}: folder {path.parent} does not exist or is not writable; create it first")
+    if path.is_dir() or path.with_suffix(".png").is_dir():
+        raise UserError(f"--out {out}: {path} or its .png is a folder; pass a file name")
+    try:
+        rgb = folders.Recipe(background=background).rgb() if background else None
+    except ValueError as error:
+        raise UserError(str(error)) from None
     runtime = load_runtime(model)
     if "styles" not in runtime.card or "synthesis" not in runtime.card["graphs"]:
         raise UserError(f"{model} is a {runtime.card['model']}; projection needs a style-based model (stylegan)")
-    if steps < 1:
-        raise UserError(f"steps must be at least 1, got {steps}")
+    if rgb is None:
+        found_background = training_background(runtime.card, tfds_dir)
+        name = found_background[0] if found_background else "white"
+        rgb = folders.Recipe(background=name).rgb()
+        where = f"as {found_background[1]} was prepared" if found_background else "the training folder is not here"
+        print(f"project: transparent pixels onto {name} ({where}; --background sets another)")
     side, _, channels = runtime.card["output_shape"]
     value_range = runtime.card["value_range"]
-    target = load_target(image, side, channels, value_range)
+    target = load_target(image, side, channels, value_range, rgb)
 
     def progress(step: int, total: int, distance: float) -> None:
         if step % 50 == 0 or step == total:
@@ -233,7 +289,6 @@ def run(model: str, image: str, out: str, *, steps: int = 500, w_plus: bool = Fa
     target_unit = image_tools.to_unit(target[0], value_range)
     image_unit = np.clip(image_tools.to_unit(found["image"], value_range), 0.0, 1.0)
     distance = pixel_distance(target_unit, image_unit)
-    path = Path(out if out.endswith(".npz") else out + ".npz")
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "projection.npz"
         np.savez(staged, **{k: v for k, v in found.items() if k != "image"}, pixel_l2=distance, source=str(image))

@@ -70,11 +70,14 @@ def stage_run(stage: str, params: dict, *, run_id: str | None = None, tags: dict
 
 def dataset_of_run(data_run_id: str, tfds_dir: str = ""):
     """The dataset (``inputs.DatasetSpec``) a data run prepared, read from ``tfds_dir`` when
-    given (this machine's TFDS dir), else from the dir the data run recorded."""
+    given (this machine's TFDS dir), else from the dir the data run recorded. An image folder is
+    the version that run prepared (its key), not whichever was prepared under the name last."""
     from pipeline import inputs
 
     run = get_run(data_run_id, "data")
-    return inputs.describe(run.data.params["dataset.name"], tfds_dir or run.data.params["dataset.tfds_dir"])
+    params = run.data.params
+    version = params.get("dataset.version", "") if params.get("dataset.location") else ""
+    return inputs.describe(params["dataset.name"], tfds_dir or params["dataset.tfds_dir"], version)
 
 
 def log_dataset(spec, split: str, context: str, examples: int = 0) -> None:

@@ -83,7 +83,7 @@ class GeneratorRuntime:
         encoder = None
         graph = card["graphs"].get("encoder")
         if with_encoder and graph is not None:
-            encoder_path = _beside_or_from_export(uri, onnx_path, card, graph["file"])
+            encoder_path = export_file(uri, onnx_path, card, graph["file"])
             encoder = _verified_session(uri, encoder_path, card, graph["file"], threads, spinning)
         return cls(session, card, uri, encoder, onnx_path)
 
@@ -97,7 +97,7 @@ class GeneratorRuntime:
             )
         if self.onnx_path is None:
             raise ValueError(f"{self.source}: no generator file to find the {stem} graph beside")
-        path = _beside_or_from_export(self.source, self.onnx_path, self.card, entry["file"])
+        path = export_file(self.source, self.onnx_path, self.card, entry["file"])
         return _verified_session(self.source, path, self.card, entry["file"], threads), Signature.from_dict(entry)
 
     def synthesize(self, ws: np.ndarray, noise: np.ndarray) -> np.ndarray:
@@ -227,18 +227,22 @@ def _verified_session(uri: str, path: Path, card: dict, name: str, threads: int,
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
-def _beside_or_from_export(uri: str, generator_path: Path, card: dict, name: str) -> Path:
-    """File ``name`` of the export beside the generator, or (registered models) from the export
-    run the card names."""
+def export_file(uri: str, generator_path: Path, card: dict, name: str, dst: str = "") -> Path:
+    """File or folder ``name`` of the export beside the generator, or (registered models) from the
+    export run the card names, downloaded into ``dst`` (a new temporary folder when empty).
+
+    Raises:
+        ModelLoadError: it is neither beside the generator nor in the export run.
+    """
     beside = generator_path.parent / name
-    if beside.is_file():
+    if beside.exists():
         return beside
     import mlflow
 
     try:
         return Path(
             mlflow.artifacts.download_artifacts(
-                artifact_uri=f"runs:/{card.get('export_run_id')}/export/{name}", dst_path=tempfile.mkdtemp()
+                artifact_uri=f"runs:/{card.get('export_run_id')}/export/{name}", dst_path=dst or tempfile.mkdtemp()
             )
         )
     except Exception as error:

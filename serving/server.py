@@ -275,6 +275,8 @@ def _add_synthesize_route(app: FastAPI, settings: ServeSettings, holder: ModelHo
             out = await loop.run_in_executor(batcher.executor, rt.synthesize, ws, noise)
         except ValueError as exc:
             raise BadRequest(str(exc), 422) from None
+        except ModelLoadError as exc:  # the synthesis graph cannot be fetched or fails its checksum
+            raise BadRequest(f"the synthesis graph is unavailable: {exc}", 503) from None
         return _respond(rt, out, body.format, seed if body.noise == "random" else None)
 
 

@@ -201,6 +201,36 @@ def test_bad_sources_get_one_line(tmp_path, setup, message):
     assert "\n" not in str(raised.value)
 
 
+def test_tfds_names_with_a_config_are_not_paths_unless_they_exist(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("mnist", "emnist/balanced", "emnist/balanced:3.*.*", "mnist:3.0.1", "emoji"):
+        assert not folders.looks_like_path(name), name
+    for path in ("./images", "~/images", "/data/images", "My Emoji.zip", "My Pictures/cats", "a/b/c/"):
+        assert folders.looks_like_path(path), path
+    (tmp_path / "emnist" / "balanced").mkdir(parents=True)  # a folder that exists wins over the TFDS reading
+    assert folders.looks_like_path("emnist/balanced")
+    assert folders.is_folder("emoji") and not folders.is_folder("emnist/letters")
+
+
+def test_a_prepare_that_finishes_second_keeps_the_first_copy(tmp_path, monkeypatch):
+    import shutil
+
+    folder = make_folder(tmp_path / "shapes", per_class=2, size=(8, 8))
+    first, _ = _prepare(folder, tmp_path, test_fraction=0.5)
+    aside = tmp_path / "aside"
+    shutil.move(first.location, aside)
+    original = folders._decoded
+
+    def decoded(*args):  # another process finishes the same folder while this one decodes
+        shutil.copytree(aside, first.location)
+        yield from original(*args)
+
+    monkeypatch.setattr(folders, "_decoded", decoded)
+    again, reused = _prepare(folder, tmp_path, test_fraction=0.5)
+    assert not reused and again.location == first.location and again.meta == first.meta
+    assert not [p for p in first.location.parent.iterdir() if p.name.endswith(".partial")]
+
+
 def test_the_test_split_is_stratified_and_seeded():
     labels = [0] * 50 + [1] * 3 + [2]
     test = folders.split_indices(labels, 0.1)
@@ -261,6 +291,8 @@ def test_the_data_stage_records_the_folder_in_mlflow(store, tmp_path, capsys):
         (["--dataset", "{folder}", "--background", "pink"], "background 'pink' is not a colour"),
         (["--dataset", "{folder}", "--dataset-name", "My Set"], "must be lowercase letters"),
         (["--dataset", "{folder}/missing"], "does not exist"),
+        (["--dataset", "{folder}", "--test-fraction", "0"], "holds out no test image"),
+        (["--dataset", "{folder}", "--dataset-name", "mnist"], "is a TFDS dataset's, which it would hide"),
     ],
 )
 def test_bad_data_parameters_are_one_line_and_exit_2(store, tmp_path, capsys, argv, message):

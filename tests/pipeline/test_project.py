@@ -67,6 +67,91 @@ def test_bad_input_is_one_line(stylegan, tmp_path, capsys):
     with pytest.raises(UserError, match="does not decode"):
         project.load_target(str(tmp_path / "broken.png"), 32, 3, "tanh")
     assert not (tmp_path / "x.npz").exists()
+    # checked before the model loads and the steps run: nothing is lost to a typo at the end
+    for argv, message in (
+        (["--out", str(tmp_path / "no" / "such" / "p")], "does not exist or is not writable"),
+        (["--out", str(tmp_path / "x"), "--background", "mauve"], "is not a colour"),
+        (["--out", str(tmp_path / "x"), "--steps", "0"], "steps must be at least 1"),
+    ):
+        assert cli.main(["project", "--model", str(tmp_path / "nowhere"), "--image", image, *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err, err
+
+
+def test_transparent_pixels_take_the_training_folders_background(stylegan, tmp_path):
+    from pipeline import folders
+
+    clear = np.zeros((32, 32, 4), np.uint8)
+    clear[8:24, 8:24] = (255, 0, 0, 255)  # a red square on nothing
+    path = tmp_path / "clear.png"
+    Image.fromarray(clear, "RGBA").save(path)
+    on_black = project.load_target(str(path), 32, 3, "tanh", (0, 0, 0))
+    np.testing.assert_allclose(on_black[0, 0, 0], [-1.0, -1.0, -1.0])
+    np.testing.assert_allclose(on_black[0, 16, 16], [1.0, -1.0, -1.0])
+    source = tmp_path / "pictures" / "any"
+    source.mkdir(parents=True)
+    for index in range(4):
+        Image.fromarray(clear, "RGBA").save(source / f"{index}.png")
+    prepared, _ = folders.prepare(
+        str(tmp_path / "pictures"), folders.Recipe(background="#102030"), str(tmp_path / "data"), log=lambda line: None
+    )
+    card = {"dataset": prepared.meta["name"], "dataset_version": prepared.meta["key"]}
+    found = project.training_background(card, str(tmp_path / "data"))
+    assert found is not None and found[0] == "#102030"
+    assert project.training_background({"dataset": "elsewhere", "dataset_version": "x"}, str(tmp_path / "data")) is None
+
+
+def test_a_broken_synthesis_graph_is_one_line_and_a_503(stylegan, tmp_path, capsys):
+    import shutil
+
+    import requests
+
+    from serving.schemas import ServeSettings
+    from tests.serving.conftest import RunningServer
+
+    image = _save(np.full((32, 32, 3), 0.4), tmp_path / "g.png")
+    out = str(tmp_path / "g.npz")
+    assert cli.main(["project", "--model", str(stylegan), "--image", image, "--out", out, "--steps", "2"]) == 0
+    broken = tmp_path / "broken"
+    shutil.copytree(stylegan, broken)
+    (broken / "synthesis.onnx").write_bytes(b"not the exported graph")  # fails its sha256 in the card
+    found = latent_projection(out)
+    body = {"ws": [found["ws"].tolist()], "noise": "zero"}
+    with RunningServer(ServeSettings(model=str(broken))) as server:
+        answer = requests.post(server.url + "/v1/synthesize", json=body, timeout=60)
+        assert answer.status_code == 503 and "synthesis graph is unavailable" in answer.json()["error"], answer.text
+        assert requests.post(server.url + "/v1/generate", json={"n": 1}, timeout=60).status_code == 200
+    capsys.readouterr()
+    assert (
+        cli.main(
+            [
+                "latent",
+                "interpolate",
+                "--model",
+                str(broken),
+                "--between",
+                f"{out},{out}",
+                "--out",
+                str(tmp_path / "w.png"),
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert "synthesis" in err and "\n" not in err, err
+    assert not (tmp_path / "w.png").exists()
+
+
+def test_anything_but_a_projection_is_refused_in_one_line(tmp_path):
+    from pipeline import latent
+
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "half.npz").write_bytes(b"PK\x03\x04 truncated")
+    np.savez(tmp_path / "other.npz", something=np.zeros(2))
+    for name in ("array.npy", "empty.npz", "half.npz", "other.npz", "missing.npz"):
+        with pytest.raises(UserError, match="is not a projection"):
+            latent.load_projection(str(tmp_path / name))
 
 
 def test_projections_feed_interpolation_and_arithmetic(stylegan, tmp_path, store):

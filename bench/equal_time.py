@@ -175,9 +175,7 @@ def scoring_setup(args):
 
     tracking.setup("latentforge-bench")
     spec = inputs.describe(args.dataset, args.tfds_dir)
-    extractor = features.get_extractor(
-        spec, epochs=args.features_epochs or features.EPOCHS, examples=args.features_examples
-    )
+    extractor = features.get_extractor(spec, epochs=args.features_epochs, examples=args.features_examples)
     from pipeline.evaluate import reference_split
 
     return spec, extractor, extractor.real_features(spec, reference_split(spec))

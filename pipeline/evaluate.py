@@ -93,7 +93,9 @@ def run_evaluate(config: Config, export_run_id: str | None = None, model_uri: st
         raise UserError(f"cannot evaluate {model_uri or export_run_id}: {error}") from None
     spec = inputs.describe(description["dataset"], config.tfds_dir, description.get("dataset_version", ""))
     extractor_version = features.recipe_version(
-        config.features_epochs, config.features_examples, features.task_of(spec)
+        config.features_epochs or features.standard_epochs(spec, config.features_examples),
+        config.features_examples,
+        features.task_of(spec),
     )
     # How the numbers are measured: promotion compares only numbers with equal protocols.
     protocol = f"extractor={extractor_version};n={config.eval_samples}" + family.protocol(config, description)

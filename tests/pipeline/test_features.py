@@ -39,3 +39,34 @@ def test_every_turn_is_the_test_set_in_all_four_turns():
     np.testing.assert_array_equal(turned[3], np.rot90(images[1], 1))
     assert features.recipe_version(task="rotation").endswith("-rot")
     assert features.recipe_version(1, 50, "rotation").endswith("-rot-e1-n50")
+
+
+def test_a_small_dataset_trains_the_extractor_for_at_least_min_steps():
+    from types import SimpleNamespace
+
+    fashion, emoji = SimpleNamespace(splits={"train": 60000}), SimpleNamespace(splits={"train": 3592})
+    assert features.standard_epochs(fashion) == features.EPOCHS == 3  # 469 steps an epoch: 3 make 1,407
+    assert features.standard_epochs(emoji) == 35  # 29 steps an epoch: 35 make 1,015 >= MIN_STEPS
+    assert features.standard_epochs(fashion, examples=2000) == 63  # 16 steps an epoch
+    assert features.recipe_version(features.standard_epochs(fashion)) == "cnn128-v5"  # Fashion's protocol unchanged
+    assert features.recipe_version(features.standard_epochs(emoji)) == "cnn128-v5-e35-n0"
+
+
+def test_the_sanity_scores_put_blank_and_noise_images_far_from_real_ones():
+    import keras
+
+    from models import classifier
+
+    rng = np.random.default_rng(0)
+    images = np.ones((400, 16, 16, 1), np.float32)
+    labels = rng.integers(0, 2, 400)
+    for image, label in zip(images, labels):  # dark squares (class 0) or bars (class 1) on white
+        top, left = rng.integers(2, 8, 2)
+        image[top : top + 6, left : left + (6 if label == 0 else 2)] = rng.uniform(0, 0.5)
+    keras.utils.set_random_seed(0)
+    network = classifier.build_classifier((16, 16, 1), 2)
+    trainable = classifier.build_trainable(network, 60)
+    trainable.fit(images[:300], labels[:300], batch_size=32, epochs=6, verbose=0)
+    sane = features.sanity_scores(network, images[:300], images[300:])
+    assert sane["sanity_fid_white"] > 10 * sane["sanity_fid_train"], sane
+    assert sane["sanity_fid_noise"] > 10 * sane["sanity_fid_train"], sane

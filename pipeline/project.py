@@ -25,6 +25,7 @@ and the target the projection is judged by is itself a pixel distance.
 from __future__ import annotations
 
 import math
+import sys
 import tempfile
 from pathlib import Path
 
@@ -281,9 +282,14 @@ def run(
     value_range = runtime.card["value_range"]
     target = load_target(image, side, channels, value_range, rgb)
 
+    live = sys.stdout.isatty()  # a terminal: every step on one rewritten line; a log: every 50th
+
     def progress(step: int, total: int, distance: float) -> None:
-        if step % 50 == 0 or step == total:
-            print(f"project: step {step}/{total}, distance {distance:.5f}", flush=True)
+        line = f"project: step {step}/{total}, distance {distance:.5f}"
+        if live:
+            print("\r" + line, end="\n" if step == total else "", flush=True)
+        elif step % 50 == 0 or step == total:
+            print(line, flush=True)
 
     found = project(runtime, target, steps=steps, w_plus=w_plus, seed=seed, progress=progress)
     target_unit = image_tools.to_unit(target[0], value_range)

@@ -236,14 +236,65 @@ def sanity_scores(network, train_x: np.ndarray, test_x: np.ndarray, seed: int = 
     }
 
 
+def _fit(network, train_x: np.ndarray, train_y: np.ndarray, task: str, epochs: int, seed: int):
+    """Train ``network`` on its task (classes, or rotations of ``train_x``); the compiled trainable."""
+    from models import classifier
+
+    steps_per_epoch = -(-len(train_x) // BATCH_SIZE)
+    trainable = classifier.build_trainable(network, epochs * steps_per_epoch)
+    if task == "rotation":
+        batches = rotation_batches(train_x, batch_size=BATCH_SIZE, seed=seed, epochs=epochs)
+    else:
+        batches = inputs.array_batches((train_x, train_y), batch_size=BATCH_SIZE, seed=seed, epochs=epochs)
+    trainable.fit(batches, epochs=epochs, steps_per_epoch=steps_per_epoch, shuffle=False, verbose=2)
+    return trainable
+
+
+def _arrays(spec: inputs.DatasetSpec, task: str, examples: int):
+    """(train x, train y, test x, test y, the test images as they are) in [0, 1]; the rotation
+    task's test set is every test image in all four turns."""
+    train_x, train_y = inputs.load_arrays(spec, "train", limit=examples)
+    test_x, test_y = inputs.load_arrays(spec, "test")
+    if not len(test_x):
+        raise UserError(f"dataset '{spec.name}' has an empty test split; prepare it with test_fraction above 0")
+    train_x, test_x = train_x.astype(np.float32) / 255.0, test_x.astype(np.float32) / 255.0
+    held_out = test_x
+    if task == "rotation":
+        test_x, test_y = every_turn(test_x)
+    return train_x, train_y, test_x, test_y, held_out
+
+
+def _register(network, spec: inputs.DatasetSpec, tags: dict, example: np.ndarray) -> str:
+    """Export ``network`` to ONNX and register it as ``<dataset>-features``; its version number."""
+    import onnx
+
+    from export import files
+
+    endpoint = signature.Signature(
+        "features",
+        (signature.TensorSpec("image", spec.image_shape, "image", default={"kind": "uniform"}),),
+        tuple(
+            signature.TensorSpec(name, tuple(out.shape[1:]), "scalar")
+            for name, out in zip(("features", "logits"), network.outputs)
+        ),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = files.write_onnx(network, endpoint, Path(tmp) / "features.onnx")
+        return tracking.log_onnx_model(
+            onnx.load(str(path)),
+            name="extractor",
+            registered_name=registered_name(spec.name),
+            tags=tags,
+            input_example={"image": example},
+        )
+
+
 def run_features(spec: inputs.DatasetSpec, seed: int = 0, epochs: int = 0, examples: int = 0):
     """Train, export and register the classifier; returns the registered model version."""
     import keras
     import mlflow
-    import onnx
     from mlflow import MlflowClient
 
-    from export import files
     from models import classifier
 
     task = task_of(spec)
@@ -251,17 +302,9 @@ def run_features(spec: inputs.DatasetSpec, seed: int = 0, epochs: int = 0, examp
         raise UserError(f"dataset '{spec.name}' has no labels and non-square images; the rotation task needs squares")
     epochs = epochs or standard_epochs(spec, examples)
     version = recipe_version(epochs, examples, task)
-    train_x, train_y = inputs.load_arrays(spec, "train", limit=examples)
-    test_x, test_y = inputs.load_arrays(spec, "test")
-    if not len(test_x):
-        raise UserError(f"dataset '{spec.name}' has an empty test split; prepare it with test_fraction above 0")
-    train_x, test_x = train_x.astype(np.float32) / 255.0, test_x.astype(np.float32) / 255.0
-    held_out = test_x  # the test images as they are (the rotation task's test set turns them)
+    train_x, train_y, test_x, test_y, held_out = _arrays(spec, task, examples)
     keras.utils.set_random_seed(seed)
-    classes = len(spec.class_names) if task == "classes" else TURNS
-    network = classifier.build_classifier(spec.image_shape, classes)
-    if task == "rotation":
-        test_x, test_y = every_turn(test_x)
+    network = classifier.build_classifier(spec.image_shape, len(spec.class_names) if task == "classes" else TURNS)
     params = {
         "dataset": spec.name,
         "task": task,
@@ -274,14 +317,8 @@ def run_features(spec: inputs.DatasetSpec, seed: int = 0, epochs: int = 0, examp
     with tracking.stage_run("features", params, tags={"extractor_version": version}):
         what = "classifier" if task == "classes" else "rotation classifier (the folder has no labels)"
         print(f"features: training the {spec.name} feature {what} {version} (once; registered after)", flush=True)
-        steps_per_epoch = -(-len(train_x) // BATCH_SIZE)
-        trainable = classifier.build_trainable(network, epochs * steps_per_epoch)
-        if task == "rotation":
-            batches = rotation_batches(train_x, batch_size=BATCH_SIZE, seed=seed, epochs=epochs)
-        else:
-            batches = inputs.array_batches((train_x, train_y), batch_size=BATCH_SIZE, seed=seed, epochs=epochs)
+        trainable = _fit(network, train_x, train_y, task, epochs, seed)
         # The test split is scored once, after the last epoch (a per-epoch pass cost 3 s each).
-        trainable.fit(batches, epochs=epochs, steps_per_epoch=steps_per_epoch, shuffle=False, verbose=2)
         loss, accuracy = trainable.evaluate(test_x, test_y, batch_size=1000, verbose=0)
         mlflow.log_metrics({"test_accuracy": float(accuracy), "test_loss": float(loss)})
         sane = sanity_scores(network, train_x, held_out, seed)
@@ -291,27 +328,7 @@ def run_features(spec: inputs.DatasetSpec, seed: int = 0, epochs: int = 0, examp
             f"blank white {sane['sanity_fid_white']:.1f}, uniform noise {sane['sanity_fid_noise']:.1f}",
             flush=True,
         )
-        endpoint = signature.Signature(
-            "features",
-            (signature.TensorSpec("image", spec.image_shape, "image", default={"kind": "uniform"}),),
-            tuple(
-                signature.TensorSpec(name, tuple(out.shape[1:]), "scalar")
-                for name, out in zip(("features", "logits"), network.outputs)
-            ),
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            path = files.write_onnx(network, endpoint, Path(tmp) / "features.onnx")
-            registered = tracking.log_onnx_model(
-                onnx.load(str(path)),
-                name="extractor",
-                registered_name=registered_name(spec.name),
-                tags={
-                    "extractor_version": version,
-                    "task": task,
-                    "test_accuracy": f"{accuracy:.4f}",
-                    "dataset_version": spec.version,
-                },
-                input_example={"image": test_x[:2]},
-            )
+        tags = {"extractor_version": version, "task": task, "test_accuracy": f"{accuracy:.4f}"}
+        registered = _register(network, spec, {**tags, "dataset_version": spec.version}, test_x[:2])
     print(f"features: {task} test accuracy {accuracy:.4f}, registered {registered_name(spec.name)} v{registered}")
     return MlflowClient().get_model_version(registered_name(spec.name), registered)

@@ -467,10 +467,8 @@ def prepare(
     if check_side is not None:
         check_side(side)
     _check_bad(found.bad, len(source.names), dataset)
-    if require_test:
-        positions = selected(source, found, recipe.max_images)
-        if not split_indices([source.labels[i] if source.labels else 0 for i in positions], recipe.test_fraction):
-            _no_test(dataset, recipe)
+    if require_test and not _holds_out_any(source, found, recipe):
+        _no_test(dataset, recipe)
     channels = recipe.channels or (3 if found.colour else 1)
     key = hashlib.sha256(f"{found.digest}\n{json.dumps(asdict(recipe), sort_keys=True)}".encode()).hexdigest()[:16]
     location = root_of(data_dir) / name / key
@@ -481,22 +479,33 @@ def prepare(
         _point_latest(location)
         return prepared, True
     log(f"data: preparing {name} at {side}x{side}x{channels} in {location} (once)")
-    meta = {
+    meta = _meta(dataset, name, key, recipe, source, found, [side, side, channels])
+    _write(source, found, meta, location, (side, channels, background), log, require_test)
+    _point_latest(location)
+    return Prepared(location, json.loads((location / "meta.json").read_text())), False
+
+
+def _holds_out_any(source: Source, found: Survey, recipe: Recipe) -> bool:
+    """Whether ``recipe``'s seeded, stratified test split of the selected images holds any image."""
+    positions = selected(source, found, recipe.max_images)
+    return bool(split_indices([source.labels[i] if source.labels else 0 for i in positions], recipe.test_fraction))
+
+
+def _meta(dataset: str, name: str, key: str, recipe: Recipe, source: Source, found: Survey, shape) -> dict:
+    """The prepared folder's ``meta.json`` before its splits are written."""
+    return {
         "format": FORMAT,
         "name": name,
         "key": key,
         "source": str(Path(os.path.expanduser(dataset)).resolve()),
         "source_sha256": found.digest,
         "recipe": asdict(recipe),
-        "image_shape": [side, side, channels],
+        "image_shape": list(shape),
         "class_names": list(source.class_names),
         "label_source": source.label_source,
         "files": len(source.names),
         "sizes": {f"{w}x{h}": n for (w, h), n in found.sizes.most_common(5)},
     }
-    _write(source, found, meta, location, (side, channels, background), log, require_test)
-    _point_latest(location)
-    return Prepared(location, json.loads((location / "meta.json").read_text())), False
 
 
 def _check_bad(bad: dict[str, str], total: int, where: str) -> None:

@@ -237,6 +237,30 @@ def pixel_distance(a_unit: np.ndarray, b_unit: np.ndarray) -> float:
     return float(np.sqrt(np.sum(np.square(np.asarray(a_unit, np.float64) - np.asarray(b_unit, np.float64)))))
 
 
+def _checked_arguments(out: str, steps: int, background: str):
+    """(the .npz path, the background's RGB or None) once the arguments are usable, before the
+    model loads and the steps run: nothing is lost to a typo at the end.
+
+    Raises:
+        UserError: steps below 1, an unwritable or occupied ``out``, a colour that is none.
+    """
+    import os
+
+    from pipeline import folders
+
+    if steps < 1:
+        raise UserError(f"steps must be at least 1, got {steps}")
+    path = Path(out if out.endswith(".npz") else out + ".npz")
+    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
+        raise UserError(f"--out {out}: folder {path.parent} does not exist or is not writable; create it first")
+    if path.is_dir() or path.with_suffix(".png").is_dir():
+        raise UserError(f"--out {out}: {path} or its .png is a folder; pass a file name")
+    try:
+        return path, (folders.Recipe(background=background).rgb() if background else None)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+
+
 def run(
     model: str,
     image: str,
@@ -252,23 +276,11 @@ def run(
 
     ``background``: the colour a transparent image is composited onto; "" = the one the model's
     training folder was prepared with (white when that folder is not on this machine)."""
-    import os
-
     from contract.files import write_atomic
     from pipeline import folders
     from pipeline.errors import load_runtime
 
-    if steps < 1:
-        raise UserError(f"steps must be at least 1, got {steps}")
-    path = Path(out if out.endswith(".npz") else out + ".npz")
-    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
-        raise UserError(f"--out {out}: folder {path.parent} does not exist or is not writable; create it first")
-    if path.is_dir() or path.with_suffix(".png").is_dir():
-        raise UserError(f"--out {out}: {path} or its .png is a folder; pass a file name")
-    try:
-        rgb = folders.Recipe(background=background).rgb() if background else None
-    except ValueError as error:
-        raise UserError(str(error)) from None
+    path, rgb = _checked_arguments(out, steps, background)
     runtime = load_runtime(model)
     if "styles" not in runtime.card or "synthesis" not in runtime.card["graphs"]:
         raise UserError(f"{model} is a {runtime.card['model']}; projection needs a style-based model (stylegan)")

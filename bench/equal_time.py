@@ -33,6 +33,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -79,7 +80,7 @@ def main() -> None:
     from bench.family_study import Study, code_identity
 
     spec, extractor, real = scoring_setup(args)
-    identity = args.identity or code_identity()
+    identity = kept_identity(args.identity or code_identity(), extractor)
     budget = budget_seconds(args, spec, identity)
     args.seconds = budget["seconds"] * budgets[-1]  # what Study trains for
     checkpoints = [budget["seconds"] * b for b in budgets[:-1]]
@@ -171,14 +172,44 @@ def scoring_setup(args):
     runtime_setup.configure_threads()  # as the train stage does, before any TensorFlow op
     quiet.setup()
 
-    from pipeline import features, inputs, tracking
+    from pipeline import inputs, tracking
 
     tracking.setup("latentforge-bench")
     spec = inputs.describe(args.dataset, args.tfds_dir)
-    extractor = features.get_extractor(spec, epochs=args.features_epochs, examples=args.features_examples)
+    extractor = study_extractor(spec, args)
     from pipeline.evaluate import reference_split
 
     return spec, extractor, extractor.real_features(spec, reference_split(spec))
+
+
+def kept_identity(code: str, extractor) -> str:
+    """What kept work must match: the code, and the extractor that scored it ("" keeps nothing)."""
+    return f"{code}+features:{extractor.identity}" if code else ""
+
+
+def study_extractor(spec, args):
+    """The feature extractor a study scores with: the one kept beside its units (``--units``, else
+    ``--state``) when it is of this dataset version and recipe, so a study resumed in another
+    session, after its MLflow store is gone, scores every unit in the same space; else the
+    registered one (trained when missing), which is then kept there."""
+    from pipeline import features
+
+    epochs = args.features_epochs or features.standard_epochs(spec, args.features_examples)
+    version = features.recipe_version(epochs, args.features_examples, features.task_of(spec))
+    place = Path(args.units or args.state) / "extractor" if (args.units or args.state) else None
+    about = place / "extractor.json" if place else None
+    if about is not None and about.is_file() and (place / "extractor.onnx").is_file():
+        kept = json.loads(about.read_text())
+        if (kept["dataset"], kept["dataset_version"], kept["version"]) == (spec.name, spec.version, version):
+            return features.Extractor(str(place / "extractor.onnx"), version, kept["test_accuracy"], kept["identity"])
+    extractor = features.get_extractor(spec, epochs=args.features_epochs, examples=args.features_examples)
+    if place is not None:
+        place.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(extractor.onnx_path, place / "extractor.onnx")
+        kept = {"dataset": spec.name, "dataset_version": spec.version, "version": version}
+        kept.update(test_accuracy=extractor.test_accuracy, identity=extractor.identity)
+        about.write_text(json.dumps(kept, indent=1) + "\n")
+    return extractor
 
 
 def batch_size_of(name: str, default: int = 0) -> int:

@@ -83,10 +83,10 @@ def main() -> None:
     if not names or not seeds or args.seconds <= 0:
         parser.error("give at least one model, one seed and a positive --seconds")
 
-    from bench.equal_time import scoring_setup
+    from bench.equal_time import kept_identity, scoring_setup
 
     spec, extractor, real = scoring_setup(args)
-    identity = args.identity or code_identity()
+    identity = kept_identity(args.identity or code_identity(), extractor)
     print(
         f"family study: {args.seconds:.0f} s of training per model and seed (scored at "
         f"{', '.join(f'{c:.0f}' for c in checkpoints + [args.seconds])} s), batch {args.batch_size}, "

@@ -71,6 +71,7 @@ class Extractor:
 
         ort.set_default_logger_severity(3)  # errors only (0 verbose ... 4 fatal)
         self.session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+        self.onnx_path = onnx_path
         self.version = version
         self.test_accuracy = test_accuracy
         self.identity = identity or weights_digest(onnx_path)[:16]

@@ -15,8 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(tmp_path, tfds_dir, *extra):
-    environment = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+def _run(tmp_path, tfds_dir, *extra, store: str = "mlflow.db"):
+    environment = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / store}"}
     environment.pop("MLFLOW_RUN_ID", None)
     return subprocess.run(
         [sys.executable, str(ROOT / "bench" / "equal_time.py"), *extra]
@@ -58,12 +58,25 @@ def test_equal_time_measures_T_takes_turns_scores_every_budget_and_resumes(tfds_
     assert record["subject"]["extractor"].endswith("-e1-n2000")
     assert sorted(p.name for p in (tmp_path / "units").iterdir()) == sorted(
         ["budget.json", "dcgan_width=8_batch_size=16-seed0.json", "dcgan_width=8_batch_size=16-seed1.json"]
-        + ["peer-dcgan_batch_size=8-seed0.json", "peer-dcgan_batch_size=8-seed1.json"]
+        + ["peer-dcgan_batch_size=8-seed0.json", "peer-dcgan_batch_size=8-seed1.json", "extractor"]
     )
-    # a rerun takes T and every unit from the kept work: the same rows, nothing trained again
+    kept = json.loads((tmp_path / "units" / "extractor" / "extractor.json").read_text())
+    assert kept["identity"] == record["subject"]["extractor_identity"] and kept["version"].endswith("-e1-n2000")
+    # a rerun, on a fresh MLflow store (another session's), takes the extractor kept with the units,
+    # T and every unit from the kept work: the same rows, nothing trained again
     folder = tmp_path / "results"
-    again = _run(tmp_path, tfds_dir, *arguments, "--name", "recipe_screen", "--results", str(folder / "screen.json"))
+    again = _run(
+        tmp_path,
+        tfds_dir,
+        *arguments,
+        "--name",
+        "recipe_screen",
+        "--results",
+        str(folder / "screen.json"),
+        store="fresh.db",
+    )
     assert again.returncode == 0, again.stderr[-2000:]
+    assert "features: training" not in again.stdout
     assert json.loads((folder / "screen.json").read_text())["rows"] == rows
     assert again.stdout.count("kept from") == 4
     # both render into docs/results.md: the comparison and the screen of the default's recipe

@@ -35,3 +35,14 @@ def test_train_speed_times_peer_and_families_and_counts_their_work(tfds_dir, tmp
     assert rows["dcgan"]["mflop_per_image"] < rows["peer-dcgan"]["mflop_per_image"]
     assert "batch_8_dcgan_over_peer" in record["summary"]
     assert "peer-dcgan" in done.stdout and "% peak" in done.stdout
+
+
+def test_progan_is_timed_fully_grown(tfds_dir):
+    sys.path.insert(0, str(ROOT))
+    from bench.train_speed import build, timed_steps
+    from pipeline import inputs
+
+    spec = inputs.describe("fashion_mnist", tfds_dir)
+    model, data = build("progan+width=8", spec, 8)
+    timed_steps(model, data, 1)
+    assert model.level == model.top and model.alpha == 1.0  # 28x28, not the 7x7 it starts at

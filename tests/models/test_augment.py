@@ -125,3 +125,52 @@ def _p_after_training(bias: float, steps: int = 12) -> float:
 def test_in_training_p_rises_while_d_is_sure_of_the_reals_and_stays_at_0_while_it_is_not():
     assert _p_after_training(50.0) == pytest.approx(0.6)  # 3 intervals of r_t = 1 > 0.6
     assert _p_after_training(-50.0) == 0.0  # r_t = -1: p would fall, and stays at 0
+
+
+class _HeldOutReals(keras.layers.Layer):
+    """A "generator" whose fakes are real images the discriminator never sees as reals: each
+    latent picks one from ``bank``. D can tell them from its reals only by memorising its reals,
+    which is what ADA's r_t = E[sign(D(real))] is there to detect (Karras et al. 2020, section 3)."""
+
+    def __init__(self, bank, **kw):
+        super().__init__(**kw)
+        self.bank = tf.constant(bank)
+
+    def call(self, z):
+        index = tf.math.floormod(tf.cast(tf.abs(z[:, 0]) * 1e4, tf.int32), self.bank.shape[0])
+        return tf.gather(self.bank, index)
+
+
+def _p_with_reals(reals: np.ndarray, bank: np.ndarray, steps: int) -> float:
+    from models import registry
+
+    # p can cross 0 -> 1 in 10,000 images: 0.0128 an interval of 4 steps, slow enough for D to
+    # catch up with each new p (at 0.128 an interval p only flickered between 0 and one step)
+    options = {"augment": "ada", "ada_kimg": 10.0}
+    model = registry.build(
+        "dcgan", image_shape=(28, 28, 1), latent_dim=8, learning_rate=2e-3, seed=0, width=16, options=options
+    )
+    z = keras.Input((8,))
+    # the real generator's weights stay in (its optimizer was built for them) with a zero gradient
+    model.generator = keras.Model(z, _HeldOutReals(bank)(z) + 0.0 * model.generator(z))
+    data = tf.data.Dataset.from_tensor_slices(reals).repeat().shuffle(len(reals), seed=0).batch(32, drop_remainder=True)
+    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+    p = float(model.augment.p)
+    keras.backend.clear_session()
+    return p
+
+
+@pytest.mark.slow
+def test_p_rises_when_d_memorises_a_tiny_set_and_stays_near_0_on_a_large_one(tfds_dir):
+    from pipeline import inputs
+
+    spec = inputs.describe("fashion_mnist", tfds_dir)
+    train = inputs.load_arrays(spec, "train", limit=20000)[0].astype("float32") / 127.5 - 1.0
+    held_out = inputs.load_arrays(spec, "test", limit=2000)[0].astype("float32") / 127.5 - 1.0
+    tiny = _p_with_reals(train[:16], held_out, steps=800)  # 16 images, each seen 1,600 times: memorised
+    large = _p_with_reals(train, held_out, steps=800)  # 20,000 images, each seen about once
+    # tiny: p climbs until the augmentations keep D from being sure of its reals (10 operations
+    # on grey images, each at p: at 0.05 some 40% of the reals are changed); large: D cannot tell
+    # its reals from the held-out ones, r_t stays below 0.6 and p at 0
+    assert tiny >= 0.05, (tiny, large)
+    assert large <= 0.01, (tiny, large)

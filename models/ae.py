@@ -14,14 +14,17 @@ from keras import layers, ops
 
 from models import losses
 from models.replicas import step_logs
-from models.vae import bernoulli_nll, build_decoder, mean_image_network
+from models.vae import bernoulli_nll, build_decoder, levels, mean_image_network
 
 
 def build_encoder(image_shape: tuple[int, int, int], latent_dim: int, width: int = 32) -> keras.Model:
-    """image (batch, h, w, c) in [0, 1] -> z (batch, latent_dim)."""
+    """image (batch, h, w, c) in [0, 1] -> z (batch, latent_dim). Stride-2 convolutions of width,
+    2 width[, 4 width] channels: the VAE's levels (two for sides up to 32, three above), so the
+    flattened map stays small at 64x64 as the decoder's start does."""
     image = keras.Input(image_shape, name="image")
-    x = layers.Conv2D(width, 3, strides=2, padding="same", activation="relu")(image)
-    x = layers.Conv2D(width * 2, 3, strides=2, padding="same", activation="relu")(x)
+    x = image
+    for level in range(levels(image_shape[0])):
+        x = layers.Conv2D(width << level, 3, strides=2, padding="same", activation="relu")(x)
     x = layers.Flatten()(x)
     x = layers.Dense(256, activation="relu")(x)
     return keras.Model(image, layers.Dense(latent_dim, name="z", dtype="float32")(x), name="encoder")

@@ -16,23 +16,11 @@ import tensorflow as tf
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench import peer_ada  # noqa: E402
+from tests.bench.test_peer import _twin, _without_dropout  # noqa: E402  (the same network copies)
 from tests.training_mode import modal_layers, moving_statistics, record_modes, unmoved  # noqa: E402
 
 SHAPE = (64, 64, 3)
 BATCH = 8
-
-
-def _twin(network):
-    twin = keras.models.clone_model(network)
-    twin.set_weights(network.get_weights())
-    return twin
-
-
-def _without_dropout(network):
-    for layer in network.layers:
-        if isinstance(layer, keras.layers.Dropout):
-            layer.rate = 0.0  # dropout's random masks cannot be matched between two runs
-    return network
 
 
 def test_one_step_equals_the_sources_train_step(monkeypatch):

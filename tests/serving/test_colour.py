@@ -5,7 +5,6 @@ server, the edge example (numpy, onnxruntime and Pillow only), `generate`, `styl
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 import sys
 
@@ -16,9 +15,8 @@ from PIL import Image
 
 from pipeline import cli
 from serving.schemas import ServeSettings
-from tests.conftest import ROOT
 from tests.serving.conftest import RunningServer, write_export
-from tests.serving.test_edge import WRAPPER
+from tests.serving.test_edge import edge_box
 
 pytestmark = pytest.mark.slow  # builds and converts two colour generators
 
@@ -54,11 +52,7 @@ def test_the_server_serves_colour_pngs_and_arrays(colour):
 
 
 def test_the_edge_example_writes_the_same_colour_png_as_generate(colour, tmp_path):
-    box = tmp_path / "box"
-    box.mkdir()
-    shutil.copy(ROOT / "serving" / "edge.py", box / "edge.py")
-    shutil.copytree(colour["dcgan"], box / "export")
-    (box / "wrapper.py").write_text(WRAPPER)
+    box = edge_box(tmp_path, colour["dcgan"])
     argv = ["--model", "export", "--n", "4", "--seed", "2", "--out", "edge.png"]
     run = subprocess.run(
         [sys.executable, "-I", "wrapper.py", *argv], cwd=box, capture_output=True, text=True, timeout=120

@@ -21,12 +21,18 @@ runpy.run_path("edge.py", run_name="__main__")
 """
 
 
-def test_edge_example_runs_with_numpy_onnxruntime_pillow_only(exports, tmp_path):
+def edge_box(tmp_path, export):
+    """A folder as an edge box holds it: edge.py, the export, and the wrapper that blocks imports."""
     box = tmp_path / "box"
     box.mkdir()
     shutil.copy(ROOT / "serving" / "edge.py", box / "edge.py")
-    shutil.copytree(exports["dcgan"], box / "export")
+    shutil.copytree(export, box / "export")
     (box / "wrapper.py").write_text(WRAPPER)
+    return box
+
+
+def test_edge_example_runs_with_numpy_onnxruntime_pillow_only(exports, tmp_path):
+    box = edge_box(tmp_path, exports["dcgan"])
     run = subprocess.run(
         [sys.executable, "-I", "wrapper.py", "--model", "export", "--n", "9", "--seed", "4", "--out", "edge.png"],
         cwd=box,

@@ -473,7 +473,7 @@ def prepare(
     key = hashlib.sha256(f"{found.digest}\n{json.dumps(asdict(recipe), sort_keys=True)}".encode()).hexdigest()[:16]
     location = root_of(data_dir) / name / key
     if (location / "meta.json").is_file():
-        prepared = Prepared(location, json.loads((location / "meta.json").read_text()))
+        prepared = load(location)
         if require_test and not prepared.meta["splits"].get("test"):
             _no_test(dataset, recipe)
         _point_latest(location)
@@ -482,7 +482,7 @@ def prepare(
     meta = _meta(dataset, name, key, recipe, source, found, [side, side, channels])
     _write(source, found, meta, location, (side, channels, background), log, require_test)
     _point_latest(location)
-    return Prepared(location, json.loads((location / "meta.json").read_text())), False
+    return load(location), False
 
 
 def _holds_out_any(source: Source, found: Survey, recipe: Recipe) -> bool:

@@ -66,9 +66,7 @@ def training_background(card: dict, tfds_dir: str = "") -> tuple[str, str] | Non
     """(background, where) that the model's training images were composited onto, read from the
     prepared image folder its card names (``dataset``, ``dataset_version``); None when that folder
     is not on this machine (or the model trained on a TFDS dataset, which has no alpha)."""
-    import json
-
-    from pipeline import inputs
+    from pipeline import folders, inputs
 
     if not card.get("dataset"):
         return None
@@ -76,8 +74,7 @@ def training_background(card: dict, tfds_dir: str = "") -> tuple[str, str] | Non
         spec = inputs.describe(card["dataset"], tfds_dir, card.get("dataset_version", ""))
         if not spec.location:
             return None
-        meta = json.loads((Path(spec.location) / "meta.json").read_text())
-        return str(meta["recipe"]["background"]), spec.location
+        return str(folders.load(spec.location).meta["recipe"]["background"]), spec.location
     except (UserError, OSError, ValueError, KeyError):
         return None
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from contract import sampler
+
 CARD_NAME = "model_card.json"
 CARD_VERSION = 2
 
@@ -20,11 +22,12 @@ CARD_VERSION = 2
 def write_card(folder: Path, **fields) -> dict:
     """Write ``model_card.json`` into ``folder`` and return it.
 
+    The card names the portable sampler its seeds draw with (``sampler``, ``contract.sampler``).
     Expected fields: model, graphs (stem -> {file, signature, inputs, outputs}), label_classes,
     output_shape, value_range, primary_metric, higher_is_better, dataset, train_run_id, parity,
     files (relative path -> sha256), onnx_opset.
     """
-    card = {"card_version": CARD_VERSION, **fields}
+    card = {"card_version": CARD_VERSION, "sampler": sampler.SAMPLER, **fields}
     (Path(folder) / CARD_NAME).write_text(json.dumps(card, indent=2, sort_keys=True))
     return card
 
@@ -54,4 +57,5 @@ def checked(card: dict) -> dict:
         )
     if not isinstance(card.get("graphs"), dict) or "generator" not in card["graphs"]:
         raise ValueError("the model card has no graphs.generator; re-export the model")
+    sampler.of_card(card)  # a sampler this latentforge knows
     return card

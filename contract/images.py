@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from contract import sampler as draws
+
 
 def to_unit(images: np.ndarray, value_range: str) -> np.ndarray:
     """float images in [-1, 1] ("tanh") or [0, 1] ("unit") -> float32 in [0, 1] (not clipped)."""
@@ -66,9 +68,11 @@ def png_bytes(picture: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def latents(seed: int, n: int, latent_dim: int) -> np.ndarray:
-    """The latents a seed stands for: (n, latent_dim) float32 from numpy default_rng(seed)."""
-    return np.random.default_rng(seed).standard_normal((n, latent_dim)).astype(np.float32)
+def latents(seed: int, n: int, latent_dim: int, sampler: str | None = None) -> np.ndarray:
+    """The latents a seed stands for: (n, latent_dim) float32, from the portable sampler
+    (``contract.sampler``) or, ``sampler`` None, numpy's ``default_rng(seed)`` (what evaluation
+    and cards written before the portable sampler use)."""
+    return draws.draw_normal(sampler, seed, None, (n, latent_dim))
 
 
 def sample(run, latent_dim: int, n: int, seed: int, value_range: str, batch_size: int = 500, labels=None):
@@ -103,15 +107,8 @@ def interpolate(a: np.ndarray, b: np.ndarray, steps: int, method: str = "slerp")
     return np.stack(path).astype(np.float32)
 
 
-def truncate(z: np.ndarray, threshold: float, seed: int) -> np.ndarray:
+def truncate(z: np.ndarray, threshold: float, seed: int, sampler: str | None = None) -> np.ndarray:
     """The truncation trick (Brock et al. 2019): entries of z beyond ``threshold`` in magnitude are
-    redrawn (seeded) until they fall inside, trading variety for typical-looking samples."""
-    z = np.array(z, dtype=np.float32)
-    rng = np.random.default_rng([seed, 1])
-    outside = np.abs(z) > threshold
-    for _ in range(10_000):  # P(|N(0,1)| <= 0.05) is 4%: a few hundred rounds at worst
-        if not outside.any():
-            break
-        z[outside] = rng.standard_normal(int(outside.sum())).astype(np.float32)
-        outside = np.abs(z) > threshold
-    return np.clip(z, -threshold, threshold)
+    redrawn (seeded, ``contract.sampler.truncate``) until they fall inside, trading variety for
+    typical-looking samples."""
+    return draws.truncate(sampler, z, threshold, seed)

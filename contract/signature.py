@@ -6,8 +6,8 @@ runs an exported network (parity, INT8 calibration, the MLflow signature, the ru
 micro-batcher, the HTTP API, the edge script) reads the signature, never a family's name.
 The model card stores it as JSON (``to_dict`` / ``from_dict``). Pure Python and numpy.
 
-Roles: ``latent`` (seeded standard normal; the first latent is ``default_rng(seed)``'s, so a
-seed gives the same image everywhere), ``label`` (class index, int32), ``truncation`` (a
+Roles: ``latent`` (seeded standard normal; the first latent is the latents a seed stands for,
+``contract.sampler``, so a seed gives the same image everywhere), ``label`` (class index, int32), ``truncation`` (a
 scalar per image, e.g. StyleGAN's psi), ``mixing`` (a per-image crossover point or mask),
 ``noise`` (per-layer noise; a graph input because ONNX cannot draw it), ``image``, ``scalar``
 (any other per-image number).
@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from contract import sampler as draws
 
 ROLES = ("latent", "label", "truncation", "mixing", "noise", "image", "scalar")
 DTYPES = ("float32", "int32")
@@ -138,26 +140,22 @@ class Signature:
         )
 
 
-def _generator(seed: int, stream: int | None) -> np.random.Generator:
-    # The primary latent draws from default_rng(seed) (the project-wide latent of a seed, as
-    # contract.images.latents); every other input from its own stream [seed, position + 1], so
-    # adding an input never changes another's numbers. (+ 1: numpy seeds [s, 0] like s.)
-    return np.random.default_rng(seed if stream is None else [seed, stream + 1])
-
-
 def primary_latent(inputs) -> int | None:
     """Position of the first input with role ``latent`` (the one a seed stands for), or None."""
     return next((i for i, spec in enumerate(inputs) if spec.role == "latent"), None)
 
 
-def default_value(spec: TensorSpec, n: int, seed: int = 0, stream: int | None = None) -> np.ndarray:
-    """``spec``'s default for ``n`` items: (n, *shape) of its dtype; random kinds draw from
-    ``default_rng(seed)`` (``stream`` None) or ``default_rng([seed, stream])``."""
+def default_value(spec: TensorSpec, n: int, seed: int = 0, stream: int | None = None, sampler=None) -> np.ndarray:
+    """``spec``'s default for ``n`` items: (n, *shape) of its dtype. Random kinds draw with
+    ``sampler`` (``contract.sampler``: the portable one, or None for numpy's ``default_rng``)
+    from ``seed``: the latents a seed stands for when ``stream`` is None, else the stream of
+    the input at position ``stream``, so adding an input never changes another's numbers."""
     shape, kind = (n, *spec.shape), spec.default["kind"]
     if kind == "normal":
-        value = _generator(seed, stream).standard_normal(shape)
+        value = draws.draw_normal(sampler, seed, stream, shape)
     elif kind == "uniform":
-        value = _generator(seed, stream).uniform(spec.default.get("low", 0.0), spec.default.get("high", 1.0), shape)
+        low, high = spec.default.get("low", 0.0), spec.default.get("high", 1.0)
+        value = draws.draw_uniform(sampler, seed, stream, shape, low, high)
     elif kind == "classes":
         value = np.broadcast_to((np.arange(n) % max(spec.classes, 1)).reshape((n,) + (1,) * len(spec.shape)), shape)
     else:  # constant
@@ -277,12 +275,12 @@ def encoder(image_shape, latent_dim: int, outputs: tuple[str, ...]) -> Signature
     return Signature("encode", (image,), tuple(TensorSpec(n, (latent_dim,), "latent") for n in outputs))
 
 
-def default_feed(inputs, n: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Every input filled by its default for ``n`` items: the primary latent from
-    ``default_rng(seed)``, the input at position i from ``default_rng([seed, i + 1])``."""
+def default_feed(inputs, n: int, seed: int = 0, sampler=None) -> dict[str, np.ndarray]:
+    """Every input filled by its default for ``n`` items (``default_value``): the primary latent
+    is the latents ``seed`` stands for, the input at position p draws from its own stream."""
     primary = primary_latent(inputs)
     return {
-        spec.name: default_value(spec, n, seed, None if position == primary else position)
+        spec.name: default_value(spec, n, seed, None if position == primary else position, sampler)
         for position, spec in enumerate(inputs)
     }
 

@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         _add_generate,
         _add_style_mix,
         _add_serve,
+        _add_playground,
         _add_tracking_server,
         _add_latent,
         _add_project,
@@ -165,6 +166,19 @@ def _add_serve(commands) -> None:
     serve.add_argument("--max-images", type=int, default=256, help="images per request at most")
     serve.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = its default)")
     serve.add_argument("--poll-seconds", type=float, default=0.0, help="re-resolve --model this often (0 = never)")
+    serve.add_argument(
+        "--public-model",
+        action="store_true",
+        help="with LATENTFORGE_TOKEN set, still send the playground (GET /) the model's card and ONNX without it",
+    )
+
+
+def _add_playground(commands) -> None:
+    playground = commands.add_parser(
+        "playground", help="write the browser playground for a model as a static site (see serving/playground.py)"
+    )
+    playground.add_argument("--model", required=True, help="models:/<name>@<alias>, an export folder or a .onnx file")
+    playground.add_argument("--out", required=True, help="a new (or empty) folder for the site")
 
 
 def _add_datasets(commands) -> None:
@@ -332,8 +346,10 @@ def _serve(args) -> None:
         max_images=args.max_images,
         threads=args.threads,
         poll_seconds=args.poll_seconds,
+        public_model=args.public_model,
     )
-    print(f"serve: {args.model} on http://{args.host}:{args.port} (OpenAPI at /docs)", flush=True)
+    url = f"http://{args.host}:{args.port}"
+    print(f"serve: {args.model} on {url} (the playground at {url}/, OpenAPI at {url}/docs)", flush=True)
     serve(settings, args.host, args.port)
 
 
@@ -514,6 +530,31 @@ STAGE_RUNNERS = {
 }
 
 
+def _playground(args) -> None:
+    from pathlib import Path
+
+    from contract.files import first_line
+    from contract.npm import FetchError
+    from contract.sampler import SAMPLER
+    from serving import playground
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"--out {out} exists and is not an empty folder; pass a new folder")
+    runtime = load_runtime(args.model)
+    if runtime.sampler != SAMPLER:
+        raise UserError(
+            f"{args.model} was exported before the portable sampler, so the page's seeds would not match "
+            f"latentforge generate; re-export it: latentforge export --train-run-id {runtime.card.get('train_run_id')}"
+        )
+    try:
+        written = playground.write_site(runtime, out)
+    except (FetchError, ValueError, OSError) as error:
+        raise UserError(f"playground: {first_line(error)}") from None
+    print(f"playground: wrote {written['files']} files ({written['bytes'] / 1e6:.1f} MB) to {out}")
+    print(f"playground: host it with: python -m http.server 8000 --bind 127.0.0.1 --directory {out}")
+
+
 def _tracking_server(args) -> None:
     from pipeline import tracking_server
 
@@ -526,6 +567,7 @@ COMMANDS = {
     "datasets": _datasets,
     "style-mix": _style_mix,
     "serve": _serve,
+    "playground": _playground,
     "tracking-server": _tracking_server,
     "project": _project,
 }  # and the stages: _run_stage

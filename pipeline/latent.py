@@ -52,7 +52,7 @@ def interpolate(model: str, *, seed: int = 0, rows: int = 6, steps: int = 10, me
     if not (1 <= rows <= 64 and 2 <= steps <= 64):
         raise UserError(f"rows must be 1-64 and steps 2-64, got rows={rows} steps={steps}")
     runtime = load_runtime(model)
-    ends = images.latents(seed, 2 * rows, runtime.latent_dim)
+    ends = runtime.latents(seed, 2 * rows)
     z = np.concatenate([images.interpolate(ends[2 * r], ends[2 * r + 1], steps, method) for r in range(rows)])
     labels = _labels(runtime, label, rows)
     out = runtime.run(z, None if labels is None else np.repeat(labels, steps))
@@ -167,7 +167,7 @@ def arithmetic(
         classes = [class_index(names, x) for x in (a, b, c)]
     except ValueError as error:
         raise UserError(str(error)) from None
-    z = images.latents(seed, samples, runtime.latent_dim)
+    z = runtime.latents(seed, samples)
     value_range = runtime.card["value_range"]
     rows, means, report = [], [], {}
     for name, cls in zip("abc", classes):

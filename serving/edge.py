@@ -7,7 +7,9 @@ Copy it next to an exported generator (the export stage's ``generator.onnx`` and
     python edge.py --model export/ --n 16 --seed 0 --out grid.png [--label 7] [--input psi=0.7] [--int8]
 
 The file's sha256 is checked against the model card before it is loaded; the same seed gives
-the same bytes as ``latentforge generate`` (same latents: numpy's default_rng(seed)).
+the same bytes as ``latentforge generate`` and the browser playground: the seeded draws are the
+portable sampler the card names (``lf-hash32-v1``, contract/sampler.py, copied below so that this
+file needs nothing else), or numpy's default_rng for a card written before it.
 """
 
 from __future__ import annotations
@@ -80,15 +82,52 @@ def generator_inputs(card: dict) -> list[dict]:
     return inputs
 
 
-def default_value(spec: dict, n: int, seed: int, stream: int | None) -> np.ndarray:
-    """An input's default for n images, as latentforge fills it (contract/signature.py): the
-    primary latent (stream None) from default_rng(seed), the others from default_rng([seed, position + 1])."""
-    shape, default = (n, *spec["shape"][1:]), spec.get("default") or {"kind": "normal"}
+PORTABLE = "lf-hash32-v1"  # contract/sampler.py's SAMPLER
+
+
+def _mix(x):  # lowbias32, uint32 arithmetic (contract/sampler.py)
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint32(16))
+        x = x * np.uint32(0x7FEB352D)
+        x = x ^ (x >> np.uint32(15))
+        x = x * np.uint32(0x846CA68B)
+        return x ^ (x >> np.uint32(16))
+
+
+def portable_unit(seed: int, stream: int, count: int) -> np.ndarray:
+    """count float64 uniforms in (0, 1) of (seed, stream): contract/sampler.py's, for this one file."""
+    with np.errstate(over="ignore"):
+        golden = np.uint32(stream % 2**32) + np.uint32(0x9E3779B9)
+        key = _mix(_mix(np.uint32(seed % 2**32)) ^ _mix(golden))
+        index = np.arange(count, dtype=np.uint64).astype(np.uint32)
+        raw = _mix(_mix(index ^ key) + key)
+    return (raw.astype(np.float64) + 0.5) / 2.0**32
+
+
+def draw(default: dict, sampler: str, seed: int, stream: int | None, shape) -> np.ndarray:
+    """A random default's draws (contract/sampler.py): the latents a seed stands for (stream None)
+    or the input at position ``stream``'s own stream."""
+    count = math.prod(shape)
+    if sampler == PORTABLE:
+        if default["kind"] == "normal":
+            unit = portable_unit(seed, 0 if stream is None else stream + 1, 2 * count)
+            value = np.sqrt(-2.0 * np.log(unit[0::2])) * np.cos(2.0 * np.pi * unit[1::2])
+        else:
+            low, high = default.get("low", 0.0), default.get("high", 1.0)
+            value = low + (high - low) * portable_unit(seed, 0 if stream is None else stream + 1, count)
+        return value.reshape(shape).astype(np.float32)
     rng = np.random.default_rng(seed if stream is None else [seed, stream + 1])
     if default["kind"] == "normal":
-        value = rng.standard_normal(shape)
-    elif default["kind"] == "uniform":
-        value = rng.uniform(default.get("low", 0.0), default.get("high", 1.0), shape)
+        return rng.standard_normal(shape)
+    return rng.uniform(default.get("low", 0.0), default.get("high", 1.0), shape)
+
+
+def default_value(spec: dict, n: int, seed: int, stream: int | None, sampler: str = "") -> np.ndarray:
+    """An input's default for n images, as latentforge fills it (contract/signature.py): the
+    primary latent (stream None) as the seed's latents, the others from their own streams."""
+    shape, default = (n, *spec["shape"][1:]), spec.get("default") or {"kind": "normal"}
+    if default["kind"] in ("normal", "uniform"):
+        value = draw(default, sampler, seed, stream, shape)
     elif default["kind"] == "classes":
         value = np.broadcast_to(
             (np.arange(n) % max(default["classes"], 1)).reshape((n,) + (1,) * (len(shape) - 1)), shape
@@ -102,7 +141,8 @@ def generate(session, card: dict, n: int, seed: int, values: dict | None = None)
     """(n, h, w, c) uint8 images; ``values``: input name -> one number for every image."""
     inputs = generator_inputs(card)
     primary = next((i for i, s in enumerate(inputs) if s["role"] == "latent"), None)
-    feed = {s["name"]: default_value(s, n, seed, None if i == primary else i) for i, s in enumerate(inputs)}
+    sampler = card.get("sampler", "")
+    feed = {s["name"]: default_value(s, n, seed, None if i == primary else i, sampler) for i, s in enumerate(inputs)}
     for name, value in (values or {}).items():
         spec = next((s for s in inputs if s["name"] == name), None)
         if spec is None:

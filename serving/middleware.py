@@ -10,8 +10,9 @@ import json
 import time
 
 from serving.metrics import Metrics
+from serving.playground import public_paths
 
-OPEN_PATHS = ("/healthz", "/readyz")  # no bearer token needed
+OPEN_PATHS = ("/healthz", "/readyz")  # no bearer token needed (nor for the playground's page: public_paths)
 DRAIN_BYTES = 64 << 20  # after an early answer, read and drop at most this much of the body...
 DRAIN_SECONDS = 2.0  # ...for at most this long, then close the connection anyway
 KNOWN_PATHS = (  # metrics label any other path "other" (no label per scanned URL)
@@ -25,6 +26,7 @@ KNOWN_PATHS = (  # metrics label any other path "other" (no label per scanned UR
     "/metrics",
     "/openapi.json",
     "/docs",
+    "/",
 )
 
 
@@ -44,8 +46,9 @@ class Guard:
     reads (Python's ``urllib.request``) would see "connection reset by peer", not the answer.
     """
 
-    def __init__(self, app, token: str, max_body: int, metrics: Metrics):
+    def __init__(self, app, token: str, max_body: int, metrics: Metrics, public_model: bool = False):
         self.app, self.token, self.max_body, self.metrics = app, token, max_body, metrics
+        self.public_model = public_model  # the playground's model files need no token
         self.expected = f"Bearer {token}".encode()
 
     async def __call__(self, scope, receive, send):
@@ -57,6 +60,7 @@ class Guard:
         if (
             self.token
             and path not in OPEN_PATHS
+            and not public_paths(path, self.public_model)
             and not hmac.compare_digest(exchange.headers.get(b"authorization", b""), self.expected)
         ):
             await exchange.send_json(401, "missing or wrong bearer token; send 'Authorization: Bearer <token>'")

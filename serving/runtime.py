@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from contract import card as model_card
-from contract import images, signature
+from contract import images, sampler, signature
 from contract.files import first_line, sha256_file
 from contract.signature import Signature
 from serving.store import tracking_server_problem, use_tracking_store
@@ -52,6 +52,9 @@ class GeneratorRuntime:
         self.output = self.signature.output_names[0]
         self.latent_input = self.signature.input("latent")
         self.label_input = self.signature.input("label")
+        # the seeded draws this export's seeds stand for (contract.sampler); None: numpy's, a card
+        # written before the portable sampler
+        self.sampler = sampler.of_card(self.card)
         encoder = self.card["graphs"].get("encoder")
         self.encoder_signature = Signature.from_dict(encoder) if encoder is not None else None
 
@@ -116,6 +119,18 @@ class GeneratorRuntime:
         feed = {signature.inputs[0].name: np.ascontiguousarray(images_unit, dtype=np.float32)}
         return self.encoder.run([signature.output_names[0]], feed)[0]
 
+    def latents(self, seed: int, n: int) -> np.ndarray:
+        """The latents ``seed`` stands for with this export's sampler: (n, latent_dim) float32."""
+        return images.latents(seed, n, self.latent_dim, self.sampler)
+
+    def seeded_noise(self, seed: int, n: int, size: int) -> np.ndarray:
+        """(n, size) random noise of ``seed``: the draws of the generator's noise input (so the
+        synthesis graph, fed a seed's styles and this, gives that seed's generated image)."""
+        position = next((i for i, spec in enumerate(self.signature.inputs) if spec.role == "noise"), None)
+        if self.sampler == sampler.LEGACY:
+            position = None  # before the portable sampler, noise drew from default_rng(seed)
+        return sampler.draw_normal(self.sampler, seed, position, (n, size))
+
     @property
     def latent_dim(self) -> int:
         return int(self.latent_input.shape[0]) if self.latent_input is not None else 0
@@ -159,7 +174,7 @@ class GeneratorRuntime:
         n = len(latents) if latents is not None else (len(labels) if labels is not None else n)
         if n is None:
             raise ValueError("feed needs latents, labels or n")
-        feed = signature.default_feed(self.signature.inputs, n, seed)
+        feed = signature.default_feed(self.signature.inputs, n, seed, self.sampler)
         if latents is not None and self.latent_input is not None:  # (n, 0) latents of a latent-free model
             feed[self.latent_input.name] = np.ascontiguousarray(latents, dtype=np.float32)
         if labels is not None and self.label_input is not None:
@@ -177,7 +192,7 @@ class GeneratorRuntime:
         A conditional generator draws class ``label`` (a name or index), or every class in turn
         when None (see ``labels``); ``values`` sets other inputs (``feed``). ValueError for a
         bad label or value."""
-        latents = images.latents(seed, n, self.latent_dim) if self.latent_input is not None else None
+        latents = self.latents(seed, n) if self.latent_input is not None else None
         return self.run_feed(self.feed(latents, self.labels(label, n), values, seed, n))
 
     def run(self, z: np.ndarray, labels: np.ndarray | None = None, values: dict | None = None, seed: int = 0):

@@ -18,6 +18,7 @@ class ServeSettings(BaseModel):
     threads: int = 0  # onnxruntime intra-op threads; 0 = its default
     spinning: bool = False  # let idle onnxruntime threads spin (steals CPU from the event loop on small boxes)
     poll_seconds: float = 0.0  # re-resolve the model URI this often (0 = only on /v1/admin/reload)
+    public_model: bool = False  # with a token set, still send the playground the model's card and ONNX without it
 
 
 class _Body(BaseModel):

@@ -13,11 +13,14 @@ Endpoints (JSON in; an image grid, a .npy array or JSON out):
   GET  /healthz         the process is up       GET  /readyz            a verified model is loaded
   GET  /metrics         Prometheus text: request counters, latency and batch-size histograms
   GET  /openapi.json    the schema (FastAPI)
+  GET  /                the playground: the model runs in the page with onnxruntime-web
+                        (serving/playground.py: /web/... its scripts, /model/... the card and ONNX)
 
 Concurrent generate/interpolate requests are merged into one onnxruntime call
 (``serving/batching.py``). A reload loads and verifies the new model while the old one keeps
 serving, then swaps between two batches: no request is dropped. With LATENTFORGE_TOKEN set,
-every endpoint but the health checks needs ``Authorization: Bearer <token>``. Every bad
+every endpoint but the health checks and the playground's page and scripts needs
+``Authorization: Bearer <token>`` (the model's files too, unless ``public_model``). Every bad
 request gets a 4xx JSON ``{"error": "..."}`` that says what to change.
 
 This file holds the app factory, the model holder and the routes; the request schemas and the
@@ -42,7 +45,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contract import images
-from serving import styles
+from serving import playground, styles
 from serving.batching import MicroBatcher
 from serving.metrics import Metrics
 from serving.middleware import Guard
@@ -110,12 +113,15 @@ def create_app(settings: ServeSettings) -> FastAPI:
         lifespan=_lifespan(settings, holder, batcher, metrics),
     )
     _add_error_handlers(app)
-    app.add_middleware(Guard, token=token, max_body=settings.max_body_bytes, metrics=metrics)
+    app.add_middleware(
+        Guard, token=token, max_body=settings.max_body_bytes, metrics=metrics, public_model=settings.public_model
+    )
     _add_image_routes(app, settings, holder, batcher)
     _add_style_mix_route(app, settings, holder, batcher)
     _add_synthesize_route(app, settings, holder, batcher)
     _add_reconstruct_route(app, holder, batcher)
     _add_model_routes(app, holder, metrics)
+    playground.add_routes(app, holder)  # GET /: the model in the browser (serving/playground.py)
     app.openapi = _openapi_with_inputs(app, holder)  # type: ignore[method-assign]  # FastAPI's documented hook
     return app
 
@@ -213,9 +219,9 @@ def _add_image_routes(app: FastAPI, settings: ServeSettings, holder: ModelHolder
         if body.n > settings.max_images:
             raise BadRequest(f"n={body.n} is over this server's limit of {settings.max_images}; ask for fewer", 422)
         seed = body.seed if body.seed is not None else secrets.randbelow(2**32)
-        z = images.latents(seed, body.n, rt.latent_dim)
+        z = rt.latents(seed, body.n)
         if body.truncation is not None:
-            z = images.truncate(z, body.truncation, seed)
+            z = images.truncate(z, body.truncation, seed, rt.sampler)
         try:
             values = styles.controls(rt, body.psi, body.noise, body.inputs)
         except ValueError as exc:
@@ -228,8 +234,8 @@ def _add_image_routes(app: FastAPI, settings: ServeSettings, holder: ModelHolder
         rt = holder.current()
         if body.steps > settings.max_images:
             raise BadRequest(f"steps={body.steps} is over this server's limit of {settings.max_images}", 422)
-        a = images.latents(body.seed_a, 1, rt.latent_dim)[0]
-        b = images.latents(body.seed_b, 1, rt.latent_dim)[0]
+        a = rt.latents(body.seed_a, 1)[0]
+        b = rt.latents(body.seed_b, 1)[0]
         z = images.interpolate(a, b, body.steps, body.method)
         out = await batcher.submit(_feed(rt, z, body.label, None, body.seed_a))
         return _respond(rt, out, body.format, None, columns=body.steps)
@@ -269,7 +275,7 @@ def _add_synthesize_route(app: FastAPI, settings: ServeSettings, holder: ModelHo
             raise BadRequest(f"{len(body.ws)} images is over this server's limit of {settings.max_images}", 422)
         ws = _array(body.ws, (len(body.ws), layout["num_ws"], layout["w_dim"]), "ws")
         seed = body.seed if body.seed is not None else secrets.randbelow(2**32)
-        noise = _noise(body.noise, (len(body.ws), layout["noise_size"]), seed)
+        noise = _noise(rt, body.noise, (len(body.ws), layout["noise_size"]), seed)
         loop = asyncio.get_running_loop()
         try:
             out = await loop.run_in_executor(batcher.executor, rt.synthesize, ws, noise)
@@ -291,11 +297,11 @@ def _array(values, shape: tuple[int, ...], field: str) -> np.ndarray:
     return array
 
 
-def _noise(noise, shape: tuple[int, int], seed: int) -> np.ndarray:
+def _noise(rt, noise, shape: tuple[int, int], seed: int) -> np.ndarray:
     if noise == "zero":
         return np.zeros(shape, np.float32)
     if noise == "random":
-        return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+        return rt.seeded_noise(seed, *shape)
     return _array(noise, shape, "noise")
 
 

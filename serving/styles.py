@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from contract import images
-
 
 def layout(runtime) -> dict | None:
     """The card's style layout (num_ws, groups, noise layout, w_avg), or None."""
@@ -87,7 +85,7 @@ def mix_feed(runtime, rows, cols, layers, psi: float = 1.0, noise: str = "random
     values = controls(runtime, psi, None)
     styles = required(runtime, "layers")
     count, size = int(styles["num_ws"]), int(styles["noise_size"])
-    latent = {seed: images.latents(seed, 1, runtime.latent_dim)[0] for seed in (*rows, *cols)}
+    latent = {seed: runtime.latents(seed, 1)[0] for seed in (*rows, *cols)}
     first, second, masks = [], [], []
     mask = np.zeros(count, np.float32)
     mask[mixed] = 1.0
@@ -100,7 +98,7 @@ def mix_feed(runtime, rows, cols, layers, psi: float = 1.0, noise: str = "random
     n = len(first)
     noise_values = np.zeros(size, np.float32)
     if noise == "random":
-        noise_values = np.random.default_rng(rows[0]).standard_normal(size).astype(np.float32)
+        noise_values = runtime.seeded_noise(rows[0], 1, size)[0]
     elif noise != "zero":
         raise ValueError(f"noise must be 'random' or 'zero', got {noise!r}")
     names = {spec.role: spec.name for spec in reversed(runtime.signature.inputs)}  # the first of each role

@@ -4,6 +4,7 @@ against the specification written in plain integers (what serving/web/sampler.js
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from contract import sampler
 
@@ -56,3 +57,39 @@ def test_numpy_draws_equal_the_specification_in_plain_integers():
 def _reference_bits(seed: int, stream: int, index: int) -> int:
     key = _mix_reference(_mix_reference(seed) ^ _mix_reference((stream + 0x9E3779B9) & 0xFFFFFFFF))
     return _mix_reference((_mix_reference(index ^ key) + key) & 0xFFFFFFFF)
+
+
+def test_a_card_names_its_sampler_and_a_card_without_one_keeps_numpy_seeds(tmp_path):
+    import json
+
+    from contract import signature
+    from serving import edge
+    from serving.runtime import GeneratorRuntime, ModelLoadError
+    from tests.serving.conftest import write_export
+
+    folder = write_export(tmp_path / "new", "stylegan", latent_dim=6)
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["sampler"] == sampler.SAMPLER
+    runtime = GeneratorRuntime.load(str(folder))
+    feed = runtime.feed(runtime.latents(9, 3), seed=9)
+    np.testing.assert_array_equal(feed["z"], sampler.normal(9, 0, (3, 6)))
+    noise = next(i for i, s in enumerate(runtime.signature.inputs) if s.role == "noise")
+    np.testing.assert_array_equal(feed["noise"], sampler.normal(9, noise + 1, feed["noise"].shape))
+    session, edge_card = edge.load(str(folder))
+    np.testing.assert_array_equal(edge.generate(session, edge_card, 3, 9), runtime.generate_uint8(3, 9))
+
+    del card["sampler"]  # an export written before the portable sampler
+    (folder / "model_card.json").write_text(json.dumps(card))
+    legacy = GeneratorRuntime.load(str(folder))
+    assert legacy.sampler == sampler.LEGACY
+    old = np.random.default_rng(9).standard_normal((3, 6)).astype(np.float32)
+    np.testing.assert_array_equal(legacy.latents(9, 3), old)
+    spec = legacy.signature.inputs[noise]
+    expected = np.random.default_rng([9, noise + 1]).standard_normal((3, *spec.shape)).astype(np.float32)
+    np.testing.assert_array_equal(signature.default_feed(legacy.signature.inputs, 3, 9)["noise"], expected)
+    session, edge_card = edge.load(str(folder))
+    np.testing.assert_array_equal(edge.generate(session, edge_card, 3, 9), legacy.generate_uint8(3, 9))
+    card["sampler"] = "lf-future-v9"
+    (folder / "model_card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelLoadError, match="sampler 'lf-future-v9' is unknown"):
+        GeneratorRuntime.load(str(folder))

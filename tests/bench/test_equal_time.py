@@ -34,27 +34,27 @@ def _run(tmp_path, tfds_dir, *extra, store: str = "mlflow.db"):
 def test_equal_time_measures_T_takes_turns_scores_every_budget_and_resumes(tfds_dir, tmp_path):
     results = tmp_path / "equal_time.json"
     models = ["peer-dcgan+batch_size=8", "dcgan+width=8+batch_size=16"]
-    arguments = ["--models", ",".join(models), "--budgets", "1,2", "--seeds", "0,1", "--train-examples", "320"]
+    arguments = ["--models", ",".join(models), "--budgets", "0.5,1", "--seeds", "0,1", "--train-examples", "64"]
     done = _run(tmp_path, tfds_dir, *arguments, "--results", str(results))
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads(results.read_text())
     T = record["subject"]["T_seconds"]
-    # T: the default config (dcgan, batch 32, 2 epochs) on 320 examples: 2 x 10 steps, timed
+    # T: the default config (dcgan, batch 32, 2 epochs) on 64 examples: 2 x 2 steps, timed
     budget = json.loads((tmp_path / "units" / "budget.json").read_text())
-    assert budget["seconds"] == T > 0 and budget["steps"] == 20 and "batch 32, 2 epochs of 10 steps" in budget["how"]
+    assert budget["seconds"] == T > 0 and budget["steps"] == 4 and "batch 32, 2 epochs of 2 steps" in budget["how"]
     rows = record["rows"]
-    # turns: seed 0 runs the reference first, seed 1 ours first; each unit scored at T and 2T
+    # turns: seed 0 runs the reference first, seed 1 ours first; each unit scored at T / 2 and T
     order = [(0, models[0]), (0, models[1]), (1, models[1]), (1, models[0])]
     assert [(r["seed"], r["model"]) for r in rows] == [unit for unit in order for _ in (1, 2)]
-    assert [r["budget_T"] for r in rows] == [1.0, 2.0] * 4
+    assert [r["budget_T"] for r in rows] == [0.5, 1.0] * 4
     for row in rows:
         assert row["train_s"] >= row["budget_T"] * T and row["steps"] > 0 and row["fid"] > 0
     units = {(u["model"], u["seed"]): u for u in record["tables"]["units"]}
     assert {m: units[m, 0]["batch_size"] for m in models} == {models[0]: 8, models[1]: 16}
     summary = {(s["budget_T"], s["model"]): s for s in record["tables"]["summary"]}
     assert summary[1.0, models[0]]["fid_vs_reference"] == 1.0
-    ours = sorted(r["fid"] for r in rows if r["model"] == models[1] and r["budget_T"] == 2.0)
-    assert summary[2.0, models[1]]["fid_median"] == pytest.approx(sum(ours) / 2, abs=0.01)
+    ours = sorted(r["fid"] for r in rows if r["model"] == models[1] and r["budget_T"] == 1.0)
+    assert summary[1.0, models[1]]["fid_median"] == pytest.approx(sum(ours) / 2, abs=0.01)
     assert record["subject"]["extractor"].endswith("-e1-n2000")
     assert sorted(p.name for p in (tmp_path / "units").iterdir()) == sorted(
         ["budget.json", "dcgan_width=8_batch_size=16-seed0.json", "dcgan_width=8_batch_size=16-seed1.json"]
@@ -87,8 +87,8 @@ def test_equal_time_measures_T_takes_turns_scores_every_budget_and_resumes(tfds_
     text = report.render(folder)
     assert "## Quality at equal training time" in text and "## Choosing the default DCGAN recipe" in text
     assert text.count(f"T = {T:,.1f} s: the default config (dcgan, batch 32") == 2
-    lower = summary[2.0, models[1]]["fid_lower_than_reference_pct"]
-    assert f"At 2 T, `{models[1]}`'s median FID is {lower:.1f}% lower than `{models[0]}`'s." in text
+    lower = summary[1.0, models[1]]["fid_lower_than_reference_pct"]
+    assert f"At 1 T, `{models[1]}`'s median FID is {lower:.1f}% lower than `{models[0]}`'s." in text
     assert f"By median FID at T the default `{models[1]}` ranks " in text  # the screen's reading
 
 

@@ -24,7 +24,7 @@ def test_study_scores_checkpoints_and_resumes_after_a_kill(tfds_dir, tmp_path):
     environment = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     environment.pop("MLFLOW_RUN_ID", None)
     command = [sys.executable, str(ROOT / "bench" / "family_study.py"), "--models", ",".join(models)]
-    command += ["--seconds", "16", "--checkpoints", "4,8", "--seeds", "0", "--samples", "200", "--batch-size", "8"]
+    command += ["--seconds", "8", "--checkpoints", "2,4", "--seeds", "0", "--samples", "200", "--batch-size", "8"]
     command += ["--latency-calls", "3", "--features-epochs", "1", "--features-examples", "2000"]
     command += ["--tfds-dir", tfds_dir, "--results", str(results), "--identity", "test", "--units", str(tmp_path / "u")]
     command += ["--state", str(state)]
@@ -48,15 +48,15 @@ def test_study_scores_checkpoints_and_resumes_after_a_kill(tfds_dir, tmp_path):
     assert f"stylegan+width=8 seed 0: resumed at {kept['train_s']:.0f} s" in done.stdout
     record = json.loads(results.read_text())
     units = {u["model"]: u for u in record["tables"]["units"]}
-    assert units["stylegan+width=8"]["steps"] > kept["steps"] and units["stylegan+width=8"]["train_s"] >= 16
+    assert units["stylegan+width=8"]["steps"] > kept["steps"] and units["stylegan+width=8"]["train_s"] >= 8
     for model in models:
         points = [r for r in record["rows"] if r["model"] == model]
-        assert [p["train_s"] >= at for p, at in zip(points, (4, 8, 16))] == [True, True, True]
+        assert [p["train_s"] >= at for p, at in zip(points, (2, 4, 8))] == [True, True, True]
         assert all(p["fid"] > 0 and 0 <= p["precision"] <= 1 and 0 <= p["recall"] <= 1 for p in points)
         assert all(0 <= p["class_entropy"] <= 2.31 for p in points)
     summary = {(row["model"], row["minutes"]): row for row in record["tables"]["summary"]}
     for model in models:
-        row = summary[model, round(16 / 60, 2)]
+        row = summary[model, round(8 / 60, 2)]
         assert row["fid"]["median"] == row["fid"]["min"] == row["fid"]["max"]  # one seed
         assert row["onnx_ms_batch1"] > 0 and row["onnx_ms_batch64"] > row["onnx_ms_batch1"]
     assert "stylegan_fid_lower_than_dcgan_pct" in record["summary"]

@@ -136,7 +136,18 @@ def test_two_ray_workers_train_with_ada_from_the_same_prepared_folder(store, tmp
     assert len(list((tmp_path / "data" / "image_folders" / "shapes").iterdir())) == 2  # one key and "latest"
 
 
-def test_a_stylegan_on_a_folder_logs_real_grids_samples_style_pictures_and_projections(store, tmp_path):
+def test_a_stylegan_on_a_folder_logs_real_grids_samples_style_pictures_and_projections(store, tmp_path, monkeypatch):
+    import functools
+
+    from models import stylegan_eval
+    from pipeline import evaluate, project
+
+    # Fewer optimiser steps and samples in the evaluation's fixed-size loops (projection 200 steps,
+    # w spread over 10,000 latents, path length over 2,000 pairs): the same code paths, pictures and
+    # metrics, at a quarter or less of their cost; what is asserted below does not depend on them.
+    monkeypatch.setattr(evaluate, "PROJECTION_STEPS", 50)
+    monkeypatch.setattr(project, "w_spread", functools.partial(project.w_spread, samples=1000))
+    monkeypatch.setattr(stylegan_eval, "PPL_PAIRS", 500)
     folder = make_folder(tmp_path / "shapes", per_class=40, size=(36, 36))
     config = Config.from_dict(
         {

@@ -90,23 +90,31 @@ def of_card(card: dict) -> str:
     return name
 
 
+def _stream(position: int | None) -> int:
+    # the latents a seed stands for: stream 0; the input at position p: stream p + 1
+    return 0 if position is None else position + 1
+
+
+def _legacy(seed: int, position: int | None) -> np.random.Generator:
+    # before the portable sampler: default_rng(seed), and default_rng([seed, p + 1]) for position p
+    return np.random.default_rng(seed if position is None else [seed, _stream(position)])
+
+
 def draw_normal(sampler: str | None, seed: int, position: int | None, shape) -> np.ndarray:
     """float32 standard normal draws for ``seed``: the latents a seed stands for (``position``
     None) or the default of the input at ``position``. ``sampler`` None or ``LEGACY``: numpy's
     ``default_rng(seed)`` and ``default_rng([seed, position + 1])``, as latentforge drew before
     the portable sampler."""
     if sampler == SAMPLER:
-        return normal(seed, 0 if position is None else position + 1, shape)
-    rng = np.random.default_rng(seed if position is None else [seed, position + 1])
-    return rng.standard_normal(shape).astype(np.float32)
+        return normal(seed, _stream(position), shape)
+    return _legacy(seed, position).standard_normal(shape).astype(np.float32)
 
 
 def draw_uniform(sampler: str | None, seed: int, position: int | None, shape, low: float, high: float) -> np.ndarray:
     """float32 uniform draws in (low, high), the streams as ``draw_normal``'s."""
     if sampler == SAMPLER:
-        return uniform(seed, 0 if position is None else position + 1, shape, low, high)
-    rng = np.random.default_rng(seed if position is None else [seed, position + 1])
-    return rng.uniform(low, high, shape).astype(np.float32)
+        return uniform(seed, _stream(position), shape, low, high)
+    return _legacy(seed, position).uniform(low, high, shape).astype(np.float32)
 
 
 def truncate(sampler: str | None, z: np.ndarray, threshold: float, seed: int) -> np.ndarray:

@@ -52,8 +52,8 @@ class GeneratorRuntime:
         self.output = self.signature.output_names[0]
         self.latent_input = self.signature.input("latent")
         self.label_input = self.signature.input("label")
-        # the seeded draws this export's seeds stand for (contract.sampler); None: numpy's, a card
-        # written before the portable sampler
+        # the seeded draws this export's seeds stand for (contract.sampler): the portable sampler,
+        # or LEGACY (numpy's) for a card written before it
         self.sampler = sampler.of_card(self.card)
         encoder = self.card["graphs"].get("encoder")
         self.encoder_signature = Signature.from_dict(encoder) if encoder is not None else None

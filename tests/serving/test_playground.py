@@ -7,6 +7,7 @@ card the page cannot run, 404 for traversal, the CSP, and the token."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import shutil
@@ -24,7 +25,7 @@ from contract import sampler as portable
 from serving import playground, styles
 from serving.runtime import GeneratorRuntime
 from serving.schemas import ServeSettings
-from tests.serving.conftest import RunningServer, free_port, write_export
+from tests.serving.conftest import RunningServer, free_port, tamper, write_export
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -186,31 +187,35 @@ def test_the_static_site_runs_from_a_plain_static_server(browser, models, tmp_pa
     assert cli.main(["playground", "--model", str(models["dcgan"]), "--out", str(out)]) == 0
     assert (out / "HOSTING.md").is_file() and "Cross-Origin-Embedder-Policy" in (out / "_headers").read_text()
     assert cli.main(["playground", "--model", str(models["dcgan"]), "--out", str(out)]) == 2  # not empty
-    port = free_port()
-    static = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for(f"http://127.0.0.1:{port}/")
-        visit = Visit(browser, f"http://127.0.0.1:{port}/")
+    with static_server(out) as url:
+        visit = Visit(browser, url)
         assert visit.ready(), visit.message()
         close_to(visit.images(), GeneratorRuntime.load(str(models["dcgan"])).generate_uint8(16, 0))
         assert not visit.errors
         visit.close()
+
+
+@contextlib.contextmanager
+def static_server(folder):
+    """Python's plain static file server (no latentforge) over ``folder``; yields its URL."""
+    port = free_port()
+    static = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(100):
+            try:
+                requests.get(url, timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        yield url
     finally:
         static.terminate()
         static.wait(10)
-
-
-def _wait_for(url: str) -> None:
-    for _ in range(100):
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
 
 
 def test_a_card_the_page_cannot_run_gets_a_message(browser, models, tmp_path):
@@ -227,22 +232,15 @@ def test_a_card_the_page_cannot_run_gets_a_message(browser, models, tmp_path):
     site = tmp_path / "site"
     runtime = GeneratorRuntime.load(str(models["dcgan"]))
     playground.write_site(runtime, site)
-    (site / "model" / "model_card.json").write_text("{ not json")
-    (site / "model" / "generator.onnx").write_bytes(b"tampered")
-    port = free_port()
-    static = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(site)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for(f"http://127.0.0.1:{port}/")
-        visit = Visit(browser, f"http://127.0.0.1:{port}/")
+    tamper(site / "model" / "generator.onnx")
+    with static_server(site) as url:
+        visit = Visit(browser, url)
+        assert visit.ready() is False and "does not match the sha256" in visit.message()
+        visit.close()
+        (site / "model" / "model_card.json").write_text("{ not json")
+        visit = Visit(browser, url)
         assert "not JSON" in visit.message()
         visit.close()
-    finally:
-        static.terminate()
-        static.wait(10)
 
 
 def _raw_get(url: str, path: str) -> tuple[int, bytes]:

@@ -67,10 +67,14 @@ def content_type(name: str) -> str:
 
 def page_files(fetch: bool = True) -> dict[str, Path]:
     """The page and its runtime, public even on a server with a token: {URL path: file}."""
-    files = {"index.html": WEB / "index.html"}
-    files.update({f"web/{name}": WEB / name for name in PAGE_FILES})
+    files = own_page_files()
     files.update({f"web/ort/{name}": path for name, path in web_runtime.runtime_files(fetch=fetch).items()})
     return files
+
+
+def own_page_files() -> dict[str, Path]:
+    """The page's own files, without onnxruntime-web."""
+    return {"index.html": WEB / "index.html", **{f"web/{name}": WEB / name for name in PAGE_FILES}}
 
 
 def model_graphs(card: dict) -> list[str]:
@@ -124,11 +128,23 @@ class Site:
         self.holder = holder
         self.compressed = Compressed()
         self._served: list = [None, {}]  # the runtime whose model_files are kept, and those files
+        self._fetching = threading.Lock()
+        self._load_page(fetch=False)  # no download at start-up: bin/setup fetched it, or the first use does
+
+    def _load_page(self, fetch: bool) -> None:
         try:
-            self.page, self.problem = page_files(fetch=True), ""
+            self.page, self.problem = page_files(fetch=fetch), ""
         except Exception as error:  # offline with no cached runtime: the page says so, the API still serves
-            self.page = {"index.html": WEB / "index.html"}
+            self.page = own_page_files()
             self.problem = f": the playground's onnxruntime-web is missing ({error})"
+
+    def page_file(self, key: str) -> Path | None:
+        """A file of the page; onnxruntime-web is fetched on its first request when bin/setup did not."""
+        if key not in self.page and self.problem and key.removeprefix("web/ort/") in web_runtime.FILES:
+            with self._fetching:
+                if self.problem:
+                    self._load_page(fetch=True)
+        return self.page.get(key)
 
     def model_file(self, key: str) -> Path | bytes | None:
         runtime = self.holder.current()
@@ -155,19 +171,20 @@ def add_routes(app, holder) -> None:
     """``GET /`` (the page), ``GET /web/...`` (its scripts and onnxruntime-web) and
     ``GET /model/...`` (the served model's card and graphs; behind the token unless the server
     makes them public: ``public_paths``). Only the files listed are answered: any other path,
-    ``..`` included, is a 404."""
+    ``..`` included, is a 404. Plain ``def`` routes: they read, gzip and may fetch files, which
+    FastAPI runs in its thread pool, off the event loop the image routes share."""
     site = Site(holder)
 
     @app.get("/", include_in_schema=False)
-    async def index(request: Request):
+    def index(request: Request):
         return site.response(request, "index.html", site.page["index.html"])
 
     @app.get("/web/{name:path}", include_in_schema=False)
-    async def web(request: Request, name: str):
-        return site.response(request, f"web/{name}", site.page.get(f"web/{name}"))
+    def web(request: Request, name: str):
+        return site.response(request, f"web/{name}", site.page_file(f"web/{name}"))
 
     @app.get("/model/{name:path}", include_in_schema=False)
-    async def model(request: Request, name: str):
+    def model(request: Request, name: str):
         return site.response(request, f"model/{name}", site.model_file(f"model/{name}"))
 
 

@@ -32,13 +32,14 @@ FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-thread
 MANIFEST = "manifest.json"  # {"package", "version", "integrity", "files": {name: sha256}}
 
 
-def folder(package: npm.Package = PACKAGE) -> Path:
-    """Where the unpacked files of ``package`` live: ``<cache>/ort-web/<version>``."""
+def folder(package: npm.Package | None = None) -> Path:
+    """Where the unpacked files of ``package`` (default ``PACKAGE``) live: ``<cache>/ort-web/<version>``."""
+    package = package or PACKAGE
     return npm.cache_dir() / "ort-web" / package.version
 
 
-def runtime_files(package: npm.Package = PACKAGE, fetch: bool = True, progress=None) -> dict[str, Path]:
-    """``FILES`` of ``package``, unpacked and checked: {name: path}.
+def runtime_files(package: npm.Package | None = None, fetch: bool = True, progress=None) -> dict[str, Path]:
+    """``FILES`` of ``package`` (default ``PACKAGE``), unpacked and checked: {name: path}.
 
     Files already unpacked are reused while they match the manifest written with them (a changed
     or missing file unpacks afresh). Otherwise the tarball comes from the cache or, with
@@ -49,6 +50,7 @@ def runtime_files(package: npm.Package = PACKAGE, fetch: bool = True, progress=N
         npm.FetchError: not here and ``fetch`` is off, no network and no cached tarball, an
             integrity mismatch, or a tarball without one of ``FILES``.
     """
+    package = package or PACKAGE
     place = folder(package)
     if _intact(place, package):
         return {name: place / name for name in FILES}

@@ -17,6 +17,13 @@ if "LATENTFORGE_CACHE" not in os.environ:  # keep the real-feature cache out of 
     import tempfile
 
     os.environ["LATENTFORGE_CACHE"] = tempfile.mkdtemp(prefix="latentforge-cache-")
+    # ...but not without the onnxruntime-web bin/setup fetched (14 MB unpacked): the browser tests
+    # would fetch its 33 MB tarball again. Copied, so a test that changes it changes only the copy.
+    import shutil
+
+    _fetched = Path(os.path.expanduser("~/.cache/latentforge/ort-web"))
+    if _fetched.is_dir():
+        shutil.copytree(_fetched, Path(os.environ["LATENTFORGE_CACHE"]) / "ort-web")
 sys.path.insert(0, str(ROOT))
 
 from pipeline.config import DEFAULT_IDX_DIR, Config  # noqa: E402

@@ -15,8 +15,9 @@ let busy = false;
 let pending = false;
 let animation = null;
 
-// The page's API for tests and benches (tests/serving/test_playground.py, bench/browser.py)
-window.playground = { state, feeds, ort, render, run, idle, last: null, ready: null };
+// The page's API for tests and benches (tests/serving/test_playground.py), as window.latentforge: not
+// window.playground, which names the <main id="playground"> element until this module has run
+window.latentforge = { state, feeds, ort, render, run, idle, last: null, ready: null };
 
 class PageError extends Error {}
 
@@ -326,9 +327,9 @@ export async function run(feed, sess = state.generator) {
 
 // Resolves with the last drawing once the model has loaded and no drawing runs or waits
 async function idle() {
-  await window.playground.ready;
+  await window.latentforge.ready;
   while (busy || pending) await new Promise((resolve) => setTimeout(resolve, 5));
-  return window.playground.last;
+  return window.latentforge.last;
 }
 
 // Draw the current controls' images; a change while one runs redraws once it is done
@@ -347,7 +348,7 @@ export async function render() {
     const pixels = feeds.toUint8(out.data, state.card.value_range);
     if (blankCorner) pixels.fill(0, 0, h * w * c);
     draw(feeds.gridRGBA(pixels, n, h, w, c, columns));
-    window.playground.last = { pixels, n, h, w, c, mode: mode(), seed: seed(), ms: performance.now() - started };
+    window.latentforge.last = { pixels, n, h, w, c, mode: mode(), seed: seed(), ms: performance.now() - started };
     $("timing").textContent = `${n} image${n > 1 ? "s" : ""} in ${(performance.now() - started).toFixed(1)} ms`;
     $("message").hidden = true;
   } catch (error) {
@@ -429,7 +430,7 @@ async function reconstruct(file) {
   document.querySelector("input[name=mode][value=sliders]").checked = true;
   showFor(state.has);
   await render();
-  const decoded = window.playground.last;
+  const decoded = window.latentforge.last;
   const original = new Uint8ClampedArray(unit.length);
   unit.forEach((v, i) => (original[i] = Math.round(v * 255)));
   const both = new Uint8ClampedArray(2 * unit.length);
@@ -449,7 +450,7 @@ function download() {
   }, "image/png");
 }
 
-window.playground.ready = load().then(
+window.latentforge.ready = load().then(
   () => true,
   (error) => {
     show(error instanceof PageError ? error.message : `The playground could not start: ${error.message ?? error}`);

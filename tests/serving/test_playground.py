@@ -22,7 +22,7 @@ import requests
 
 from contract import images
 from contract import sampler as portable
-from serving import playground, styles
+from serving import playground, styles, web_runtime
 from serving.runtime import GeneratorRuntime
 from serving.schemas import ServeSettings
 from tests.serving.conftest import RunningServer, free_port, tamper, write_export
@@ -36,6 +36,7 @@ SHAPES = {"stylegan": (32, 32, 3)}  # the colour export; the others are 28x28 gr
 def browser():
     from playwright.sync_api import sync_playwright
 
+    web_runtime.runtime_files()  # here already, or fetched now rather than inside a page's first load
     assert CHROMIUM, "Debian's chromium is missing; bin/setup installs it"
     with sync_playwright() as driver:
         chromium = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -61,16 +62,16 @@ class Visit:
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("request", lambda r: self.urls.append(r.url))
         self.page.goto(url)
-        self.page.wait_for_function("() => window.playground !== undefined", timeout=30_000)
+        self.page.wait_for_function("() => window.latentforge !== undefined", timeout=30_000)
 
     def ready(self) -> bool:
         """Whether the model loaded and ran (awaits the page's start)."""
-        return self.page.evaluate("window.playground.ready")
+        return self.page.evaluate("window.latentforge.ready")
 
     def images(self) -> np.ndarray:
         """The last drawing's images, (n, h, w, c) uint8, once no drawing runs."""
         last = self.page.evaluate(
-            "window.playground.idle().then((l) => ({pixels: Array.from(l.pixels), shape: [l.n, l.h, l.w, l.c]}))"
+            "window.latentforge.idle().then((l) => ({pixels: Array.from(l.pixels), shape: [l.n, l.h, l.w, l.c]}))"
         )
         return np.array(last["pixels"], np.uint8).reshape(last["shape"])
 
@@ -174,7 +175,7 @@ def test_the_encoder_reconstructs_a_dropped_image(browser, models, tmp_path):
         visit = Visit(browser, server.url + "/")
         assert visit.ready()
         visit.page.set_input_files("#file", str(tmp_path / "a.png"))
-        visit.page.wait_for_function("() => window.playground.last && window.playground.last.mode === 'sliders'")
+        visit.page.wait_for_function("() => window.latentforge.last && window.latentforge.last.mode === 'sliders'")
         z = runtime.encode((grey / 255.0).astype(np.float32)[None, ..., None])
         close_to(visit.images(), images.to_uint8(runtime.run(z), runtime.card["value_range"]))
         visit.close()
@@ -274,7 +275,7 @@ def test_headers_traversal_and_the_token(browser, models, monkeypatch):
         visit.page.wait_for_selector("#token-form", state="visible")
         visit.page.fill("#token", "s3cret")
         visit.page.click("#token-form button")
-        visit.page.wait_for_function("() => window.playground.last !== null", timeout=30_000)
+        visit.page.wait_for_function("() => window.latentforge.last !== null", timeout=30_000)
         assert visit.page.evaluate("crossOriginIsolated")
         visit.close()
     with RunningServer(ServeSettings(model=str(models["dcgan"]), public_model=True)) as server:

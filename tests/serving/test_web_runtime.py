@@ -92,3 +92,18 @@ def test_a_tarball_that_does_not_match_or_lacks_a_file_leaves_nothing(registry, 
 def test_the_pinned_package_is_the_one_the_page_needs():
     assert (web_runtime.PACKAGE.name, web_runtime.PACKAGE.version) == ("onnxruntime-web", "1.30.0")
     assert web_runtime.PACKAGE.integrity.startswith("sha512-") and len(web_runtime.PACKAGE.integrity) == 95
+
+
+def test_a_server_started_offline_fetches_the_runtime_on_the_pages_first_request(registry, monkeypatch):
+    from serving import playground
+
+    package, _ = registry
+    monkeypatch.setattr(web_runtime, "PACKAGE", package)
+    site = playground.Site(holder=None)  # starts without a download: nothing is cached
+    assert "web/ort/ort.wasm.min.mjs" not in site.page and "onnxruntime-web is missing" in site.problem
+    assert site.page_file("web/sampler.js") is not None  # the page's own files serve; they fetch nothing
+    assert not web_runtime.folder(package).exists()
+    served = site.page_file("web/ort/ort.wasm.min.mjs")  # the page's first request for the runtime
+    assert served is not None and served.read_bytes() == CONTENT["ort.wasm.min.mjs"]
+    assert site.problem == "" and site.page_file("web/ort/ort-wasm-simd-threaded.wasm") is not None
+    assert site.page_file("web/ort/../../secret") is None

@@ -364,8 +364,10 @@ export async function render() {
 
 function draw(picture) {
   const canvas = $("canvas");
-  canvas.width = picture.width;
-  canvas.height = picture.height;
+  if (canvas.width !== picture.width || canvas.height !== picture.height) {
+    canvas.width = picture.width; // resizing clears and reallocates the canvas: only when the grid changes
+    canvas.height = picture.height;
+  }
   canvas.getContext("2d").putImageData(new ImageData(picture.data, picture.width, picture.height), 0, 0);
 }
 

@@ -65,7 +65,10 @@ async function session(card, graph) {
   if (digest !== card.files[file]) {
     throw new PageError(`${file} does not match the sha256 in the model card; the file was changed or corrupted. Re-export or re-download it.`);
   }
-  return ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+  // Idle pool threads sleep instead of spinning: a tab shares the cores with the browser's own
+  // threads, and spinning ones took turns from them (slow outliers at batch 1 in bench/browser.py's profiling)
+  const extra = { session: { intra_op: { allow_spinning: "0" } } };
+  return ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all", extra });
 }
 
 function configureRuntime() {

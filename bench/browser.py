@@ -59,6 +59,7 @@ THREADS = (1, 2)
 LOOP_VIEWS = (1, 4)  # the page's grid select: 1 image, 4x4 (the page's default)
 DEFAULT_MODELS = "models:/fashion_mnist-dcgan@champion,models:/fashion_mnist-stylegan@champion"
 TARGETS = {"ratio_to_native_at_batch_1": 3.0, "frames_per_s": 60.0, "first_load_wire_mb": 6.0}
+RATIO_TARGET_MODEL = "stylegan"  # the issue's page-to-native target is stylegan-fashion's; dcgan's ratio is shown
 
 # The page's session.run, timed in the page: inputs as feeds.js makes them for seed 0
 PAGE_RUN = """async ({batch, calls, warm}) => {
@@ -143,6 +144,7 @@ def main() -> None:
 
     versions["onnxruntime"] = onnxruntime.__version__
     versions["onnxruntime-web"] = _ort_web_version()
+    chromium = versions.pop("chromium")
     summary = targets(rows, loops, loads)
     print(json.dumps(summary, indent=1))
     record.write(
@@ -158,12 +160,14 @@ def main() -> None:
             "loop_views": [v * v for v in LOOP_VIEWS],
             "screenshot": os.path.relpath(args.screenshot, ROOT) if args.screenshot else "",
         },
-        subject={"models": subjects},
+        subject={"models": subjects, "chromium": chromium, "onnxruntime_web": versions.pop("onnxruntime-web")},
         rows=rows,
         summary=summary,
         tables={"first_load": loads, "first_load_files": files, "loop": loops},
         versions=versions,
-        note="Chromium headless (Debian's) driven by Playwright; the page served by latentforge serve on loopback.",
+        note=f"Chromium {chromium} headless (Debian's) driven by Playwright; native onnxruntime on this CPU "
+        + ("uses AVX-512 kernels" if _has_avx512() else "uses its widest SIMD")
+        + ", the page's WASM build 128-bit SIMD.",
         present=present,
     )
 
@@ -376,7 +380,7 @@ def targets(rows: list[dict], loops: list[dict], loads: list[dict]) -> dict:
     """The issue's targets, each with the number measured and whether it is met."""
     summary: dict = {}
     for row in rows:
-        if row["batch"] == 1:
+        if row["batch"] == 1 and row["model"] == RATIO_TARGET_MODEL:
             key = f"{row['model']}_threads_{row['threads']}_batch_1_page_over_native"
             summary[key] = {"value": row["ratio_to_native"], "target": TARGETS["ratio_to_native_at_batch_1"]}
             summary[key]["met"] = row["ratio_to_native"] <= TARGETS["ratio_to_native_at_batch_1"]
@@ -389,6 +393,13 @@ def targets(rows: list[dict], loops: list[dict], loads: list[dict]) -> dict:
         summary[key] = {"value": load["wire_mb"], "target": TARGETS["first_load_wire_mb"]}
         summary[key]["met"] = load["wire_mb"] <= TARGETS["first_load_wire_mb"]
     return summary
+
+
+def _has_avx512() -> bool:
+    try:
+        return " avx512f" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
 
 
 def _ort_web_version() -> str:
@@ -407,7 +418,7 @@ def _browser_tables(record: dict):
         column("native_ms", "native ms", "fixed:3"),
         column("ratio_to_native", "page ÷ native", "fixed:2"),
         column("page_ms_per_image", "page ms/image", "fixed:3"),
-        column("max_abs_difference", "max |page − native|", "plain"),
+        column("max_abs_difference", "largest difference", "plain"),
     ]
     loop = [
         column("model", "model", "text"),

@@ -14,10 +14,11 @@ Chromium, headless, with Playwright for Python:
   ``latentforge generate`` runs it, in this process, which never imports TensorFlow) run the
   same ONNX bytes (fetched from the server) on the same inputs (the card's defaults for seed 0,
   made by the page's ``feeds.js`` and by the runtime; their outputs are compared) at batch 1 and
-  16. They take turns in ``--rounds`` (5) rounds of ``--block`` (10) timed calls, each block after
-  a pause and two untimed calls, so a slow spell of the shared machine hits both; median of the
-  50 calls.
-  In the page a call is ``await session.run(feeds)`` timed with ``performance.now()`` (5 µs
+  16, after the page has run and drawn for ``--warm-up-seconds`` (V8 runs WebAssembly from its
+  baseline compiler first and optimizes hot functions in the background). They take turns in
+  ``--rounds`` (5) rounds of ``--block`` (10) timed calls, each block after a pause and two
+  untimed calls, so a slow spell of the shared machine hits both; median of the 50 calls. In the
+  page a call is ``await session.run(feeds)`` timed with ``performance.now()`` (5 µs
   resolution in a cross-origin isolated page).
 - **The interactive loop**: the page's own ``render()`` for a new seed each frame (latents from
   the portable sampler, ``session.run``, 8-bit conversion, the grid, ``putImageData``), at 1 image
@@ -53,6 +54,7 @@ from bench.serving import free_port, wait_ready  # noqa: E402
 ROUNDS = 5  # defaults of --rounds and --block: 5 x 10 = 50 timed calls per runtime, batch and thread count
 BLOCK = 10
 WARM_UP_CALLS = 10
+WARM_UP_S = 5.0  # per page, before any timing: until V8 has optimized the hot WebAssembly (warm_up)
 SETTLE_S = 0.05
 BATCHES = (1, 16)
 THREADS = (1, 2)
@@ -84,6 +86,27 @@ PAGE_RUN = """async ({batch, calls, warm}) => {
   return {ms, output: Array.from(result[output].data), threads: lf.ort.env.wasm.numThreads};
 }"""
 
+# Warm-up: session.run at every batch and the page's drawing, in turn, for a while
+PAGE_WARM = """async ({seconds}) => {
+  const lf = window.latentforge;
+  await lf.ready;
+  const card = lf.state.card;
+  const output = card.graphs.generator.outputs[0].name;
+  const feeds = [1, 16].map((batch) => {
+    const tensors = {};
+    for (const [name, v] of Object.entries(lf.feeds.defaultFeed(lf.feeds.inputsOf(card), batch, 0))) {
+      tensors[name] = new lf.ort.Tensor(v.data instanceof Int32Array ? "int32" : "float32", v.data, v.dims);
+    }
+    return tensors;
+  });
+  const end = performance.now() + seconds * 1000;
+  while (performance.now() < end) {
+    for (const tensors of feeds) await lf.state.generator.run(tensors, [output]);
+    await lf.render();
+  }
+  return true;
+}"""
+
 # The page's interactive loop: a new seed each frame, drawn by the page's own render()
 PAGE_LOOP = """async ({grid, calls, warm}) => {
   const lf = window.latentforge;
@@ -109,6 +132,9 @@ def main() -> None:
         "--screenshot", default=str(ROOT / "docs" / "playground.png"), help="PNG of the page; empty = none"
     )
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="turns of the page and native onnxruntime")
+    parser.add_argument(
+        "--warm-up-seconds", type=float, default=WARM_UP_S, help="the page runs and draws this long before timing"
+    )
     parser.add_argument("--block", type=int, default=BLOCK, help="timed calls per turn")
     parser.add_argument("--chromium", default=shutil.which("chromium") or shutil.which("chromium-browser") or "")
     record.add_arguments(parser, "browser")
@@ -133,8 +159,13 @@ def main() -> None:
                 files += per_file
                 onnx = server.onnx(card)
                 for threads in THREADS:
-                    rows += compare(browser, server.url, uri, card, onnx, threads, args.rounds, args.block)
-                    loops += interactive_loop(browser, server.url, card["model"], threads, args.rounds * args.block)
+                    context, page = open_page(browser, server.url, threads)
+                    try:
+                        warm_up(page, args.warm_up_seconds)
+                        rows += compare(page, uri, card, onnx, threads, args.rounds, args.block)
+                        loops += interactive_loop(page, card["model"], threads, args.rounds * args.block)
+                    finally:
+                        context.close()
                 if args.screenshot and index == len(uris) - 1:
                     screenshot(browser, server.url, card, Path(args.screenshot))
         browser.close()
@@ -155,6 +186,7 @@ def main() -> None:
             "rounds": args.rounds,
             "block": args.block,
             "warm_up_calls": WARM_UP_CALLS,
+            "warm_up_seconds": args.warm_up_seconds,
             "batches": list(BATCHES),
             "threads": list(THREADS),
             "loop_views": [v * v for v in LOOP_VIEWS],
@@ -274,91 +306,88 @@ def first_load(browser, url: str, model: str) -> tuple[dict, list[dict]]:
     return load, sorted(per_file.values(), key=lambda e: -e["wire_bytes"])
 
 
-def compare(browser, url: str, uri: str, card: dict, onnx: Path, threads: int, rounds: int, block: int) -> list[dict]:
+def warm_up(page, seconds: float) -> None:
+    """Run the page's session and drawing for ``seconds``: V8 first runs WebAssembly compiled by
+    its baseline tier (Liftoff) and recompiles the hot functions with TurboFan in the background,
+    so the first seconds after a page opens are slower than the page's steady state."""
+    page.evaluate(PAGE_WARM, {"seconds": seconds})
+
+
+def compare(page, uri: str, card: dict, onnx: Path, threads: int, rounds: int, block: int) -> list[dict]:
     """session.run in the page and in native onnxruntime at ``threads``, interleaved: one row per batch."""
     import numpy as np
 
     from serving.runtime import GeneratorRuntime
 
-    context, page = open_page(browser, url, threads)
     native = GeneratorRuntime.load(str(onnx), threads=threads)
     rows = []
-    try:
-        if not page.evaluate("crossOriginIsolated"):
-            raise SystemExit("browser: the page is not cross-origin isolated; WASM threads need COOP/COEP")
-        for batch in BATCHES:
-            feed = native.feed(n=batch, seed=0)
-            times_ms: dict[str, list[float]] = {"page": [], "native": []}
-            page_output = None
-            for _ in range(WARM_UP_CALLS):
-                native.run_feed(feed)
-            for round_ in range(rounds):
-                time.sleep(SETTLE_S)
-                answer = page.evaluate(
-                    PAGE_RUN, {"batch": batch, "calls": block, "warm": 2 if round_ else WARM_UP_CALLS}
-                )
-                if answer["threads"] != threads:
-                    raise SystemExit(f"browser: the page runs {answer['threads']} threads, not {threads}")
-                times_ms["page"] += answer["ms"]
-                page_output = answer["output"]
-                time.sleep(SETTLE_S)
-                native.run_feed(feed)
-                native.run_feed(feed)
-                for _ in range(block):
-                    started = time.perf_counter()
-                    want = native.run_feed(feed)
-                    times_ms["native"].append((time.perf_counter() - started) * 1000)
-            difference = float(np.abs(np.asarray(page_output, np.float32) - want.reshape(-1)).max())
-            if difference > 1e-3:
-                raise SystemExit(f"browser: the page's output differs from native onnxruntime's by {difference}")
-            page_ms, native_ms = statistics.median(times_ms["page"]), statistics.median(times_ms["native"])
-            row = {
-                "model": card["model"],
-                "uri": uri,
-                "threads": threads,
-                "batch": batch,
-                "calls": len(times_ms["page"]),
-                "page_ms": page_ms,
-                "native_ms": native_ms,
-                "page_ms_per_image": page_ms / batch,
-                "native_ms_per_image": native_ms / batch,
-                "ratio_to_native": page_ms / native_ms,
-                "page_q1_ms": statistics.quantiles(times_ms["page"], n=4)[0],
-                "page_q3_ms": statistics.quantiles(times_ms["page"], n=4)[2],
-                "max_abs_difference": difference,
-            }
-            print(
-                f"{card['model']} threads {threads} batch {batch}: page {page_ms:.3f} ms, native {native_ms:.3f} ms, "
-                f"{row['ratio_to_native']:.2f}x",
-                flush=True,
-            )
-            rows.append(row)
-    finally:
-        context.close()
+    if not page.evaluate("crossOriginIsolated"):
+        raise SystemExit("browser: the page is not cross-origin isolated; WASM threads need COOP/COEP")
+    for batch in BATCHES:
+        feed = native.feed(n=batch, seed=0)
+        times_ms: dict[str, list[float]] = {"page": [], "native": []}
+        page_output = None
+        for _ in range(WARM_UP_CALLS):
+            native.run_feed(feed)
+        for round_ in range(rounds):
+            time.sleep(SETTLE_S)
+            answer = page.evaluate(PAGE_RUN, {"batch": batch, "calls": block, "warm": 2 if round_ else WARM_UP_CALLS})
+            if answer["threads"] != threads:
+                raise SystemExit(f"browser: the page runs {answer['threads']} threads, not {threads}")
+            times_ms["page"] += answer["ms"]
+            page_output = answer["output"]
+            time.sleep(SETTLE_S)
+            native.run_feed(feed)
+            native.run_feed(feed)
+            for _ in range(block):
+                started = time.perf_counter()
+                want = native.run_feed(feed)
+                times_ms["native"].append((time.perf_counter() - started) * 1000)
+        difference = float(np.abs(np.asarray(page_output, np.float32) - want.reshape(-1)).max())
+        if difference > 1e-3:
+            raise SystemExit(f"browser: the page's output differs from native onnxruntime's by {difference}")
+        page_ms, native_ms = statistics.median(times_ms["page"]), statistics.median(times_ms["native"])
+        row = {
+            "model": card["model"],
+            "uri": uri,
+            "threads": threads,
+            "batch": batch,
+            "calls": len(times_ms["page"]),
+            "page_ms": page_ms,
+            "native_ms": native_ms,
+            "page_ms_per_image": page_ms / batch,
+            "native_ms_per_image": native_ms / batch,
+            "ratio_to_native": page_ms / native_ms,
+            "page_q1_ms": statistics.quantiles(times_ms["page"], n=4)[0],
+            "page_q3_ms": statistics.quantiles(times_ms["page"], n=4)[2],
+            "max_abs_difference": difference,
+        }
+        print(
+            f"{card['model']} threads {threads} batch {batch}: page {page_ms:.3f} ms, native {native_ms:.3f} ms, "
+            f"{row['ratio_to_native']:.2f}x",
+            flush=True,
+        )
+        rows.append(row)
     return rows
 
 
-def interactive_loop(browser, url: str, model: str, threads: int, frames: int) -> list[dict]:
+def interactive_loop(page, model: str, threads: int, frames: int) -> list[dict]:
     """The page's render() (new seed, run, draw) per view: median ms and the frames/s it sustains."""
-    context, page = open_page(browser, url, threads)
     rows = []
-    try:
-        for side in LOOP_VIEWS:
-            answer = page.evaluate(PAGE_LOOP, {"grid": side, "calls": frames, "warm": WARM_UP_CALLS})
-            median = statistics.median(answer["ms"])
-            rows.append(
-                {
-                    "model": model,
-                    "threads": threads,
-                    "images": answer["n"],
-                    "frames": len(answer["ms"]),
-                    "median_ms": median,
-                    "frames_per_s": 1000 / median,
-                }
-            )
-            print(f"{model} threads {threads}, {answer['n']} image(s) per frame: {median:.2f} ms", flush=True)
-    finally:
-        context.close()
+    for side in LOOP_VIEWS:
+        answer = page.evaluate(PAGE_LOOP, {"grid": side, "calls": frames, "warm": WARM_UP_CALLS})
+        median = statistics.median(answer["ms"])
+        rows.append(
+            {
+                "model": model,
+                "threads": threads,
+                "images": answer["n"],
+                "frames": len(answer["ms"]),
+                "median_ms": median,
+                "frames_per_s": 1000 / median,
+            }
+        )
+        print(f"{model} threads {threads}, {answer['n']} image(s) per frame: {median:.2f} ms", flush=True)
     return rows
 
 

@@ -25,6 +25,7 @@ def test_the_page_is_timed_beside_native_onnxruntime_on_the_same_inputs(tmp_path
     results, shot = tmp_path / "browser.json", tmp_path / "shot.png"
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "browser.py"), "--models", str(model), "--rounds", "2", "--block", "3"]
+        + ["--warm-up-seconds", "1"]
         + ["--results", str(results), "--screenshot", str(shot)],
         capture_output=True,
         text=True,

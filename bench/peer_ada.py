@@ -107,6 +107,7 @@ class AdaptiveAugmenter(keras.layers.Layer):
             name="adaptive_augmenter",
         )
         self.seed_generator = keras.random.SeedGenerator(seed + 4)
+        self.built = True  # its state is made here (save_weights and load_weights need a built model)
 
     def call(self, images, training=False):
         if not training:
@@ -137,6 +138,7 @@ class PeerADA(keras.Model):
         self.trackers = {
             name: keras.metrics.Mean(name=name) for name in ("g_loss", "d_loss", "real_acc", "gen_acc", "aug_p")
         }
+        self.built = True  # the networks arrive built (a study's checkpoints save and load their weights)
 
     def compile(self, **kwargs):
         """Adam(2e-4, beta_1 = 0.5) for each network, as the source compiles them."""

@@ -123,3 +123,25 @@ def test_fit_trains_in_training_mode_with_the_sources_optimizer_and_batch():
     assert model.exported_generator is model.ema_generator and model.value_range == "unit"
     out = model.exported_generator(tf.random.normal((4, peer_ada.NOISE_SIZE))).numpy()
     assert out.shape == (4,) + SHAPE and out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_a_study_checkpoint_saves_and_restores_every_weight_p_and_optimizer_slot(tmp_path):
+    """As bench/family_study.py keeps and resumes a unit: save_weights, then a new model whose
+    optimizer slots are built loads them."""
+    keras.utils.set_random_seed(0)
+    model = peer_ada.PeerADA(SHAPE)
+    model.compile()
+    images = np.random.default_rng(2).uniform(0, 1, (BATCH,) + SHAPE).astype(np.float32)
+    model.fit(images, batch_size=BATCH, epochs=1, verbose=0)
+    model.augmenter.probability.assign(0.25)
+    model.save_weights(str(tmp_path / "state.weights.h5"))
+    again = peer_ada.PeerADA(SHAPE, seed=1)
+    again.compile()
+    again.build_optimizers()
+    again.load_weights(str(tmp_path / "state.weights.h5"))
+    assert float(again.augmenter.probability) == 0.25
+    for network in ("generator", "ema_generator", "discriminator"):
+        for a, b in zip(getattr(model, network).weights, getattr(again, network).weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for a, b in zip(model.generator_optimizer.variables, again.generator_optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -26,6 +26,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from starlette.requests import Request
@@ -34,6 +35,7 @@ from contract.files import write_atomic
 from serving import web_runtime
 
 WEB = Path(__file__).parent / "web"
+RETRY_S = 60.0  # offline, a request for onnxruntime-web tries to fetch it at most this often
 PAGE_FILES = ("playground.js", "feeds.js", "sampler.js", "sha256.js", "playground.css")
 CSP = (
     "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; "
@@ -102,6 +104,7 @@ class Compressed:
     def __init__(self):
         self._cache: dict[tuple, bytes] = {}
         self._lock = threading.Lock()
+        self._making: dict[str, threading.Lock] = {}  # per file: concurrent first requests gzip it once
 
     def get(self, key: str, source: Path | bytes) -> bytes:
         if isinstance(source, Path):
@@ -111,12 +114,18 @@ class Compressed:
             stamp = (key, hashlib.sha256(source).hexdigest())
         with self._lock:
             found = self._cache.get(stamp)
-        if found is None:
-            data = source.read_bytes() if isinstance(source, Path) else source
-            found = gzip.compress(data, compresslevel=6, mtime=0)
+            making = self._making.setdefault(key, threading.Lock())
+        if found is not None:
+            return found
+        with making:
             with self._lock:
-                self._cache = {k: v for k, v in self._cache.items() if k[0] != key}
-                self._cache[stamp] = found
+                found = self._cache.get(stamp)
+            if found is None:
+                data = source.read_bytes() if isinstance(source, Path) else source
+                found = gzip.compress(data, compresslevel=6, mtime=0)
+                with self._lock:
+                    self._cache = {k: v for k, v in self._cache.items() if k[0] != key}
+                    self._cache[stamp] = found
         return found
 
 
@@ -129,6 +138,8 @@ class Site:
         self.compressed = Compressed()
         self._served: list = [None, {}]  # the runtime whose model_files are kept, and those files
         self._fetching = threading.Lock()
+        self._fetched_at = -RETRY_S  # when the last fetch on request ran (a failed one is retried after RETRY_S)
+        self._models = threading.Lock()
         self._load_page(fetch=False)  # no download at start-up: bin/setup fetched it, or the first use does
 
     def _load_page(self, fetch: bool) -> None:
@@ -141,16 +152,19 @@ class Site:
     def page_file(self, key: str) -> Path | None:
         """A file of the page; onnxruntime-web is fetched on its first request when bin/setup did not."""
         if key not in self.page and self.problem and key.removeprefix("web/ort/") in web_runtime.FILES:
-            with self._fetching:
-                if self.problem:
+            with self._fetching:  # one fetch at a time; offline, one try per RETRY_S, not one per request
+                if self.problem and time.monotonic() - self._fetched_at >= RETRY_S:
+                    self._fetched_at = time.monotonic()
                     self._load_page(fetch=True)
         return self.page.get(key)
 
     def model_file(self, key: str) -> Path | bytes | None:
         runtime = self.holder.current()
-        if self._served[0] is not runtime:  # the first request, or a reload swapped the model
-            self._served[:] = [runtime, model_files(runtime)]
-        return self._served[1].get(key)
+        with self._models:  # the routes run in a thread pool: one refresh per model, not one per request
+            if self._served[0] is not runtime:  # the first request, or a reload swapped the model
+                self._served[:] = [runtime, model_files(runtime)]
+            files = self._served[1]
+        return files.get(key)
 
     def response(self, request, key: str, source: Path | bytes | None):
         from starlette.responses import JSONResponse, Response

@@ -17,8 +17,8 @@ if "LATENTFORGE_CACHE" not in os.environ:  # keep the real-feature cache out of 
     import tempfile
 
     os.environ["LATENTFORGE_CACHE"] = tempfile.mkdtemp(prefix="latentforge-cache-")
-    # ...but not without the onnxruntime-web bin/setup fetched (14 MB unpacked): the browser tests
-    # would fetch its 33 MB tarball again. Copied, so a test that changes it changes only the copy.
+    # ...but not without the onnxruntime-web bin/setup fetched: the browser tests would fetch its
+    # tarball again. Copied, so a test that changes it changes only the copy.
     import shutil
 
     _fetched = Path(os.path.expanduser("~/.cache/latentforge/ort-web"))

@@ -15,7 +15,8 @@ let busy = false;
 let pending = false;
 let animation = null;
 
-// The page's API for tests and benches (tests/serving/test_playground.py), as window.latentforge: not
+// The page's API for tests and benches (tests/serving/test_playground.py, bench/browser.py: state,
+// feeds, ort, render, last), as window.latentforge: not
 // window.playground, which names the <main id="playground"> element until this module has run
 window.latentforge = { state, feeds, ort, render, run, idle, last: null, ready: null };
 
@@ -65,10 +66,7 @@ async function session(card, graph) {
   if (digest !== card.files[file]) {
     throw new PageError(`${file} does not match the sha256 in the model card; the file was changed or corrupted. Re-export or re-download it.`);
   }
-  // Idle pool threads sleep instead of spinning: a tab shares the cores with the browser's own
-  // threads, and spinning ones took turns from them (slow outliers at batch 1 in bench/browser.py's profiling)
-  const extra = { session: { intra_op: { allow_spinning: "0" } } };
-  return ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all", extra });
+  return ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
 }
 
 function configureRuntime() {
@@ -351,7 +349,8 @@ export async function render() {
     const pixels = feeds.toUint8(out.data, state.card.value_range);
     if (blankCorner) pixels.fill(0, 0, h * w * c);
     draw(feeds.gridRGBA(pixels, n, h, w, c, columns));
-    window.latentforge.last = { pixels, n, h, w, c, mode: mode(), seed: seed(), ms: performance.now() - started };
+    const at = performance.now(); // since the page's navigation started: bench/browser.py's time to the first drawing
+    window.latentforge.last = { pixels, n, h, w, c, mode: mode(), seed: seed(), ms: at - started, at };
     $("timing").textContent = `${n} image${n > 1 ? "s" : ""} in ${(performance.now() - started).toFixed(1)} ms`;
     $("message").hidden = true;
   } catch (error) {

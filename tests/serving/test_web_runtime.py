@@ -107,3 +107,19 @@ def test_a_server_started_offline_fetches_the_runtime_on_the_pages_first_request
     assert served is not None and served.read_bytes() == CONTENT["ort.wasm.min.mjs"]
     assert site.problem == "" and site.page_file("web/ort/ort-wasm-simd-threaded.wasm") is not None
     assert site.page_file("web/ort/../../secret") is None
+
+
+def test_offline_a_failed_fetch_is_retried_once_a_minute_not_on_every_request(registry, monkeypatch):
+    from serving import playground
+
+    package, _ = registry
+    wrong = npm.Package(package.name, package.version, "sha512-" + "A" * 86 + "==")
+    monkeypatch.setattr(web_runtime, "PACKAGE", wrong)
+    site = playground.Site(holder=None)
+    assert site.page_file("web/ort/ort.wasm.min.mjs") is None  # tried, and failed
+    assert "onnxruntime-web is missing" in site.problem
+    monkeypatch.setattr(web_runtime, "PACKAGE", package)  # the registry would answer now...
+    assert site.page_file("web/ort/ort.wasm.min.mjs") is None  # ...but the next try waits RETRY_S
+    assert not web_runtime.folder(package).exists()
+    site._fetched_at -= playground.RETRY_S  # a minute later
+    assert site.page_file("web/ort/ort.wasm.min.mjs") is not None and site.problem == ""

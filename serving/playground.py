@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
 import mimetypes
 import os
 import shutil
@@ -35,6 +36,7 @@ from contract.files import write_atomic
 from serving import web_runtime
 
 WEB = Path(__file__).parent / "web"
+LOG = logging.getLogger("latentforge.serve")
 RETRY_S = 60.0  # offline, a request for onnxruntime-web tries to fetch it at most this often
 PAGE_FILES = ("playground.js", "feeds.js", "sampler.js", "sha256.js", "playground.css")
 CSP = (
@@ -147,7 +149,9 @@ class Site:
             self.page, self.problem = page_files(fetch=fetch), ""
         except Exception as error:  # offline with no cached runtime: the page says so, the API still serves
             self.page = own_page_files()
-            self.problem = f": the playground's onnxruntime-web is missing ({error})"
+            # the cause (paths, the registry's answer) goes to the server's log, not to clients
+            self.problem = ": the playground's onnxruntime-web is missing (the server's log says why)"
+            LOG.warning("playground: onnxruntime-web is missing: %s", error)
 
     def page_file(self, key: str) -> Path | None:
         """A file of the page; onnxruntime-web is fetched on its first request when bin/setup did not."""

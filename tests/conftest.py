@@ -14,12 +14,14 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 if "LATENTFORGE_CACHE" not in os.environ:  # keep the real-feature cache out of the user's home
+    import atexit
+    import shutil
     import tempfile
 
     os.environ["LATENTFORGE_CACHE"] = tempfile.mkdtemp(prefix="latentforge-cache-")
+    atexit.register(shutil.rmtree, os.environ["LATENTFORGE_CACHE"], True)  # gone when the tests end
     # ...but not without the onnxruntime-web bin/setup fetched: the browser tests would fetch its
     # tarball again. Copied, so a test that changes it changes only the copy.
-    import shutil
 
     _fetched = Path(os.path.expanduser("~/.cache/latentforge/ort-web"))
     if _fetched.is_dir():

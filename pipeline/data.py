@@ -198,21 +198,41 @@ def prepare(dataset: str, tfds_dir: str = "", idx_dir: str = "") -> inputs.Datas
 
 
 # ---- image folders --------------------------------------------------------------------------------
+def check_side(config, side: int) -> None:
+    """UserError unless ``config.model`` builds square images of ``side``, naming the sides it builds."""
+    sides = config.family.sides()
+    if sides and side not in sides:
+        raise UserError(
+            f"{config.model} cannot build {side}x{side} images; valid sides: {', '.join(map(str, sides))}; "
+            "pass -P resolution=N with one of them"
+        )
+
+
 def prepare_folder(config, check_model: bool = False):
-    """Prepare the image folder or zip ``config.dataset`` (``pipeline/folders.py``); with
-    ``check_model``, first check that ``config.model`` can build the images' side.
+    """Prepare the image folder or zip ``config.dataset`` (``pipeline/folders.py``), once its side
+    is one a family builds; with ``check_model``, one ``config.model`` builds, with labels when it
+    is conditional (checked before anything is written).
 
     Returns:
         (the prepared folder, its dataset spec)
     """
     from pipeline import folders
 
-    def check_side(side: int) -> None:
-        sides = config.family.sides()
-        if sides and side not in sides:
+    def check(side: int, labelled: bool) -> None:
+        if not check_model:  # the data stage alone: a side some family builds
+            from models.registry import SIDES
+
+            if side not in SIDES:
+                raise UserError(
+                    f"no model builds {side}x{side} images; valid sides: {', '.join(map(str, SIDES))}; "
+                    "pass -P resolution=N with one of them"
+                )
+            return
+        check_side(config, side)
+        if config.family.labels and not labelled:
             raise UserError(
-                f"{config.model} cannot build {side}x{side} images; valid sides: {', '.join(map(str, sides))}; "
-                "pass -P resolution=N with one of them"
+                f"{config.model} needs class labels and {config.dataset} has none; put the images in one "
+                "subfolder per class or add a dataset.json, or pick an unconditional model"
             )
 
     if config.dataset_id in inputs.import_tfds().list_builders(with_community_datasets=False):
@@ -231,7 +251,7 @@ def prepare_folder(config, check_model: bool = False):
         config.recipe(),
         inputs.tfds_data_dir(config.tfds_dir),
         name=config.dataset_id,
-        check_side=check_side if check_model else None,
+        check=check,
         require_test=True,
     )
     spec = inputs.spec_from_folder(prepared, inputs.tfds_data_dir(config.tfds_dir))

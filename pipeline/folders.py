@@ -434,7 +434,7 @@ def prepare(
     recipe: Recipe,
     data_dir: str,
     name: str = "",
-    check_side=None,
+    check=None,
     log=_say,
     require_test: bool = False,
 ) -> tuple[Prepared, bool]:
@@ -442,8 +442,9 @@ def prepare(
     source and recipe reuse the prepared copy).
 
     Args:
-        check_side: called with the output side before anything is written; raises UserError
-            when the model to train cannot build it.
+        check: called with the output side and whether the images have labels, before anything
+            is written; raises UserError when the model to train cannot build that side or needs
+            labels the images lack.
         log: where progress lines go.
         require_test: refuse (before anything is written) a recipe that holds out no test image;
             the pipeline's stages measure on the test split.
@@ -464,8 +465,8 @@ def prepare(
     log(f"data: reading {len(source.names)} image files in {dataset}")
     found = survey(source)
     side = resolved_side(recipe, found, dataset)
-    if check_side is not None:
-        check_side(side)
+    if check is not None:
+        check(side, bool(source.labels))
     _check_bad(found.bad, len(source.names), dataset)
     if require_test and not _holds_out_any(source, found, recipe):
         _no_test(dataset, recipe)
@@ -566,6 +567,10 @@ def _write(source: Source, found: Survey, meta: dict, location: Path, shape, log
             # another process prepared the same source with the same recipe meanwhile: the same bytes; keep its copy
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+        try:  # a first preparation that failed leaves no empty folder for the dataset's name
+            location.parent.rmdir()
+        except OSError:
+            pass  # not empty: other preparations of this name, or this one, which succeeded
 
 
 def _point_latest(location: Path) -> None:

@@ -71,6 +71,12 @@ def _checked_dataset(config: Config, data_run_id: str | None, cluster_workers: i
         )
     if config.family.labels and not spec.class_names:
         raise UserError(f"{config.model} needs class labels and {spec.name} has none; pick a labelled dataset")
+    height, width, _ = spec.image_shape
+    if height != width:
+        raise UserError(f"{spec.name} has {height}x{width} images; the models build square ones: prepare it again")
+    from pipeline.data import check_side
+
+    check_side(config, height)
     return spec
 
 

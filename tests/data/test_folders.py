@@ -269,13 +269,13 @@ def test_the_data_stage_records_the_folder_in_mlflow(store, tmp_path, capsys):
 
     from pipeline import cli
 
-    folder = make_folder(tmp_path / "my shapes", per_class=6, size=(16, 16))
+    folder = make_folder(tmp_path / "my shapes", per_class=6, size=(28, 28))
     argv = ["data", "--dataset", str(folder), "--tfds-dir", str(tmp_path / "data"), "--test-fraction", "0.2"]
     assert cli.main(argv) == 0
     assert "data: my_shapes" in capsys.readouterr().out
     run = mlflow.search_runs(filter_string="tags.`latentforge.stage` = 'data'", output_format="list")[0]
     assert run.data.params["dataset.name"] == "my_shapes"
-    assert run.data.params["dataset.image_shape"] == "16x16x3"
+    assert run.data.params["dataset.image_shape"] == "28x28x3"
     assert run.data.params["dataset.split.test"] == "2"
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "dataset")}
     assert {"dataset/real_grid.png", "dataset/meta.json", "dataset/spec.json"} <= artifacts
@@ -293,14 +293,49 @@ def test_the_data_stage_records_the_folder_in_mlflow(store, tmp_path, capsys):
         (["--dataset", "{folder}/missing"], "does not exist"),
         (["--dataset", "{folder}", "--test-fraction", "0"], "holds out no test image"),
         (["--dataset", "{folder}", "--dataset-name", "mnist"], "is a TFDS dataset's, which it would hide"),
+        (["--dataset", "{folder}", "--resolution", "48"], "no model builds 48x48 images; valid sides: 28, 32, 56"),
     ],
 )
 def test_bad_data_parameters_are_one_line_and_exit_2(store, tmp_path, capsys, argv, message):
     from pipeline import cli
 
-    folder = make_folder(tmp_path / "shapes", per_class=2, size=(8, 8))
+    folder = make_folder(tmp_path / "shapes", per_class=2, size=(28, 28))
     argv = [a.replace("{folder}", str(folder)) for a in argv]
     assert cli.main(["data", *argv, "--tfds-dir", str(tmp_path / "data")]) == 2
     ours = [line for line in capsys.readouterr().err.splitlines() if line.startswith("latentforge")]
     assert len(ours) == 1 and message in ours[0] and ours[0].startswith("latentforge: error: ")
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model", "cdcgan"], "cdcgan needs class labels and {folder} has none"),
+        (["--model", "stylegan", "--resolution", "48"], "stylegan cannot build 48x48 images; valid sides: 28, 32, 56"),
+        (["--model", "gan", "--resolution", "128"], "gan cannot build 128x128 images; valid sides: 28, 32, 56, 64;"),
+    ],
+)
+def test_main_refuses_a_model_the_folder_cannot_train_before_preparing_it(store, tmp_path, capsys, argv, message):
+    from pipeline import cli
+
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    for i in range(4):  # no subfolders, no dataset.json: unlabelled
+        _picture(RED if i % 2 else BLUE, (28, 28)).save(folder / f"{i}.png")
+    argv = ["main", "--dataset", str(folder), "--tfds-dir", str(tmp_path / "data"), "--test-fraction", "0.5", *argv]
+    assert cli.main(argv) == 2
+    ours = [line for line in capsys.readouterr().err.splitlines() if line.startswith("latentforge")]
+    assert len(ours) == 1 and message.replace("{folder}", str(folder)) in ours[0], ours
+    assert not (tmp_path / "data" / "image_folders").exists()  # nothing prepared
+
+
+def test_the_train_stage_refuses_a_prepared_side_the_model_cannot_build(store, tmp_path, capsys):
+    from pipeline import cli
+
+    folder = make_folder(tmp_path / "shapes", per_class=2, size=(28, 28))
+    argv = ["--dataset", str(folder), "--tfds-dir", str(tmp_path / "data"), "--test-fraction", "0.5", "--resolution", "128"]
+    assert cli.main(["data", *argv]) == 0  # dcgan, progan and stylegan build 128x128...
+    capsys.readouterr()
+    assert cli.main(["train", *argv, "--model", "gan"]) == 2  # ...the dense GAN stops at 64x64
+    ours = [line for line in capsys.readouterr().err.splitlines() if line.startswith("latentforge")]
+    assert len(ours) == 1 and "gan cannot build 128x128 images; valid sides: 28, 32, 56, 64;" in ours[0], ours

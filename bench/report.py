@@ -159,6 +159,9 @@ def render(results: Path = RESULTS, template: Path = TEMPLATE) -> str:
     rank = {name: i for i, name in enumerate(known)}
     records = sorted(load(results), key=lambda item: (rank.get(item[1]["benchmark"], len(rank)), item[1]["benchmark"]))
     titles = [known.get(record["benchmark"], (record["benchmark"], ""))[0] for _, record in records]
+    # several records of one benchmark (a screen in rounds): the second and later are numbered, so
+    # each heading has its own anchor and the first keeps the one links point to
+    titles = [t if titles[:i].count(t) == 0 else f"{t} (round {titles[:i].count(t) + 1})" for i, t in enumerate(titles)]
     lines = [head, ""]
     lines += ["Sections:", "", *(f"- [{t}](#{_anchor(t)})" for t in titles), ""] if records else ["No results yet.", ""]
     for (path, record), title in zip(records, titles):

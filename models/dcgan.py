@@ -4,7 +4,7 @@ Generator: Dense -> reshape -> Conv2DTranspose + BatchNorm + ReLU -> ... -> tanh
 Discriminator: strided Conv2D + LeakyReLU (+ dropout), no pooling, one output.
 Kernel sizes: on a CPU, TensorFlow's 3x3 convolutions run about 3x faster than 4x4 or 5x5 ones of
 the same shape (oneDNN's fast path; ``bench/train_speed.py``), so both networks' hidden layers
-default to 3x3; the two layers on pixels (G's last, D's first: one image channel, cheap) to 5x5,
+default to 3x3; the two layers on pixels (G's last, D's first: one or three image channels, cheap) to 5x5,
 which scored a far better FID at equal training time (``models/families/dcgan.py``).
 A 4x4 transposed convolution (divisible by the stride) avoids checkerboard artifacts (Odena et
 al. 2016) but, given the same training time, scored no better (``models/families/dcgan.py``).

@@ -15,7 +15,7 @@ class DcganOptions(GanOptions):
 
     # 3x3 hidden convolutions: TensorFlow's oneDNN kernels run them much faster on a CPU than
     # 4x4 or 5x5 ones (docs/results.md#training-speed); the two layers on pixels (G's last, D's
-    # first) have one image channel, so 5x5 there costs little and was chosen by FID at equal
+    # first) have one or three image channels, so 5x5 there costs little and was chosen by FID at equal
     # training time (docs/results.md#choosing-the-default-dcgan-recipe)
     kernel_size: int = option(
         3,
@@ -44,8 +44,8 @@ class DcganOptions(GanOptions):
         choices=(3, 4, 5, 7),
         doc=(
             "DCGAN and cDCGAN: kernel size of the two layers on pixels (the generator's last transposed "
-            "convolution, the discriminator's first convolution), 3, 4, 5 or 7. They have one image channel, "
-            "so a larger kernel costs little ([results.md](results.md#training-speed): "
+            "convolution, the discriminator's first convolution), 3, 4, 5 or 7. They have one or three image "
+            "channels, so a larger kernel costs little ([results.md](results.md#training-speed): "
             "`dcgan+image_kernel_size=3`). At equal training time 3 scored worse than 5 and 7 better; at width 64 "
             "7 slowed the step below 1.5× the textbook peer's images/s at batch 64, so the DCGAN's default is 7 "
             "at width 48, which scored better than width 64 with 5 and steps faster "

@@ -1,5 +1,6 @@
 """Progressive growing of GANs (Karras et al. 2018): ``models/progan.py``'s growing networks and
-WGAN-GP training, 7x7 -> 14x14 -> 28x28 with fade-ins scheduled in images seen."""
+WGAN-GP training, from 7x7 (sides 7 * 2**k) or 4x4 (4 * 2**k) up to the image side, with fade-ins
+scheduled in images seen."""
 
 from __future__ import annotations
 
@@ -31,13 +32,15 @@ class ProganOptions(Options):
 class Progan(Family):
     name = "progan"
     order = 7
-    summary = "progressive growing of GANs, 7 -> 14 -> 28 with fade-ins (Karras et al. 2018)"
+    summary = "progressive growing of GANs, 7 -> 14 -> 28 (or 4 -> 8 -> ... -> 64) with fade-ins (Karras et al. 2018)"
     description = (
-        "progressive growing of GANs (Karras et al. 2018): 7x7 → 14x14 → 28x28, each new resolution faded"
-        " in (alpha from 0 to 1) then stabilized, phases of `phase_kimg` thousand images (60); pixel "
+        "progressive growing of GANs (Karras et al. 2018): 7x7 → 14x14 → 28x28 (sides 7·2^k up to 112) or "
+        "4x4 → 8x8 → … (sides 4·2^k up to 128, e.g. five levels to 64x64), each new resolution faded"
+        " in (alpha from 0 to 1) then stabilized; `width` channels at the image side, doubled per halving "
+        "up to 4 × `width`; phases of `phase_kimg` thousand images (60); pixel "
         "norm, equalized learning rate, mini-batch std; WGAN-GP (`gp_weight` 10) plus drift 0.001·D(x)²; "
-        "Adam β = (0, 0.99); generator EMA (`ema`, 0.999 for this family). `level` (0, 1, 2), "
-        "`resolution` (7, 14, 28) and `alpha` are logged per epoch and the sample grids show the growth; "
+        "Adam β = (0, 0.99); generator EMA (`ema`, 0.999 for this family). `level` (0, 1, …), "
+        "`resolution` (7, 14, 28 or 4, 8, …) and `alpha` are logged per epoch and the sample grids show the growth; "
         "alpha follows the images seen, which checkpoints carry, so a resumed run continues in the same "
         "phase at the same alpha"
     )

@@ -121,6 +121,14 @@ def test_every_preset_is_a_valid_config(name):
         assert getattr(config, field) == value
 
 
+def test_every_preset_is_documented_in_the_readme_and_the_usage_table():
+    readme = (ROOT / "README.md").read_text()
+    usage = (ROOT / "docs" / "usage.md").read_text()
+    for name in PRESETS:
+        assert f"`{name}`" in readme, name
+        assert f"| `{name}` |" in usage, name
+
+
 @pytest.mark.slow  # a subprocess that imports TensorFlow or MLflow
 def test_latent_arithmetic_needs_three_classes(tmp_path):
     result = latentforge("latent", "arithmetic", "--model", str(tmp_path / "none.onnx"), cwd=tmp_path)

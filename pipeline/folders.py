@@ -21,6 +21,7 @@ This module imports neither TensorFlow nor MLflow.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -567,10 +568,10 @@ def _write(source: Source, found: Survey, meta: dict, location: Path, shape, log
             # another process prepared the same source with the same recipe meanwhile: the same bytes; keep its copy
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
-        try:  # a first preparation that failed leaves no empty folder for the dataset's name
+        # a first preparation that failed leaves no empty folder for the dataset's name (the folder
+        # is not empty when other preparations of the name are there, or this one succeeded)
+        with contextlib.suppress(OSError):
             location.parent.rmdir()
-        except OSError:
-            pass  # not empty: other preparations of this name, or this one, which succeeded
 
 
 def _point_latest(location: Path) -> None:

@@ -333,7 +333,8 @@ def test_the_train_stage_refuses_a_prepared_side_the_model_cannot_build(store, t
     from pipeline import cli
 
     folder = make_folder(tmp_path / "shapes", per_class=2, size=(28, 28))
-    argv = ["--dataset", str(folder), "--tfds-dir", str(tmp_path / "data"), "--test-fraction", "0.5", "--resolution", "128"]
+    argv = ["--dataset", str(folder), "--tfds-dir", str(tmp_path / "data"), "--test-fraction", "0.5"]
+    argv += ["--resolution", "128"]
     assert cli.main(["data", *argv]) == 0  # dcgan, progan and stylegan build 128x128...
     capsys.readouterr()
     assert cli.main(["train", *argv, "--model", "gan"]) == 2  # ...the dense GAN stops at 64x64

@@ -107,3 +107,57 @@ def test_mixed_bfloat16_training_keeps_float32_weights_and_outputs(spec):
     plain = registry.build("vae", image_shape=spec.image_shape, latent_dim=8, learning_rate=1e-3, seed=1, width=8)
     plain.set_weights(mixed.get_weights())
     np.testing.assert_allclose(np.asarray(plain(images)), np.asarray(mixed(images)), atol=0.05)
+
+
+@pytest.mark.parametrize(
+    "mean, log_scale", [(0.0, 0.0), (0.3, -2.0), (-0.98, -3.0), (2 * 191 / 255 - 1, -7.0), (1.2, 1.0)]
+)
+def test_the_discretized_logistic_gives_the_256_levels_probabilities_that_sum_to_one(mean, log_scale):
+    levels = (np.arange(256, dtype=np.float32) / 255.0).reshape(256, 1, 1, 1)  # one subpixel per image
+    outputs = np.broadcast_to(np.array([mean, log_scale], np.float32), (256, 1, 1, 2))
+    p = np.exp(-np.asarray(vae.logistic_nll(levels, outputs), np.float64))
+    assert p.sum() == pytest.approx(1.0, abs=2e-3)
+    centre = round((mean + 1.0) * 127.5)  # of the inner levels (the end levels hold the tails), the nearest
+    if 0 < centre < 255:  # to the mean is the likeliest
+        assert np.argmax(p[1:255]) + 1 == centre
+    if log_scale < -5:  # a sharp logistic centred on a level puts most of its mass there
+        assert p[centre] > 0.95
+
+
+def test_the_logistic_nll_of_a_colour_image_sums_over_every_subpixel():
+    images = np.random.default_rng(0).integers(0, 256, (2, 4, 4, 3)).astype(np.float32) / 255.0
+    outputs = np.concatenate([np.zeros((2, 4, 4, 3)), np.full((2, 4, 4, 3), 0.5)], axis=-1).astype(np.float32)
+    whole = np.asarray(vae.logistic_nll(images, outputs))
+    per_channel = sum(np.asarray(vae.logistic_nll(images[..., c : c + 1], outputs[..., c::3])) for c in range(3))
+    np.testing.assert_allclose(whole, per_channel, rtol=1e-5)
+
+
+def test_a_colour_vae_is_scored_in_bits_per_dimension_and_promoted_on_its_iwae_bound():
+    from models.registry import EvaluationContext
+    from pipeline.config import Config
+
+    shape = (32, 32, 3)
+    model = registry.build("vae", image_shape=shape, latent_dim=4, learning_rate=1e-3, seed=0, width=8)
+    assert model.likelihood == "logistic"  # auto: colour images get the 8-bit likelihood
+    images = np.random.default_rng(0).integers(0, 256, (6, *shape)).astype(np.float32) / 255.0
+    context = EvaluationContext(
+        runtime=None,
+        features=None,
+        real=None,
+        score=None,
+        sample_features=None,
+        samples=0,
+        seed=0,
+        load_model=lambda: model,
+        load_test_images=lambda: images,
+        config=Config(iwae_k=4, iwae_examples=0),
+    )
+    results = registry.get("vae").evaluate(context).metrics
+    dims = math.prod(shape) * math.log(2.0)
+    assert results["test_iwae_bpd"] == pytest.approx(results["test_iwae_nll"] / dims, rel=1e-6)
+    assert results["test_loss_bpd"] == pytest.approx(results["test_loss"] / dims, rel=1e-6)
+    assert 0 < results["test_iwae_bpd"] < 16  # untrained on uniform noise: near the 8 bits of a uniform model
+    colour = registry.model_spec("vae", image_shape=shape, latent_dim=4, learning_rate=1e-3, seed=0)
+    grey = registry.model_spec("vae", image_shape=(28, 28, 1), latent_dim=4, learning_rate=1e-3, seed=0)
+    assert registry.get("vae").primary_metric_of(colour) == "test_iwae_bpd"  # what promotion compares
+    assert registry.get("vae").primary_metric_of(grey) == "test_iwae_nll"

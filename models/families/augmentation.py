@@ -33,7 +33,9 @@ class AugmentOptions(Options):
         high=1.0,
         doc=(
             "`augment=ada`: the target of r_t = E[sign(D(real))], the paper's overfitting heuristic; p rises "
-            "while r_t is above it and falls while below"
+            "while r_t is above it and falls while below. The sign means something for `gan_loss` `ns`, "
+            "`minimax` and `hinge` (and StyleGAN's loss); `ada` is refused with `lsgan` (targets 0 and 1) and "
+            "`wgan-gp` (a critic's zero is arbitrary)"
         ),
     )
     ada_kimg: float = option(

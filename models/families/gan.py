@@ -115,6 +115,12 @@ class GanOptions(AugmentOptions):
             raise ValueError(
                 f"label_smoothing moves a real target; {self.gan_loss} has none; use gan_loss=ns, minimax or lsgan"
             )
+        if self.augment == "ada" and self.gan_loss in ("lsgan", "wgan-gp"):
+            raise ValueError(
+                f"augment=ada steers p by the sign of D(real), which {self.gan_loss}'s D does not carry (lsgan aims "
+                "reals at 1 and fakes at 0; a critic's zero is arbitrary); use gan_loss=ns, minimax or hinge, "
+                "or augment=diffaugment"
+            )
         if self.d_lr_ratio <= 0:
             raise ValueError("d_lr_ratio must be above 0; e.g. d_lr_ratio=4 (D's rate 4x G's), 1 = the same rate")
         if self.replay and self.replay < batch_size:

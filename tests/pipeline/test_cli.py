@@ -38,6 +38,8 @@ def assert_one_line_error(result, *fragments):
         (["main", "--model", "vae", "--gan-loss", "hinge"], ["gan_loss apply to GAN models", "not vae"]),
         (["main", "--gan-loss", "wasserstein"], ["unknown gan_loss 'wasserstein'", "wgan-gp"]),
         (["main", "--gan-loss", "wgan-gp", "--label-smoothing", "0.1"], ["label_smoothing moves a real target"]),
+        (["main", "--augment", "ada", "--gan-loss", "lsgan"], ["augment=ada steers p by the sign of D(real)"]),
+        (["main", "--augment", "ada", "--gan-loss", "wgan-gp"], ["wgan-gp's D does not carry", "augment=diffaugment"]),
         (["main", "--replay", "10"], ["replay buffer (10) must hold at least one batch (32)"]),  # the DCGAN's
         (["main", "--replay", "40", "--batch-size", "64"], ["replay buffer (40) must hold at least one batch (64)"]),
         (["main", "--ema", "1.5"], ["label_smoothing and ema must be in [0, 1)"]),

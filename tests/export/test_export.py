@@ -9,7 +9,9 @@ from contract import signature
 from export import files, parity
 from models import registry
 
-SHAPES = [(28, 28, 1), (32, 32, 3), (64, 64, 3), (128, 128, 3)]
+SHAPES = [(28, 28, 1), (56, 56, 3), (64, 64, 3), (128, 128, 3)]
+# the build test's channels per side: each start (7 * 2**k, 4 * 2**k) in grey and in colour
+CHANNELS_AT = {28: 3, 32: 1, 56: 1, 64: 3, 112: 3, 128: 1}
 
 
 @pytest.mark.parametrize(
@@ -32,6 +34,24 @@ def test_every_graph_of_every_family_has_parity_at_two_batch_sizes(kind, shape, 
         assert report["passed"] and report["batch_sizes"] == [1, 16], (export.stem, report)
         assert max(report["max_abs_diff"].values()) <= 1e-4
         onnx.checker.check_model(onnx.load(str(onnx_path)), full_check=True)
+
+
+@pytest.mark.parametrize("kind", registry.names())
+def test_every_family_builds_every_side_it_claims(kind):
+    """Every side of ``sides()`` (the parity test above exports four of them): each graph the family
+    ships runs at batch 2 and gives its output's shape, the image at the side and channels asked for."""
+    family = registry.get(kind)
+    width = 8 if family.defaults["width"] else 0
+    assert set(family.sides()) <= set(CHANNELS_AT) and {28, 32, 56, 64} <= set(family.sides())
+    for side in family.sides():
+        shape = (side, side, CHANNELS_AT[side])
+        spec = registry.model_spec(kind, image_shape=shape, latent_dim=6, learning_rate=1e-3, seed=0, width=width)
+        for export in family.exports(family.build(spec), spec):
+            feed = signature.random_feed(export.signature.inputs, 2, seed=0)
+            out = np.asarray(signature.call(export.network, export.signature, feed))
+            assert out.shape == (2, *export.signature.outputs[0].shape), (kind, shape, export.stem)
+            if export.signature.outputs[0].name == "image":
+                assert out.shape == (2, *shape) and np.isfinite(out).all(), (kind, shape, export.stem)
 
 
 def test_the_batch_axis_is_dynamic(tmp_path):

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The emoji study (issue 31), step by step in the order it runs: the data, the training speed of
 # every family at 64x64, the screen of dcgan-emoji's augmentation, the equal-time study on the
-# whole set (10, 20 and 40 minutes, three seeds), and ADA on a 1,000-image subset (30 minutes,
-# three seeds). Hours of a quiet machine: every step resumes unit by unit (bench/equal_time.py
-# keeps finished units in --units and a running one at each checkpoint under --state), so rerun
-# this script after an interruption.
+# whole set (10, 20 and 40 minutes, three seeds), ADA on a 1,000-image subset (30 minutes, three
+# seeds), then `bin/run -P preset=stylegan-emoji` from a fresh clone, projections of held-out emoji
+# by its champion, and the memory of preparing 50,000 images. Hours of a quiet machine: the study
+# steps resume unit by unit (bench/equal_time.py keeps finished units in --units and a running one
+# at each checkpoint under --state) and a finished champion run is kept, so rerun this script
+# after an interruption.
 # Run it from a worktree pinned at the commit it measures (kept work is reused only while the
 # code is unchanged), with nothing else running: the units are timed.
 #
-#     bench/emoji_study.sh [speed|screen|study|subset|all]   (default: all)
+#     bench/emoji_study.sh [speed|screen|study|subset|champion|projection|memory|all]   (default: all)
 #
 # The study trains dcgan-emoji with the augmentation that scored the lowest median FID in the
 # screen (its record, emoji_screen.json, must exist by then). Where things go:
@@ -54,4 +56,24 @@ fi
 if [[ $what == subset || $what == all ]]; then
   step emoji_ada_subset --dataset emoji_1k --seconds 1800 --budgets 1 --seeds 0,1,2 \
     --models stylegan-emoji+augment=none,stylegan-emoji
+fi
+# `bin/run -P preset=stylegan-emoji` end to end in a fresh clone (the dataset fetched, the extractor
+# trained), kept in $state/first_run_stylegan_emoji: the projection step reads its champion
+champion="$state/first_run_stylegan_emoji"
+if [[ $what == champion || $what == all ]]; then
+  if [[ ! -f $results/first_run_stylegan_emoji.json ]]; then
+    rm -rf "$champion"
+    "$py" bench/first_run.py --params preset=stylegan-emoji --name first_run_stylegan_emoji --work "$champion" \
+      --results "$results/first_run_stylegan_emoji.json"
+  fi
+fi
+if [[ $what == projection || $what == all ]]; then
+  # held-out emoji projected by that champion, beside each image's nearest other real emoji
+  MLFLOW_TRACKING_URI="sqlite:///$champion/fresh/mlflow.db" "$py" bench/projection.py \
+    --model models:/emoji-stylegan@champion --tfds-dir "$champion/home/tensorflow_datasets" \
+    --results "$results/projection.json"
+fi
+if [[ $what == memory || $what == all ]]; then
+  # preparing 5,000 and 50,000 PNGs: the peak memory of the data stage and its workers
+  "$py" bench/prepare_memory.py --results "$results/prepare_memory.json"
 fi

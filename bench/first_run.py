@@ -10,9 +10,13 @@ store (each stage's run start and end), and "outside stages" is the rest (import
 the dataset, which the data stage does before it opens its run).
 
 With several commits (``--commits OLD,HEAD``) the runs take turns (old, new, old, new, ...), so
-that a busy machine slows them alike and their ratio holds.
+that a busy machine slows them alike and their ratio holds. ``--params preset=stylegan-emoji``
+passes ``-P`` values to ``bin/run`` (a preset end to end from a fresh clone: its dataset fetched,
+its extractor trained), recorded under ``--name``; each row lists the pictures the stages logged.
 
     .venv/bin/python bench/first_run.py [--commits HEAD] [--rounds 1]
+    .venv/bin/python bench/first_run.py --params preset=stylegan-emoji --name first_run_stylegan_emoji \
+        --work DIR        # DIR/fresh/mlflow.db then holds its champion, DIR/home its prepared data
 """
 
 from __future__ import annotations
@@ -65,22 +69,36 @@ def stage_seconds(clone: Path) -> dict:
     if experiment is None:
         raise BenchError(f"no 'latentforge' experiment in {clone / 'mlflow.db'}")
     runs = client.search_runs([experiment.experiment_id], max_results=100)
-    seconds, fid = {}, None
+    seconds, fid, pictures = {}, None, {}
     for run in runs:
         stage = run.data.tags.get(STAGE_TAG)
         if stage in (*STAGES, "main") and run.info.end_time:
             seconds[stage] = seconds.get(stage, 0.0) + (run.info.end_time - run.info.start_time) / 1000
         if stage == "main":
             fid = run.data.metrics.get("fid")
+        elif stage in STAGES:
+            pictures.setdefault(stage, []).extend(_pictures(client, run.info.run_id))
     if "main" not in seconds:
         raise BenchError("the clone's store has no finished main run")
     # The features run is nested in the evaluate stage: evaluate's own time is the rest.
     seconds["evaluate"] = seconds.get("evaluate", 0.0) - seconds.get("features", 0.0)
-    return {"seconds": seconds, "fid": fid}
+    return {"seconds": seconds, "fid": fid, "pictures": {k: sorted(v) for k, v in pictures.items()}}
 
 
-def one_run(sha: str, work: Path) -> dict:
-    """bin/run in a fresh clone of commit ``sha``: wall seconds, stage seconds, FID."""
+def _pictures(client, run_id: str, path: str = "", depth: int = 3) -> list[str]:
+    """The PNG artifacts of a run, ``depth`` folders deep."""
+    found = []
+    for item in client.list_artifacts(run_id, path or None):
+        if item.is_dir and depth > 1:
+            found += _pictures(client, run_id, item.path, depth - 1)
+        elif item.path.endswith(".png"):
+            found.append(item.path)
+    return found
+
+
+def one_run(sha: str, work: Path, params: tuple[str, ...] = ()) -> dict:
+    """bin/run (with ``-P`` for each of ``params``) in a fresh clone of commit ``sha``: wall
+    seconds, stage seconds, FID, the pictures each stage logged."""
     clone, home = work / "fresh", work / "home"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     subprocess.run(["git", "-C", str(clone), "checkout", "-q", sha], check=True)
@@ -91,7 +109,8 @@ def one_run(sha: str, work: Path) -> dict:
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if ".venv" not in p)
     started = time.perf_counter()
     with open(work / "bin-run.log", "w") as log:
-        code = subprocess.run(["bin/run"], cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+        command = ["bin/run", *(a for p in params for a in ("-P", p))]
+        code = subprocess.run(command, cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
     wall = time.perf_counter() - started
     if code:
         tail = (work / "bin-run.log").read_text().strip().splitlines()[-3:]
@@ -102,6 +121,7 @@ def one_run(sha: str, work: Path) -> dict:
     row.update({f"{stage}_s": round(stages.get(stage, 0.0), 1) for stage in STAGES})
     row["outside_stages_s"] = round(wall - sum(stages.get(stage, 0.0) for stage in STAGES), 1)
     row["fid"] = round(measured["fid"], 2) if measured["fid"] is not None else None
+    row["pictures"] = measured["pictures"]
     return row
 
 
@@ -110,8 +130,20 @@ def main() -> None:
     parser.add_argument("--commits", default="HEAD", help="comma-separated commits; the runs take turns")
     parser.add_argument("--rounds", type=int, default=1, help="runs per commit")
     parser.add_argument("--keep", action="store_true", help="keep the clones (their logs and stores)")
+    parser.add_argument(
+        "--work", default="", help="run in this new folder and keep it (one commit, one round): later steps read it"
+    )
+    parser.add_argument("--params", default="", help="comma-separated name=value for bin/run's -P, e.g. preset=...")
+    parser.add_argument("--name", default="first_run", help="the record's name (default results: <name>.json)")
     record.add_arguments(parser, "first_run")
     args = parser.parse_args()
+    if args.results == str(record.RESULTS / "first_run.json"):
+        args.results = str(record.RESULTS / f"{args.name}.json")
+    params = tuple(p.strip() for p in args.params.split(",") if p.strip())
+    if args.work and (Path(args.work).exists() or args.rounds != 1 or "," in args.commits):
+        sys.exit(f"first_run: --work takes a new folder, with one commit and one round: {args.work}")
+    if any("=" not in p for p in params):
+        sys.exit(f"first_run: --params takes name=value pairs, got '{args.params}'")
     if not (ROOT / ".venv" / "bin" / "python").is_file():
         sys.exit("first_run: no .venv in this checkout; run bin/setup first")
     try:
@@ -121,15 +153,16 @@ def main() -> None:
     rows = []
     for round_index in range(args.rounds):
         for sha in commits:
-            work = Path(tempfile.mkdtemp(prefix="latentforge-first-run-"))
+            work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="latentforge-first-run-"))
+            work.mkdir(parents=True, exist_ok=True)
             print(f"first_run: round {round_index + 1}, commit {sha[:7]}, in {work}", flush=True)
             try:
-                row = one_run(sha, work)
+                row = one_run(sha, work, params)
             except (BenchError, subprocess.CalledProcessError) as error:
                 sys.exit(f"first_run: {error} (clone and log kept in {work})")
             rows.append({"round": round_index + 1, **row})
-            print("first_run: " + ", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
-            if not args.keep:
+            print("first_run: " + ", ".join(f"{k} {v}" for k, v in row.items() if k != "pictures"), flush=True)
+            if not (args.keep or args.work):
                 shutil.rmtree(work, ignore_errors=True)
     medians = {sha[:7]: statistics.median(r["wall_s"] for r in rows if r["commit"] == sha[:7]) for sha in commits}
     summary = {"median_wall_s": medians}
@@ -138,9 +171,9 @@ def main() -> None:
         summary["ratio_last_to_first"] = round(medians[last] / medians[first], 3)
     print(f"first_run: median wall seconds {medians}", flush=True)
     record.write(
-        "first_run",
+        args.name,
         args.results,
-        parameters={"commits": [c[:7] for c in commits], "rounds": args.rounds},
+        parameters={"commits": [c[:7] for c in commits], "rounds": args.rounds, "params": list(params)},
         rows=rows,
         summary=summary,
         present=present,
@@ -193,8 +226,17 @@ def readme_first_run(record: dict) -> str:
 def present(record: dict) -> dict:
     """How docs/results.md shows this benchmark's record (``bench/record.py``), and the README's
     sentence on the first run."""
+    reading = _first_run_reading(record)
+    if record.get("parameters", {}).get("params"):
+        given = " ".join(f"-P {p}" for p in record["parameters"]["params"])
+        logged = {stage: len(paths) for stage, paths in (record["rows"][-1].get("pictures") or {}).items()}
+        reading = [f"`bin/run {given}`.", *reading]
+        if logged:
+            reading.append("Pictures logged: " + ", ".join(f"{stage} {n}" for stage, n in logged.items()) + ".")
+    if record.get("benchmark", "first_run") != "first_run":
+        return presented(_first_run_tables(record), reading)
     readme = {"first_run": readme_first_run(record)}
-    return presented(_first_run_tables(record), _first_run_reading(record), readme=readme)
+    return presented(_first_run_tables(record), reading, readme=readme)
 
 
 if __name__ == "__main__":

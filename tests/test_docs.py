@@ -43,6 +43,21 @@ def test_readme_time_is_rendered_from_the_first_run_benchmark(tmp_path):
     assert report.render_readme(rendered, tmp_path) == rendered  # idempotent
 
 
+def test_a_preset_first_run_names_its_command_and_pictures_and_leaves_the_readme_alone():
+    sys.path.insert(0, str(ROOT))
+    from bench import first_run
+
+    record = {
+        "benchmark": "first_run_stylegan_emoji",
+        "parameters": {"commits": ["bbbbbbb"], "rounds": 1, "params": ["preset=stylegan-emoji"]},
+        "rows": [{"round": 1, "commit": "bbbbbbb", "wall_s": 1800.0, "pictures": {"train": ["a.png", "b.png"]}}],
+        "summary": {"median_wall_s": {"bbbbbbb": 1800.0}},
+    }
+    shown = first_run.present(record)
+    assert shown["reading"][0] == "`bin/run -P preset=stylegan-emoji`."
+    assert "Pictures logged: train 2." in shown["reading"] and not shown.get("readme")
+
+
 def test_the_renderer_formats_cells_by_their_column_spec_and_takes_the_template_prose(tmp_path):
     sys.path.insert(0, str(ROOT))
     from bench import record, report

@@ -259,15 +259,26 @@ def training_examples(spec: DatasetSpec, examples: int = 0, xflip: bool = False)
     return min(examples or spec.splits["train"], spec.splits["train"]) * (2 if xflip else 1)
 
 
-def _shuffled_batches(ds, count: int, *, batch_size: int, seed: int, repeat: bool, xflip: bool):
-    """What every training source ends with: cached, with mirrored copies (``xflip``), shuffled
-    (seeded, afresh each pass), repeated, in fixed-size batches (the last partial one dropped)."""
+SHUFFLE_BUFFER = 20000  # examples
+CACHE_BYTES = 1 << 30  # an image folder's training split is kept in memory up to this size (uint8)
+
+
+def _shuffled_batches(ds, count: int, *, batch_size: int, seed: int, repeat: bool, xflip: bool, cache: bool = True):
+    """What every training source ends with: cached in memory (``cache``), with mirrored copies
+    (``xflip``: each image followed by its mirror image, so that the shuffle buffer mixes both
+    however many images there are), shuffled (seeded, afresh each pass), repeated, in fixed-size
+    batches (the last partial one dropped)."""
     import tensorflow as tf
 
-    ds = ds.cache()
+    if cache:
+        ds = ds.cache()
     if xflip:
-        ds = ds.concatenate(ds.map(_mirrored, num_parallel_calls=tf.data.AUTOTUNE))
-    ds = ds.shuffle(min(count, 20000), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.flat_map(
+            lambda *example: tf.data.Dataset.from_tensors(example if len(example) > 1 else example[0]).concatenate(
+                tf.data.Dataset.from_tensors(_mirrored(*example))
+            )
+        )
+    ds = ds.shuffle(min(count, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
     return ds.batch(batch_size, drop_remainder=True)
@@ -282,7 +293,8 @@ def _mirrored(*example):
 
 def _folder_dataset(spec, batch_size, value_range, seed, examples, repeat, binarize, labels, xflip):
     """``training_dataset`` of a prepared image folder: its fixed-size uint8 records, cached as
-    uint8 (a quarter of the memory of floats), normalized a batch at a time."""
+    uint8 (a quarter of the memory of floats) up to ``CACHE_BYTES``, beyond that read from the
+    file each pass (the page cache keeps what memory allows), normalized a batch at a time."""
     import tensorflow as tf
 
     from pipeline import folders
@@ -297,7 +309,10 @@ def _folder_dataset(spec, batch_size, value_range, seed, examples, repeat, binar
     if examples:
         ds = ds.take(examples)
     count = training_examples(spec, examples, xflip)
-    ds = _shuffled_batches(ds, count, batch_size=batch_size, seed=seed, repeat=repeat, xflip=xflip)
+    held = (examples or prepared.meta["splits"]["train"]) * shape[0] * shape[1] * shape[2]
+    ds = _shuffled_batches(
+        ds, count, batch_size=batch_size, seed=seed, repeat=repeat, xflip=xflip, cache=held <= CACHE_BYTES
+    )
 
     def normalized(images, *rest):
         images = normalize(images, value_range)

@@ -264,6 +264,31 @@ def test_the_training_pipeline_reads_the_records_with_labels_and_mirrors(tmp_pat
     assert originals <= mirrored  # every image appears mirrored too
 
 
+@pytest.mark.parametrize("cache_bytes", [1 << 30, 0])  # held in memory, and read from the file each pass
+def test_mirror_images_are_mixed_in_from_the_start_however_large_the_folder(tmp_path, monkeypatch, cache_bytes):
+    folder = tmp_path / "asymmetric"
+    folder.mkdir()
+    for i in range(16):  # a dark left edge, so a mirror image is told apart; brightness names the image
+        pixels = np.full((28, 28, 3), 255, np.uint8)
+        pixels[:, :7] = 10 * i
+        Image.fromarray(pixels).save(folder / f"{i:02d}.png")
+    prepared, _ = _prepare(folder, tmp_path, test_fraction=0.0)
+    spec = inputs.spec_from_folder(prepared, str(tmp_path / "data"))
+    monkeypatch.setattr(inputs, "SHUFFLE_BUFFER", 4)  # far fewer than the 32 images and mirror images
+    monkeypatch.setattr(inputs, "CACHE_BYTES", cache_bytes)
+    passes = []
+    for _ in range(2):
+        batches = inputs.training_dataset(spec, batch_size=4, value_range="unit", seed=0, xflip=True)
+        passes.append(np.concatenate([b.numpy() for b in batches]))
+    images = passes[0]
+    mirrored = images[:, 0, 0, 0] > images[:, 0, -1, 0]  # the dark edge on the right
+    assert len(images) == 32 and mirrored.sum() == 16
+    assert mirrored[:8].sum() >= 2  # appended after the originals, none would come before the 13th
+    named = sorted(zip(np.minimum(images[:, 0, 0, 0], images[:, 0, -1, 0]).round(3), mirrored))
+    assert named == sorted((round(10 * i / 255, 3), m) for i in range(16) for m in (False, True))
+    np.testing.assert_array_equal(passes[0], passes[1])  # seeded: the same order from the same seed
+
+
 def test_the_data_stage_records_the_folder_in_mlflow(store, tmp_path, capsys):
     import mlflow
 

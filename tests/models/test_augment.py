@@ -103,18 +103,20 @@ def test_diffaugment_translates_with_zeros_and_cuts_out_a_square():
     assert zeros.max() <= 0.25 + 2 * 0.125  # at most the 8x8 cutout and a 2-pixel shift on each axis
 
 
-def _p_after_training(bias: float, steps: int = 12) -> float:
-    """ADA's p after ``steps`` real training steps (batch 32) of a small DCGAN whose discriminator
+def _p_after_training(bias: float, steps: int = 12, kind: str = "dcgan", shape=(28, 28, 1)) -> float:
+    """ADA's p after ``steps`` real training steps (batch 32) of a small ``kind`` whose discriminator
     is made sure of its answer: its logit's bias set to ``bias`` (r_t = sign(bias) on every real)."""
     from models import registry
 
     options = {"augment": "ada", "ada_kimg": 0.64}  # an interval of 4 steps (128 images) moves p by 0.2
     model = registry.build(
-        "dcgan", image_shape=(28, 28, 1), latent_dim=8, learning_rate=1e-4, seed=0, width=8, options=options
+        kind, image_shape=shape, latent_dim=8, learning_rate=1e-4, seed=0, width=8, options=options, num_classes=3
     )
     model.discriminator.get_layer("logit").bias.assign([bias])
-    images = np.random.default_rng(0).uniform(-1, 1, (64, 28, 28, 1)).astype("float32")
-    data = tf.data.Dataset.from_tensor_slices(images).repeat().batch(32, drop_remainder=True)
+    images = np.random.default_rng(0).uniform(-1, 1, (64, *shape)).astype("float32")
+    labels = np.arange(64, dtype="int32") % 3
+    data = tf.data.Dataset.from_tensor_slices((images, labels) if registry.get(kind).labels else images)
+    data = data.repeat().batch(32, drop_remainder=True)
     history = model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
     p = float(model.augment.p)
     assert history.history["augment_p"][-1] == pytest.approx(p)  # what the train stage logs per epoch
@@ -125,6 +127,12 @@ def _p_after_training(bias: float, steps: int = 12) -> float:
 def test_in_training_p_rises_while_d_is_sure_of_the_reals_and_stays_at_0_while_it_is_not():
     assert _p_after_training(50.0) == pytest.approx(0.6)  # 3 intervals of r_t = 1 > 0.6
     assert _p_after_training(-50.0) == 0.0  # r_t = -1: p would fall, and stays at 0
+
+
+@pytest.mark.parametrize("kind", ["cdcgan", "stylegan"])
+def test_the_conditional_dcgan_and_stylegan_steer_p_the_same_way_on_colour_images(kind):
+    assert _p_after_training(50.0, kind=kind, shape=(32, 32, 3)) == pytest.approx(0.6)
+    assert _p_after_training(-50.0, kind=kind, shape=(32, 32, 3)) == 0.0
 
 
 class _HeldOutReals(keras.layers.Layer):

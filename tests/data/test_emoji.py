@@ -154,3 +154,19 @@ def test_the_command(registry, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "4 emoji images in 2 classes written" in out
     assert f"bin/run -P dataset={tmp_path / 'emoji'}" in out
+
+
+def test_dataset_emoji_is_fetched_into_the_cache_on_first_use_and_prepared(registry, store, tmp_path, capsys):
+    import mlflow
+
+    _, stop = registry
+    argv = ["data", "--dataset", "emoji", "--tfds-dir", str(tmp_path / "data"), "--test-fraction", "0.5"]
+    assert cli.main(argv) == 0  # -P dataset=emoji: no folder of that name here, so the public set
+    assert len(list((tmp_path / "cache" / "datasets" / "emoji").rglob("*.png"))) == 4
+    run = mlflow.search_runs(filter_string="tags.`latentforge.stage` = 'data'", output_format="list")[0]
+    assert run.data.params["dataset.name"] == "emoji" and run.data.params["dataset.image_shape"] == "64x64x3"
+    assert run.data.params["dataset.num_classes"] == "2"
+    stop()  # offline: the second use needs nothing from the registry
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    assert "already prepared" in capsys.readouterr().out

@@ -80,8 +80,11 @@ def training_background(card: dict, tfds_dir: str = "") -> tuple[str, str] | Non
 
 
 def w_spread(runtime, samples: int = W_SPREAD_SAMPLES, seed: int = 0) -> float:
-    """sqrt(E|w - w_avg|^2) over ``samples`` mapped latents (the exported generator's ``ws``)."""
+    """sqrt(E|w - w_avg|^2): the card's ``w_spread`` (measured at export over 10,000 latents), or
+    for a card without it, over ``samples`` latents mapped now (the exported generator's ``ws``)."""
     styles = runtime.card["styles"]
+    if "w_spread" in styles:
+        return float(styles["w_spread"])
     w_avg = np.asarray(styles["w_avg"], np.float32)
     latents = image_tools.latents(seed, samples, runtime.latent_dim)
     total, chunk = 0.0, 500  # in chunks: the generator makes an image (and takes noise maps) per latent

@@ -28,6 +28,9 @@ class StyleganOptions(AugmentOptions):
     ema_kimg: float = option(10.0, "stylegan: half-life of the generator EMA, in thousands of images", low=0.0)
 
 
+W_SPREAD_SAMPLES = 10_000  # latents behind the card's w_spread (StyleGAN2's projector maps 10,000)
+
+
 @register
 class Stylegan(Family):
     name = "stylegan"
@@ -95,8 +98,20 @@ class Stylegan(Family):
         return {"generator": model.ema_generator, "synthesis": model.ema_synthesis}
 
     def card_extras(self, model, spec: ModelSpec) -> dict:
+        import numpy as np
+
+        from contract import images as image_tools
+
         w_avg = model.ema_generator.get_layer("w_average").w_avg.numpy()
-        return {"styles": progressive.style_layout(spec.image_shape, w_avg)}
+        styles = progressive.style_layout(spec.image_shape, w_avg)
+        # the projector's scale of w (StyleGAN2's w_std): sqrt(E|w - w_avg|^2) over W_SPREAD_SAMPLES
+        # latents of the portable sampler (seed 0), mapped once here instead of at every projection
+        latents = image_tools.latents(0, W_SPREAD_SAMPLES, spec.latent_dim)
+        ws = model.ema_generator.get_layer("mapping").predict(latents, batch_size=1000, verbose=0)
+        squares = np.sum(np.square(ws.astype(np.float64) - w_avg.astype(np.float64)), axis=1)
+        styles["w_spread"] = float(np.sqrt(np.mean(squares)))
+        styles["w_spread_samples"] = W_SPREAD_SAMPLES
+        return {"styles": styles}
 
     def evaluate(self, context: EvaluationContext) -> Evaluation:
         """The truncation curve, the path length in W and the style pictures

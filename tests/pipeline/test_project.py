@@ -211,3 +211,11 @@ def latent_projection(path: str) -> dict:
     from pipeline import latent
 
     return latent.load_projection(path)
+
+
+def test_the_cards_w_spread_is_what_the_exported_generator_maps(stylegan):
+    runtime = load_runtime(str(stylegan))
+    styles = runtime.card["styles"]
+    assert styles["w_spread_samples"] == project.W_SPREAD_SAMPLES and project.w_spread(runtime) == styles["w_spread"]
+    runtime.card["styles"] = {k: v for k, v in styles.items() if k != "w_spread"}  # as a card written before it
+    assert project.w_spread(runtime) == pytest.approx(styles["w_spread"], rel=1e-4)  # the ONNX generator's ws

@@ -13,11 +13,18 @@ import requests
 
 
 def write_export(
-    folder, kind: str = "dcgan", latent_dim: int = 10, seed: int = 0, shape=(28, 28, 1), width=0, savedmodels=False
+    folder,
+    kind: str = "dcgan",
+    latent_dim: int = 10,
+    seed: int = 0,
+    shape=(28, 28, 1),
+    width=0,
+    savedmodels=False,
+    card_fields: dict | None = None,
 ):
     """An export folder as the export stage writes it (every network the family exports, and a
-    card with their signatures; with ``savedmodels``, their SavedModels too), without the parity
-    check and INT8 twin."""
+    card with their signatures and ``card_fields``; with ``savedmodels``, their SavedModels too),
+    without the parity check and INT8 twin."""
     from contract import card
     from export import files
     from models import registry
@@ -44,6 +51,7 @@ def write_export(
         label_classes=CLASS_NAMES,
         files=files.sha256_tree(folder),
         **family.card_extras(model, spec),
+        **(card_fields or {}),
     )
     return folder
 

@@ -306,17 +306,17 @@ def _latent(args) -> None:
     config = config_module.from_args(args, ("tfds_dir", "features_epochs", "features_examples", "experiment"))
     if not 0 <= args.seed < 2**32:
         raise UserError(f"--seed must be between 0 and 2**32 - 1, got {args.seed}")
+    if args.kind == "arithmetic" and not (args.a and args.b and args.c):  # before MLflow loads
+        raise UserError(
+            "arithmetic needs --a, --b and --c (class names or indices, or projections .npz), "
+            "e.g. --a Sneaker --b Sandal --c Bag"
+        )
     tracking.setup(config.experiment)
     if args.kind == "interpolate":
         kwargs = dict(
             seed=args.seed, rows=args.rows, steps=args.steps, method=args.method, label=args.label, between=args.between
         )
     else:
-        if not (args.a and args.b and args.c):
-            raise UserError(
-                "arithmetic needs --a, --b and --c (class names or indices, or projections .npz), "
-                "e.g. --a Sneaker --b Sandal --c Bag"
-            )
         kwargs = dict(
             a=args.a,
             b=args.b,

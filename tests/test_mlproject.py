@@ -168,22 +168,6 @@ def test_serve_answers_from_the_champion_in_the_store(pipeline_store):
         assert answer.status_code == 200, answer.text[:500]
 
 
-def test_vae_pipeline_in_process(store, tfds_dir):
-    """The VAE through every stage; its primary metric is the test negative ELBO in nats."""
-    from mlflow import MlflowClient
-
-    from pipeline.main import run_main
-    from tests.conftest import tiny_config
-
-    summary = run_main(tiny_config(tfds_dir, model="vae"))
-    assert summary["registered_model"] == "fashion_mnist-vae" and summary["promoted"]
-    version = MlflowClient().get_model_version_by_alias("fashion_mnist-vae", "champion")
-    assert version.tags["latentforge.primary_metric"] == "test_iwae_nll"
-    assert 100 < float(version.tags["latentforge.primary_value"]) < 800  # nats per image
-    artifacts = {a.path for a in MlflowClient().list_artifacts(summary["export_run_id"], "export")}
-    assert {"export/encoder.onnx", "export/encoder_savedmodel"} <= artifacts
-
-
 @contextlib.contextmanager
 def server_process(command, cwd, env, ready_url: str, timeout_s: float):
     """A server started as ``command``, once ``ready_url`` answers 200 (failing with its stderr if

@@ -57,8 +57,13 @@ def test_family_runs_end_to_end(store, tfds_dir, tmp_path, overrides):
     export_run = MlflowClient().get_run(summary["export_run_id"])
     parity = {k: v for k, v in export_run.data.metrics.items() if "parity_max_abs" in k}
     assert parity and all(v <= 1e-4 for v in parity.values()), parity
-    if config.model == "ae":
+    if config.model in ("ae", "vae"):
         assert "encoder_parity_max_abs_onnx" in parity  # the encoder ships too
+        artifacts = {a.path for a in MlflowClient().list_artifacts(summary["export_run_id"], "export")}
+        assert {"export/encoder.onnx", "export/encoder_savedmodel"} <= artifacts
+    if config.model == "vae":  # its primary metric: the test IWAE bound in nats (binarized grey images)
+        assert version.tags["latentforge.primary_metric"] == "test_iwae_nll"
+        assert 100 < float(version.tags["latentforge.primary_value"]) < 800
     if config.model == "progan":  # the growth is logged per epoch: the last step began at 64 images
         train_metrics = MlflowClient().get_run(summary["train_run_id"]).data.metrics
         assert train_metrics["level"] == 1.0 and train_metrics["alpha"] == 1.0  # stabilizing at 14x14

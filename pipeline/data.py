@@ -200,10 +200,14 @@ def prepare(dataset: str, tfds_dir: str = "", idx_dir: str = "") -> inputs.Datas
 # ---- image folders --------------------------------------------------------------------------------
 def check_side(config, side: int) -> None:
     """UserError unless ``config.model`` builds square images of ``side``, naming the sides it builds."""
-    sides = config.family.sides()
+    _check_side_of(f"{config.model} cannot", config.family.sides(), side)
+
+
+def _check_side_of(who: str, sides, side: int) -> None:
+    """UserError "<who> build NxN images; valid sides: ..." unless ``side`` is one of ``sides``."""
     if sides and side not in sides:
         raise UserError(
-            f"{config.model} cannot build {side}x{side} images; valid sides: {', '.join(map(str, sides))}; "
+            f"{who} build {side}x{side} images; valid sides: {', '.join(map(str, sides))}; "
             "pass -P resolution=N with one of them"
         )
 
@@ -222,11 +226,7 @@ def prepare_folder(config, check_model: bool = False):
         if not check_model:  # the data stage alone: a side some family builds
             from models.registry import SIDES
 
-            if side not in SIDES:
-                raise UserError(
-                    f"no model builds {side}x{side} images; valid sides: {', '.join(map(str, SIDES))}; "
-                    "pass -P resolution=N with one of them"
-                )
+            _check_side_of("no model can", SIDES, side)
             return
         check_side(config, side)
         if config.family.labels and not labelled:

@@ -318,7 +318,7 @@ def test_the_data_stage_records_the_folder_in_mlflow(store, tmp_path, capsys):
         (["--dataset", "{folder}/missing"], "does not exist"),
         (["--dataset", "{folder}", "--test-fraction", "0"], "holds out no test image"),
         (["--dataset", "{folder}", "--dataset-name", "mnist"], "is a TFDS dataset's, which it would hide"),
-        (["--dataset", "{folder}", "--resolution", "48"], "no model builds 48x48 images; valid sides: 28, 32, 56"),
+        (["--dataset", "{folder}", "--resolution", "48"], "no model can build 48x48 images; valid sides: 28, 32, 56"),
     ],
 )
 def test_bad_data_parameters_are_one_line_and_exit_2(store, tmp_path, capsys, argv, message):

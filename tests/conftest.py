@@ -125,6 +125,39 @@ def store(tmp_path, monkeypatch):
     yield from _use_store(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path, monkeypatch)
 
 
+@pytest.fixture(scope="session")
+def tiny_extractor_db(tmp_path_factory, spec) -> Path:
+    """A SQLite store (file) holding only TINY's Fashion-MNIST feature extractor, trained and
+    registered once by the real features stage (``extractor_store`` copies it)."""
+    import mlflow
+
+    from pipeline import features, tracking
+
+    folder = tmp_path_factory.mktemp("extractor-store")
+    with pytest.MonkeyPatch.context() as patch:  # its artifacts stay in its own folder
+        patch.chdir(folder)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        patch.delenv("MLFLOW_RUN_ID", raising=False)
+        patch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+        tracking.setup("latentforge-extractor")
+        features.get_extractor(spec, 0, TINY["features_epochs"], TINY["features_examples"])
+        while mlflow.active_run():
+            mlflow.end_run()
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    return folder / "mlflow.db"
+
+
+@pytest.fixture()
+def extractor_store(tmp_path, monkeypatch, tiny_extractor_db):
+    """``store``, already holding TINY's Fashion-MNIST feature extractor: for a test whose runs are
+    evaluated with it but that tests something else (the features stage trains it once per
+    session, not once per test). Its own runs go to its own experiment and folder as in ``store``."""
+    import shutil
+
+    shutil.copyfile(tiny_extractor_db, tmp_path / "mlflow.db")
+    yield from _use_store(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path, monkeypatch)
+
+
 @pytest.fixture(params=["sqlite", "tracking-server"])
 def any_store(request, tmp_path, monkeypatch):
     """The current store: a fresh SQLite file, or a team tracking server on PostgreSQL."""

@@ -75,7 +75,9 @@ def tiny_family():
     registry.unregister(TinyTruncatedGan.name)
 
 
-def test_a_family_defined_in_a_test_runs_through_every_stage_generate_and_serve(store, tfds_dir, tmp_path, tiny_family):
+def test_a_family_defined_in_a_test_runs_through_every_stage_generate_and_serve(
+    extractor_store, tfds_dir, tmp_path, tiny_family
+):
     config = tiny_config(tfds_dir, model=tiny_family, tiny_hidden=16, metrics="fid,classes")
     assert config.tiny_hidden == 16 and "tiny_hidden" in config.to_dict()
     summary = main.run_main(config)

@@ -42,8 +42,9 @@ def test_worse_challenger_is_not_promoted(store, tfds_dir):
     client = MlflowClient()
     name = "fashion_mnist-dcgan"
 
-    def release(fid, **kwargs):
-        exported = export_stage.run_export(config, trained.run_id)
+    exported = export_stage.run_export(config, trained.run_id)
+
+    def release(fid, **kwargs):  # one export measured four times: the gate reads only the evaluation
         return promote.run_promote(config, exported.run_id, _evaluation(exported.run_id, fid, **kwargs))
 
     first = release(50.0)
@@ -125,8 +126,9 @@ def test_concurrent_promoters_leave_the_better_champion_and_every_move_recorded(
     trained = train.run_train(config, data.run_data(config)[0])
     client, name = MlflowClient(), "fashion_mnist-dcgan"
 
-    def exported_and_measured(fid):
-        exported = export_stage.run_export(config, trained.run_id)
+    exported = export_stage.run_export(config, trained.run_id)
+
+    def exported_and_measured(fid):  # each promotion registers its own version of the one export
         return exported.run_id, _evaluation(exported.run_id, fid)
 
     first = promote.run_promote(config, *exported_and_measured(50.0))

@@ -37,11 +37,11 @@ def ray_train_workers() -> list[psutil.Process]:
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_epoch_restarts_the_group_from_the_last_epoch(store, tfds_dir, tmp_path):
+def test_a_worker_killed_mid_epoch_restarts_the_group_from_the_last_epoch(extractor_store, tfds_dir, tmp_path):
     storage = tmp_path / "ray"
     env = {
         **os.environ,
-        "MLFLOW_TRACKING_URI": store,
+        "MLFLOW_TRACKING_URI": extractor_store,
         "LATENTFORGE_RAY_STORAGE": str(storage),
         "LATENTFORGE_SYSTEM_METRICS_S": "2",
     }

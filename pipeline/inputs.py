@@ -279,8 +279,11 @@ def _shuffled_batches(ds, count: int, *, batch_size: int, seed: int, repeat: boo
             )
         )
     ds = ds.shuffle(min(count, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
+    # Unrepeated, tf.data is told the length (a record file's, a mirrored source's, is unknown to it), so
+    # Keras ends each epoch on its last full batch instead of running a step into the end of the data: a
+    # step cut short that way can leave a temporary variable behind that fails the next epoch
+    # ("AlreadyExistsError: Resource __per_step_0/.../tmp_var": StyleGAN with ADA on the emoji set).
+    ds = ds.repeat() if repeat else ds.apply(tf.data.experimental.assert_cardinality(count))
     return ds.batch(batch_size, drop_remainder=True)
 
 

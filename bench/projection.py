@@ -54,10 +54,13 @@ def main() -> None:
     import numpy as np
 
     from pipeline import folders, inputs, project, tracking
-    from pipeline.errors import load_runtime
+    from pipeline.errors import UserError, load_runtime
 
     tracking.setup("latentforge-bench")
-    runtime = load_runtime(args.model)
+    try:
+        runtime = load_runtime(args.model)
+    except UserError as error:  # one line, as the CLI says it
+        raise SystemExit(f"projection: {error}") from None
     card = runtime.card
     spec = inputs.describe(card["dataset"], args.tfds_dir, card.get("dataset_version", ""))
     if not spec.location:

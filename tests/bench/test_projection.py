@@ -5,6 +5,7 @@ variants of the same emoji left out, and the record docs/results.md renders."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,19 @@ def test_held_out_images_are_projected_into_w_and_w_plus_beside_their_nearest_ot
     assert {"ratio_of_medians_w", "ratio_of_medians_wplus", "at_most_half_w", "at_most_half_wplus"} <= set(summary)
     reading = " ".join(projection.present(record)["reading"])
     assert "In W the median distance" in reading and "In W+ the median distance" in reading
+
+
+def test_a_model_that_is_not_there_is_one_line(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "projection.py"), "--model", "models:/nothing-stylegan@champion"]
+        + ["--results", str(tmp_path / "projection.json")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"},
+    )
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("projection: model 'models:/nothing-stylegan@champion' not found")
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "projection.json").exists()

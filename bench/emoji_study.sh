@@ -54,7 +54,8 @@ print(min(rows, key=lambda r: r["fid_median"])["model"])' "$results/emoji_screen
     --models "peer-ada,stylegan-emoji,$best"
 fi
 if [[ $what == subset || $what == all ]]; then
-  step emoji_ada_subset --dataset emoji_1k --seconds 1800 --budgets 1 --seeds 0,1,2 \
+  # scored at 10 and 20 minutes on the way to 30: those checkpoints are where an interrupted unit resumes
+  step emoji_ada_subset --dataset emoji_1k --seconds 600 --budgets 1,2,3 --seeds 0,1,2 \
     --models stylegan-emoji+augment=none,stylegan-emoji
 fi
 # `bin/run -P preset=stylegan-emoji` end to end in a fresh clone (the dataset fetched, the extractor

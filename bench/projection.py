@@ -162,7 +162,7 @@ def present(result: dict) -> dict:
         verdict = "met" if summary[f"at_most_half_{key}"] else "missed"
         median, ratio = summary[f"median_projection_l2_{key}"], summary[f"ratio_of_medians_{key}"]
         reading.append(
-            f"In {space.upper()} the median distance to the projection is {median:.3f}, {ratio:.2f} times that "
+            f"In {space.upper()} the median distance to the projection is {median:.3f}, {ratio:.3f} times that "
             f"(the target, at most 0.5, is {verdict})."
         )
     return presented([("", columns, result["rows"])], reading)

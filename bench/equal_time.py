@@ -60,7 +60,11 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10000)
     parser.add_argument("--state", default=str(record.ROOT / ".bench-state" / "equal_time"), help="kept work")
     parser.add_argument("--units", default="", help="also keep finished units and T here, one JSON file each")
-    parser.add_argument("--identity", default="", help="what kept work must match (default: the code's git trees)")
+    parser.add_argument(
+        "--identity",
+        default="",
+        help="what kept work must match (default: the committed code; see family_study.code_identity)",
+    )
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--tfds-dir", default="")
     parser.add_argument("--features-epochs", type=int, default=0, help="extractor recipe (tests): 0 = the default")

@@ -16,7 +16,7 @@ The study takes hours (3 models x 3 seeds x 1 hour), so it resumes: every finish
 is kept under ``--state``, and so is a running one at each checkpoint (its weights, optimizer
 state and training clock); a rerun of the same command skips the finished ones and continues the
 unfinished one from its last checkpoint. Kept work is reused only while the code that trains and
-scores it (``models/``, ``pipeline/``, ``bench/``) is unchanged, committed, at the same git trees;
+scores it (``models/``, ``pipeline/``, ``bench/`` less ``bench/results/``) is unchanged and committed;
 otherwise it starts over. Nothing else should run on the machine meanwhile: each unit records, per
 stretch of training between checkpoints, the load average and the CPU seconds its process got per
 second of training (``cpu_per_s``; 2.0 = both cores of a 2-core machine all the time), and the
@@ -34,6 +34,7 @@ by convention) and takes finished units from there, under the same rule on the c
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing
 import os
@@ -54,6 +55,7 @@ from bench.record import column, presented  # noqa: E402
 MODELS = "dcgan+ema=0.999,progan,stylegan"
 METRICS = ("fid", "precision", "recall", "class_entropy")
 CODE = ("models", "pipeline", "bench")  # the trees whose state a kept unit depends on
+RESULTS = "bench/results/"  # under bench/ but what studies write, not code: left out of CODE
 LATENCY_BATCHES = (1, 64)
 
 
@@ -68,7 +70,9 @@ def main() -> None:
     parser.add_argument("--latency-calls", type=int, default=100, help="timed onnxruntime calls per batch size")
     parser.add_argument("--state", default=str(record.ROOT / ".bench-state" / "family_study"), help="kept work")
     parser.add_argument(
-        "--identity", default="", help="what kept work must match (default: the git trees of models, pipeline, bench)"
+        "--identity",
+        default="",
+        help="what kept work must match (default: the committed models, pipeline and bench, less bench/results)",
     )
     parser.add_argument("--units", default="", help="also keep finished units here, one JSON file each")
     parser.add_argument("--dataset", default="fashion_mnist")
@@ -120,18 +124,28 @@ def main() -> None:
     )
 
 
-def code_identity() -> str:
-    """The git trees of ``CODE`` at HEAD, or "" when any of them has uncommitted changes."""
+def code_identity(root: Path = record.ROOT) -> str:
+    """The state of ``CODE`` at HEAD, or "" when any of it has uncommitted changes.
+
+    ``bench/results/`` is left out on both counts: committing a finished unit or a study's record
+    there, or a unit written there and not yet committed, changes no code, so kept work stays.
+    """
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", *CODE], cwd=record.ROOT, capture_output=True, text=True
-    ).stdout
-    if dirty.strip():
+        ["git", "status", "--porcelain", "--", *CODE, f":(exclude){RESULTS}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    if dirty.returncode != 0 or dirty.stdout.strip():
         return ""
-    trees = [
-        subprocess.run(["git", "rev-parse", f"HEAD:{path}"], cwd=record.ROOT, capture_output=True, text=True)
-        for path in CODE
-    ]
-    return "-".join(t.stdout.strip()[:12] for t in trees) if all(t.returncode == 0 for t in trees) else ""
+    parts = []
+    for path in CODE:
+        listing = subprocess.run(["git", "ls-tree", "-r", "HEAD", "--", path], cwd=root, capture_output=True, text=True)
+        lines = [line for line in listing.stdout.splitlines() if not line.split("\t", 1)[-1].startswith(RESULTS)]
+        if listing.returncode != 0 or not lines:
+            return ""
+        parts.append(hashlib.sha1("\n".join(lines).encode()).hexdigest()[:12])
+    return "-".join(parts)
 
 
 def slug(name: str, seed: int) -> str:

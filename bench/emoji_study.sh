@@ -7,9 +7,10 @@
 # steps resume unit by unit (bench/equal_time.py keeps finished units in --units and a running one
 # at each checkpoint under --state) and a finished champion run is kept, so rerun this script
 # after an interruption.
-# Run it with nothing else running: the units are timed. Kept work is reused only while models/,
-# pipeline/ and bench/ (less bench/results/, where the units land) are unchanged and committed, so
-# to work on the code meanwhile, run it from a worktree pinned at the commit it measures.
+# Run it with nothing else running: the units are timed. Kept work is reused only while the code
+# (models/, pipeline/, contract/, export/, bench/ less bench/results/ where the units land) is
+# unchanged and committed, so to work on the code meanwhile, run it from a worktree pinned at the
+# commit it measures.
 #
 #     bench/emoji_study.sh [speed|screen|study|subset|champion|projection|memory|all]   (default: all)
 #

@@ -15,13 +15,14 @@ median and [min-max] over seeds.
 The study takes hours (3 models x 3 seeds x 1 hour), so it resumes: every finished (model, seed)
 is kept under ``--state``, and so is a running one at each checkpoint (its weights, optimizer
 state and training clock); a rerun of the same command skips the finished ones and continues the
-unfinished one from its last checkpoint. Kept work is reused only while the code that trains and
-scores it (``models/``, ``pipeline/``, ``bench/`` less ``bench/results/``) is unchanged and committed;
-otherwise it starts over. Nothing else should run on the machine meanwhile: each unit records, per
-stretch of training between checkpoints, the load average and the CPU seconds its process got per
-second of training (``cpu_per_s``; 2.0 = both cores of a 2-core machine all the time), and the
-host's speed when it started and ended (``sgemm_gflops``: numpy float32 1024x1024 matmul, median of
-7), so runs made on different days or machines can be told apart.
+unfinished one from its last checkpoint. Kept work is reused only while the code that trains,
+exports and scores it (``models/``, ``pipeline/``, ``contract/``, ``export/``, and ``bench/`` less
+``bench/results/``) is unchanged and committed; otherwise it starts over. Nothing else should run
+on the machine meanwhile: each unit records, per stretch of training between checkpoints, the
+load average and the CPU seconds its process got per second of training (``cpu_per_s``; 2.0 =
+both cores of a 2-core machine all the time), and the host's speed when it started and ended
+(``sgemm_gflops``: numpy float32 1024x1024 matmul, median of 7), so runs made on different days
+or machines can be told apart.
 
 When the study spans sessions on fresh machines, ``--units DIR`` also keeps each finished unit as
 ``DIR/<model>-seed<N>.json`` (a folder committed between sessions; ``bench/results/family_study_units``
@@ -54,7 +55,7 @@ from bench.record import column, presented  # noqa: E402
 
 MODELS = "dcgan+ema=0.999,progan,stylegan"
 METRICS = ("fid", "precision", "recall", "class_entropy")
-CODE = ("models", "pipeline", "bench")  # the trees whose state a kept unit depends on
+CODE = ("models", "pipeline", "bench", "contract", "export")  # the code a kept unit depends on
 RESULTS = "bench/results/"  # under bench/ but what studies write, not code: left out of CODE
 LATENCY_BATCHES = (1, 64)
 
@@ -72,7 +73,7 @@ def main() -> None:
     parser.add_argument(
         "--identity",
         default="",
-        help="what kept work must match (default: the committed models, pipeline and bench, less bench/results)",
+        help="what kept work must match (default: the committed code, bench/results left out)",
     )
     parser.add_argument("--units", default="", help="also keep finished units here, one JSON file each")
     parser.add_argument("--dataset", default="fashion_mnist")

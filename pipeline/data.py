@@ -143,8 +143,8 @@ def _local_fashion_mnist_builder(idx_dir: str, data_dir: str):
             ]
 
         def _generate_examples(self, num_examples, data_path, label_path):
-            # TFDS's MNIST encodes each image to PNG with a TensorFlow op called eagerly: 17 s of a 36-s
-            # preparation here. png_grey writes the same pixels (PNG is lossless) in 55 us an image.
+            # TFDS's MNIST encodes each image to PNG with a TensorFlow op called eagerly, most of the
+            # preparation's time; png_grey writes the same pixels (PNG is lossless) far faster.
             images = read_idx(Path(data_path))
             labels = read_idx(Path(label_path)).astype("int64")
             if len(images) != num_examples or len(labels) != num_examples:

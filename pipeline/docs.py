@@ -138,7 +138,12 @@ def layout() -> str:
 def benchmarks() -> str:
     """The benchmark scripts (those that write a record to bench/results/)."""
     scripts = [p.name for p in sorted((ROOT / "bench").glob("*.py")) if "record.add_arguments(" in p.read_text()]
-    return "`bench/`: the benchmark scripts (" + ", ".join(f"`{s}`" for s in scripts) + "), each with `--help`."
+    runners = [p.name for p in sorted((ROOT / "bench").glob("*.sh"))]
+    line = "`bench/`: the benchmark scripts (" + ", ".join(f"`{s}`" for s in scripts) + "), each with `--help`"
+    if runners:
+        line += "; the study runners (" + ", ".join(f"`{s}`" for s in runners) + ") call them step by step"
+        line += ", their steps in their header"
+    return line + "."
 
 
 SECTIONS = {

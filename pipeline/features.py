@@ -319,7 +319,7 @@ def run_features(spec: inputs.DatasetSpec, seed: int = 0, epochs: int = 0, examp
         what = "classifier" if task == "classes" else "rotation classifier (the folder has no labels)"
         print(f"features: training the {spec.name} feature {what} {version} (once; registered after)", flush=True)
         trainable = _fit(network, train_x, train_y, task, epochs, seed)
-        # The test split is scored once, after the last epoch (a per-epoch pass cost 3 s each).
+        # The test split is scored once, after the last epoch (a pass per epoch would cost seconds each).
         loss, accuracy = trainable.evaluate(test_x, test_y, batch_size=1000, verbose=0)
         mlflow.log_metrics({"test_accuracy": float(accuracy), "test_loss": float(loss)})
         sane = sanity_scores(network, train_x, held_out, seed)

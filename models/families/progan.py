@@ -32,7 +32,9 @@ class ProganOptions(Options):
 class Progan(Family):
     name = "progan"
     order = 7
-    summary = "progressive growing of GANs, 7 -> 14 -> 28 (or 4 -> 8 -> ... -> 64) with fade-ins (Karras et al. 2018)"
+    summary = (
+        "progressive growing of GANs, 7 -> 14 -> ... or 4 -> 8 -> ... up to 128, with fade-ins (Karras et al. 2018)"
+    )
     description = (
         "progressive growing of GANs (Karras et al. 2018): 7x7 → 14x14 → 28x28 (sides 7·2^k up to 112) or "
         "4x4 → 8x8 → … (sides 4·2^k up to 128, e.g. five levels to 64x64), each new resolution faded"

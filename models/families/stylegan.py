@@ -37,8 +37,8 @@ class Stylegan(Family):
     order = 6
     summary = "StyleGAN2-style generator: mapping network, modulated convolutions, noise (Karras et al.)"
     description = (
-        "StyleGAN2-style (Karras et al. 2019, 2020), its constant at 7x7 (sides 7·2^k: 7 → 14 → 28) or 4x4 "
-        "(4·2^k: 4 → 8 → … → 64), a block per doubling up to the image side (`num_ws` and the noise inputs "
+        "StyleGAN2-style (Karras et al. 2019, 2020), its constant at 7x7 (sides 7·2^k: 7 → 14 → … → 112) or 4x4 "
+        "(4·2^k: 4 → 8 → … → 128), a block per doubling up to the image side (`num_ws` and the noise inputs "
         "follow), `width` channels at the image side, doubled per halving up to 4 × `width`: mapping network `z → w` "
         "(learning-rate multiplier 0.01, running `w_avg`), per-layer styles into modulated and "
         "demodulated 3x3 convolutions (non-fused form), per-layer noise with a learned strength, skip "

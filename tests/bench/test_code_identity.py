@@ -1,5 +1,5 @@
 """Kept study work is tied to the code that trains and scores it (bench/family_study.code_identity):
-a change to models/, pipeline/ or bench/ code gives a new identity, and uncommitted code gives none;
+a change to models/, pipeline/, contract/, export/ or bench/ code gives a new identity, and uncommitted code gives none;
 what the studies themselves write under bench/results/, committed or not, changes nothing."""
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ def _commit(root: Path, message: str) -> None:
 
 def test_results_do_not_change_the_identity_and_code_does(tmp_path):
     root = tmp_path / "repo"
-    for path in ("models/gan.py", "pipeline/train.py", "bench/equal_time.py", "bench/results/old.json"):
+    code = ("models/gan.py", "pipeline/train.py", "bench/equal_time.py", "contract/images.py", "export/onnx.py")
+    for path in (*code, "bench/results/old.json"):
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(f"# {path}\n")
     _git(root, "init", "-q")
     _commit(root, "code")
     first = code_identity(root)
-    assert first and len(first.split("-")) == 3
+    assert first and len(first.split("-")) == 5
 
     # a finished unit written under bench/results/, then committed: the same identity throughout
     (root / "bench/results/units").mkdir()
@@ -48,7 +49,13 @@ def test_results_do_not_change_the_identity_and_code_does(tmp_path):
     (root / "pipeline/new.py").write_text("# new\n")
     assert code_identity(root) == ""
     _commit(root, "pipeline code")
-    assert code_identity(root) not in ("", second)
+    third = code_identity(root)
+    assert third not in ("", second)
+
+    # so do contract/ and export/, which sample and export what is scored
+    (root / "export/onnx.py").write_text("# changed\n")
+    _commit(root, "export code")
+    assert code_identity(root) not in ("", third)
 
 
 def test_outside_a_git_checkout_nothing_is_kept(tmp_path):

@@ -368,6 +368,7 @@ def _equal_time_tables(record: dict):
     units = [
         column("seed", "seed"),
         column("model", "model", "text"),
+        *([column("host_cpu", "host", "text")] if _hosts(record) else []),
         column("batch_size", "batch"),
         column("images_per_s", "training images/s", "fixed:1"),
         column("sgemm_gflops", "host sgemm GFLOP/s (start, end)", "list:0"),
@@ -376,13 +377,30 @@ def _equal_time_tables(record: dict):
     return [("", columns, summary), ("Every unit, in the order they ran", units, record["tables"]["units"])]
 
 
+def _hosts(record: dict) -> dict[str, int]:
+    """The hosts the units ran on and how many each, when a resumed study ran on more than one."""
+    hosts: dict[str, int] = {}
+    for unit in record["tables"]["units"]:
+        if unit.get("host_cpu"):
+            hosts[unit["host_cpu"]] = hosts.get(unit["host_cpu"], 0) + 1
+    return hosts if len(hosts) > 1 else {}
+
+
 def _equal_time_setup(record: dict) -> str:
     parameters, subject = record["parameters"], record.get("subject", {})
-    return (
+    setup = (
         f"T = {subject['T_seconds']:,.1f} s: {subject['T_how']}. Seeds "
         f"{', '.join(str(s) for s in parameters['seeds'])}; FID of {parameters['samples']:,} samples in the "
         f"space of feature extractor `{subject.get('extractor', MISSING)}`."
     )
+    hosts = _hosts(record)
+    if hosts:
+        counts = ", ".join(f"{host} ({n} unit{'s' if n > 1 else ''})" for host, n in hosts.items())
+        setup += (
+            f" The study was resumed across machines, so its units ran on {len(hosts)} kinds of host: {counts};"
+            " the machine named below is the one that finished it."
+        )
+    return setup
 
 
 def _equal_time_reading(record: dict) -> list[str]:

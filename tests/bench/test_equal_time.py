@@ -113,6 +113,35 @@ def test_the_screen_reads_each_candidate_against_the_default():
     ]
 
 
+def test_units_that_ran_on_different_hosts_are_shown_with_their_host():
+    sys.path.insert(0, str(ROOT))
+    from bench import equal_time
+
+    def unit(model, seed, host):
+        return {"model": model, "seed": seed, "batch_size": 32, "images_per_s": 90.0, "host_cpu": host}
+
+    summary = [
+        {"budget_T": 1.0, "model": m, "fid_median": 10.0, "fid_per_seed": [10.0], "fid_lower_than_reference_pct": 0.0}
+        for m in ("peer", "sg")
+    ]
+    record = {
+        "benchmark": "emoji_study",
+        "parameters": {"models": ["peer", "sg"], "seeds": [0, 1], "samples": 100},
+        "subject": {"T_seconds": 10.0, "T_how": "timed", "extractor": "x"},
+        "tables": {"summary": summary, "units": [unit("peer", 0, "A"), unit("sg", 0, "A"), unit("sg", 1, "B")]},
+    }
+    shown = equal_time.present(record)
+    units = shown["tables"][1]
+    assert [c["key"] for c in units["columns"]][:3] == ["seed", "model", "host_cpu"]
+    assert "ran on 2 kinds of host: A (2 units), B (1 unit)" in shown["reading"][0]
+
+    for one in record["tables"]["units"]:  # one host: no column, no sentence
+        one["host_cpu"] = "A"
+    shown = equal_time.present(record)
+    assert "host_cpu" not in [c["key"] for c in shown["tables"][1]["columns"]]
+    assert "kinds of host" not in shown["reading"][0]
+
+
 def test_a_models_batch_size_is_its_override_else_its_presets_else_the_default_else_its_familys():
     sys.path.insert(0, str(ROOT))
     from bench.equal_time import batch_size_of
